@@ -1,0 +1,198 @@
+"""AssetStore: every object, receptacle, table appearance and overlay texture resolves through here.
+
+A store is a *pack*: a folder with ``manifest.json`` (one entry per asset: id, kind, split, source, name, params,
+seed, sha256, license) and the files the entries name. The pack hash (sha256 over the sorted (id, sha256) pairs) is
+written into every result row, so numbers are only ever compared within one pack.
+
+``AssetStore.procedural()`` is the built-in pack: deterministic from code + seeds, materialised into the cache by
+``vgb assets build`` (or lazily on first use). Nothing downloads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla_gen_bench.assets import procedural
+from vla_gen_bench.paths import cache_dir
+
+KINDS = ("object", "receptacle", "table", "overlay")
+SPLITS = ("train", "unseen")
+PROCEDURAL_VERSION = 1
+TEXTURE_SIZE = 256
+
+
+class AssetError(KeyError):
+    """Unknown asset id / kind / split, or a malformed pack. The message says what to do."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    id: str
+    kind: str
+    split: str
+    source: str
+    name: str
+    params: dict[str, Any]
+    seed: int | None
+    sha256: str
+    license: str
+    file: str | None = None
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _shape_digest(a: procedural.ShapeAsset) -> str:
+    payload = json.dumps({"parts": [asdict(p) for p in a.parts], "density": a.density, "name": a.name}, sort_keys=True)
+    return _sha(payload.encode())
+
+
+def did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class AssetStore:
+    """A loaded asset pack. Use :meth:`procedural` for the built-in one."""
+
+    def __init__(self, root: Path, entries: list[ManifestEntry], shapes: dict[str, procedural.ShapeAsset]):
+        self.root = Path(root)
+        self.entries = {e.id: e for e in entries}
+        self._shapes = shapes
+        self._images: dict[str, np.ndarray] = {}
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def procedural(cls, root: Path | None = None, build: bool = True) -> AssetStore:
+        """The built-in pack; textures are rendered into ``root`` (cache by default) on first use."""
+        root = Path(root) if root else cache_dir() / "assets" / f"procedural_v{PROCEDURAL_VERSION}"
+        shapes = {a.id: a for a in procedural.objects() + procedural.receptacles()}
+        if build and not (root / "manifest.json").exists():
+            return cls.build_procedural(root)
+        if not (root / "manifest.json").exists():
+            raise AssetError(f"no asset pack at {root}; run 'vgb assets build'")
+        return cls.load(root, shapes=shapes)
+
+    @classmethod
+    def build_procedural(cls, root: Path) -> AssetStore:
+        """Materialise the procedural pack into ``root`` (textures as PNG + manifest.json); deterministic."""
+        from PIL import Image
+
+        root = Path(root)
+        (root / "textures").mkdir(parents=True, exist_ok=True)
+        entries: list[ManifestEntry] = []
+        shapes = {}
+        for a in procedural.objects() + procedural.receptacles():
+            shapes[a.id] = a
+            entries.append(ManifestEntry(a.id, a.kind, a.split, "procedural", a.name, dict(a.params),
+                                         None, _shape_digest(a), "CC0 (generated)"))  # fmt: skip
+        for t in procedural.tables() + procedural.overlays():
+            img = procedural.render_texture(t, TEXTURE_SIZE)
+            rel = f"textures/{t.id}.png"
+            Image.fromarray(img).save(root / rel)
+            params = {"family": t.family, "colors": [list(c) for c in t.colors], "size": TEXTURE_SIZE}
+            if t.kind == "table":
+                params["tile_m"] = t.tile_m
+            entries.append(ManifestEntry(t.id, t.kind, t.split, "procedural", t.name, params, t.seed,
+                                         _sha(img.tobytes()), "CC0 (generated)", rel))  # fmt: skip
+        manifest = {"pack": "procedural", "version": PROCEDURAL_VERSION, "entries": [asdict(e) for e in entries]}
+        tmp = root / "manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1))
+        tmp.rename(root / "manifest.json")
+        return cls(root, entries, shapes)
+
+    @classmethod
+    def load(cls, root: Path, shapes: dict[str, procedural.ShapeAsset] | None = None) -> AssetStore:
+        root = Path(root)
+        try:
+            raw = json.loads((root / "manifest.json").read_text())
+            entries = [ManifestEntry(**e) for e in raw["entries"]]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise AssetError(f"malformed asset pack manifest {root / 'manifest.json'}: {e}; rebuild it "
+                             "('vgb assets build --force' for the procedural pack)") from e  # fmt: skip
+        return cls(root, entries, shapes or {a.id: a for a in procedural.objects() + procedural.receptacles()})
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def pack_hash(self) -> str:
+        """Content hash of the whole pack (16 hex digits)."""
+        pairs = sorted((e.id, e.sha256) for e in self.entries.values())
+        return _sha(json.dumps(pairs).encode())[:16]
+
+    def ids(self, kind: str, split: str | None = None) -> list[str]:
+        """Asset ids of one kind (and split), in manifest order."""
+        if kind not in KINDS:
+            raise AssetError(f"unknown asset kind {kind!r}{did_you_mean(kind, list(KINDS))}; allowed: {KINDS}")
+        if split is not None and split not in SPLITS:
+            raise AssetError(f"unknown split {split!r}{did_you_mean(split, list(SPLITS))}; allowed: {SPLITS}")
+        return [e.id for e in self.entries.values() if e.kind == kind and (split is None or e.split == split)]
+
+    def entry(self, asset_id: str) -> ManifestEntry:
+        try:
+            return self.entries[asset_id]
+        except KeyError:
+            raise AssetError(
+                f"unknown asset id {asset_id!r}{did_you_mean(asset_id, list(self.entries))}; "
+                "see 'vgb assets list'"
+            ) from None
+
+    def shape(self, asset_id: str) -> procedural.ShapeAsset:
+        """Geometry of an object or receptacle."""
+        e = self.entry(asset_id)
+        if e.kind not in ("object", "receptacle"):
+            raise AssetError(f"asset {asset_id!r} is a {e.kind}, not an object or receptacle")
+        return self._shapes[asset_id]
+
+    def name(self, asset_id: str) -> str:
+        return self.entry(asset_id).name
+
+    def image(self, asset_id: str) -> np.ndarray:
+        """(H, W, 3) uint8 texture of a table or overlay (cached in memory)."""
+        if asset_id not in self._images:
+            e = self.entry(asset_id)
+            if e.file is None:
+                raise AssetError(f"asset {asset_id!r} ({e.kind}) has no image")
+            from PIL import Image
+
+            path = self.root / e.file
+            if not path.exists():
+                raise AssetError(f"asset file missing: {path}; rebuild the pack ('vgb assets build --force')")
+            self._images[asset_id] = np.asarray(Image.open(path).convert("RGB"))
+        return self._images[asset_id]
+
+    def verify(self) -> list[str]:
+        """Re-hash every texture file; return a list of problems (empty when the pack is intact)."""
+        problems = []
+        for e in self.entries.values():
+            if e.file is not None:
+                self._images.pop(e.id, None)
+                try:
+                    got = _sha(self.image(e.id).tobytes())
+                except AssetError as err:
+                    problems.append(str(err))
+                    continue
+                if got != e.sha256:
+                    problems.append(f"{e.id}: sha256 {got[:12]} != manifest {e.sha256[:12]}")
+        return problems
+
+
+_DEFAULT: AssetStore | None = None
+
+
+def default_store() -> AssetStore:
+    """The procedural pack in the cache, built on first use (process-wide singleton)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = AssetStore.procedural()
+    return _DEFAULT

@@ -1,0 +1,131 @@
+"""EpisodeSpec: everything that fixes one episode's initial configuration (one line of an episode manifest).
+
+The task reads an EpisodeSpec at reset (``env.reset(options={"episode": spec})``); variants and manifests produce
+them. Without one, the task samples the in-distribution setting from its seeded RNG (:func:`sample_ind`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+# Workspace: a 6x6 grid with the paper's 3 cm pitch and > 7 cm minimum distance (RL4VLA §2.4), centred in front
+# of the Panda (base at x = -0.615) at a comfortable reach of ~0.5 m.
+GRID_CENTER = (-0.10, 0.0)
+GRID_HALF_EDGE = 0.075
+GRID_N = 6
+MIN_PAIR_DIST = 0.07
+YAWS = (0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4)
+TRAIN_TEMPLATE = "put {object} on {receptacle}"
+
+
+def grid_cells(n: int = GRID_N, half_edge: float = GRID_HALF_EDGE, center=GRID_CENTER, ring: int = 0) -> np.ndarray:
+    """(k, 2) xy of grid cells. ``ring=0``: the n x n training grid; ``ring=r``: only the cells r pitches outside it."""
+    pitch = 2 * half_edge / (n - 1)
+    idx = np.arange(-ring, n + ring)
+    pts = np.array([(i, j) for i in idx for j in idx])
+    if ring:
+        outer = (pts.min(1) == -ring) | (pts.max(1) == n - 1 + ring)
+        pts = pts[outer]
+    xy = -half_edge + pts * pitch
+    return xy + np.asarray(center)
+
+
+def cell_pairs(cells: np.ndarray, min_dist: float = MIN_PAIR_DIST) -> np.ndarray:
+    """(k, 2) index pairs (object cell, receptacle cell) of distinct cells farther apart than ``min_dist``."""
+    d = np.linalg.norm(cells[:, None] - cells[None], axis=-1)
+    i, j = np.nonzero(d > min_dist)
+    return np.stack([i, j], 1)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    kind: str  # "texture" (foreground box) | "noise" (whole image)
+    texture: str  # overlay asset id
+    alpha: float
+
+    def __post_init__(self):
+        if self.kind not in ("texture", "noise"):
+            raise ValueError(f"overlay kind must be 'texture' or 'noise', got {self.kind!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"overlay alpha must be in [0, 1], got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class Reposition:
+    at_step: int  # the object is teleported right after this many actions
+    xy: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode's initial configuration. Index 0 of ``objects``/``receptacles`` is the target."""
+
+    objects: tuple[str, ...]
+    receptacles: tuple[str, ...]
+    table: str
+    object_xy: tuple[tuple[float, float], ...]
+    object_yaw: tuple[float, ...]
+    receptacle_xy: tuple[tuple[float, float], ...]
+    instruction: str
+    receptacle_yaw: tuple[float, ...] = ()
+    qpos_offset: tuple[float, ...] = (0.0,) * 7
+    overlay: Overlay | None = None
+    reposition: Reposition | None = None
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if not self.objects or not self.receptacles:
+            raise ValueError("an episode needs at least one object and one receptacle")
+        if len(self.object_xy) != len(self.objects) or len(self.object_yaw) != len(self.objects):
+            raise ValueError("object_xy / object_yaw must have one entry per object")
+        if len(self.receptacle_xy) != len(self.receptacles):
+            raise ValueError("receptacle_xy must have one entry per receptacle")
+        if self.receptacle_yaw and len(self.receptacle_yaw) != len(self.receptacles):
+            raise ValueError("receptacle_yaw must be empty or have one entry per receptacle")
+        if len(self.qpos_offset) != 7:
+            raise ValueError(f"qpos_offset must have 7 arm-joint entries, got {len(self.qpos_offset)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EpisodeSpec:
+        d = dict(d)
+        tup = lambda v: tuple(tuple(x) if isinstance(x, list) else x for x in v)  # noqa: E731
+        for k in ("objects", "receptacles", "object_yaw", "receptacle_yaw", "qpos_offset"):
+            if k in d:
+                d[k] = tuple(d[k])
+        for k in ("object_xy", "receptacle_xy"):
+            d[k] = tup(d[k])
+        if d.get("overlay"):
+            d["overlay"] = Overlay(**d["overlay"])
+        if d.get("reposition"):
+            r = dict(d["reposition"])
+            r["xy"] = tuple(r["xy"])
+            d["reposition"] = Reposition(**r)
+        return cls(**d)
+
+
+def sample_ind(rng: np.random.Generator | np.random.RandomState, store) -> EpisodeSpec:
+    """The in-distribution setting: a train object, the train receptacle, a train table, a training-grid cell pair
+    and one of four yaws (RL4VLA Main-v3 train split)."""
+    objs = store.ids("object", "train")
+    recs = store.ids("receptacle", "train")
+    tables = store.ids("table", "train")
+    cells = grid_cells()
+    pairs = cell_pairs(cells)
+    pick = lambda n: int(rng.integers(n)) if hasattr(rng, "integers") else int(rng.randint(n))  # noqa: E731
+    o = objs[pick(len(objs))]
+    r = recs[pick(len(recs))]
+    t = tables[pick(len(tables))]
+    i, j = pairs[pick(len(pairs))]
+    yaw = YAWS[pick(len(YAWS))]
+    return EpisodeSpec(
+        objects=(o,), receptacles=(r,), table=t,
+        object_xy=(tuple(map(float, cells[i])),), object_yaw=(yaw,),
+        receptacle_xy=(tuple(map(float, cells[j])),),
+        instruction=TRAIN_TEMPLATE.format(object=store.name(o), receptacle=store.name(r)),
+    )  # fmt: skip

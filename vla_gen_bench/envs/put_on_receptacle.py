@@ -1,0 +1,587 @@
+"""``VgbPutOnReceptacle-v1``: put {object} on {receptacle}, the task family every variant is built from."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sapien
+import torch
+from mani_skill.envs.sapien_env import BaseEnv
+from mani_skill.sensors.camera import CameraConfig
+from mani_skill.utils import sapien_utils
+from mani_skill.utils.registration import register_env
+from mani_skill.utils.structs import Actor, Link, Pose
+from mani_skill.utils.structs.types import SimConfig
+
+from vla_gen_bench.assets.store import AssetStore, default_store
+from vla_gen_bench.envs import compose as C
+from vla_gen_bench.envs.episode import EpisodeSpec, sample_ind
+from vla_gen_bench.envs.robots import (
+    ACTION_HIGH,
+    ACTION_LOW,
+    BASE_POSE,
+    CONTROL_MODE,
+    GRIPPER_OPEN,
+    REST_QPOS,
+    register_agents,
+    resolve_robot,
+)
+from vla_gen_bench.paths import cache_dir
+
+ENV_ID = "VgbPutOnReceptacle-v1"
+MAX_EPISODE_STEPS = 80
+CONTROL_FREQ = 5
+DEFAULT_SIM_FREQ = 100
+POLICY_CAMERA = "policy_camera"
+FAILURE_LABELS = ("success", "never_grasped", "wrong_object", "dropped", "misplaced", "timeout")
+
+# Success / grasp thresholds (DESIGN.md §3, RL4VLA §4)
+XY_TOL = 0.01  # m beyond the receptacle's largest half extent
+Z_GAP_MAX = 0.05  # m between the object's bottom and the receptacle's top
+CONTACT_MIN_N = 0.03  # N object-receptacle contact force
+GRASP_MIN_N = 0.5  # N per finger
+SUSTAINED_GRASP_STEPS = 5
+NEAR_RECEPTACLE = 0.05  # m: a release this close to a receptacle counts as "misplaced", farther as "dropped"
+
+TABLE_RECT = (-0.95, 0.55, -0.75, 0.75)  # x0, x1, y0, y1 of the table top (z = 0)
+PARK_X = 20.0  # unused objects wait on a shelf far outside every camera
+
+
+@dataclass(frozen=True)
+class CameraProfile:
+    """Policy camera: image size, vertical field of view (or the paper's pinhole intrinsics) and look-at pose."""
+
+    width: int
+    height: int
+    fov_y: float | None = None
+    fx: float | None = None
+    eye: tuple[float, float, float] = (0.22, 0.32, 0.46)
+    target: tuple[float, float, float] = (-0.12, 0.0, 0.04)
+
+
+CAMERAS = {
+    # CPU default: OpenVLA's native input size (measured: see README "Speed")
+    "default": CameraProfile(224, 224, fov_y=math.radians(46)),
+    "fast": CameraProfile(128, 128, fov_y=math.radians(46)),
+    # the paper's Logitech C920 intrinsics (RL4VLA §1): 640x480, fx = fy = 623.588
+    "paper": CameraProfile(640, 480, fx=623.588),
+}
+
+
+def camera_profile(camera: str | CameraProfile, size: tuple[int, int] | None = None) -> CameraProfile:
+    """Resolve a camera name (or profile) and an optional (width, height) override; raise on invalid input."""
+    if isinstance(camera, str):
+        if camera not in CAMERAS:
+            raise ValueError(f"unknown camera profile {camera!r}; allowed: {', '.join(CAMERAS)}")
+        camera = CAMERAS[camera]
+    if size is not None:
+        w, h = size
+        if not (isinstance(w, int) and isinstance(h, int) and 16 <= w <= 2048 and 16 <= h <= 2048):
+            raise ValueError(f"invalid camera size {size!r}: width and height must be integers in [16, 2048]")
+        camera = CameraProfile(w, h, camera.fov_y if camera.fx is None else 2 * math.atan(240 / camera.fx),
+                               None, camera.eye, camera.target)  # fmt: skip
+    return camera
+
+
+@register_env(ENV_ID, max_episode_steps=MAX_EPISODE_STEPS)
+class PutOnReceptacleEnv(BaseEnv):
+    """
+    **Task Description:**
+    A Panda arm must put the named object on the named receptacle ("put {object} on {receptacle}"). The scene holds
+    1-2 objects (the target first) and 1-2 flat receptacles on a table. Control: 5 Hz, 80 steps, 7-D raw
+    end-effector delta pose + gripper (see ``vla_gen_bench.envs.robots``). The policy image is composed: the
+    render's foreground (robot, objects, receptacles) over the episode's table image seen from the same camera.
+
+    **Randomizations:**
+    Given by an :class:`~vla_gen_bench.envs.episode.EpisodeSpec` in ``reset(options={"episode": spec})``; without
+    one, the in-distribution setting is sampled from the seeded episode RNG: a train object, the train receptacle,
+    a train table, an ordered pair of distinct 6x6-grid cells (3 cm pitch) more than 7 cm apart, yaw in
+    {0, pi/4, pi/2, 3pi/4}.
+
+    **Success Conditions:**
+    The target object's centre is within (receptacle's largest half extent + 1 cm) of the receptacle's centre in
+    xy, above it with a vertical gap of at most 5 cm between their facing surfaces, and in contact with it
+    (> 0.03 N). Success is read at the final step (``success_at_end``); ``success_once`` is also reported.
+    """
+
+    SUPPORTED_ROBOTS = ["vgb_panda", "vgb_panda_stock"]
+    SUPPORTED_REWARD_MODES = ["dense", "normalized_dense", "sparse", "none"]
+    agent: object
+
+    def __init__(
+        self,
+        *args,
+        robot_uids: str = "panda",
+        camera: str | CameraProfile = "default",
+        camera_size: tuple[int, int] | None = None,
+        asset_store: AssetStore | None = None,
+        sim_freq: int = DEFAULT_SIM_FREQ,
+        obs_mode: str = "rgb",
+        control_mode: str = CONTROL_MODE,
+        **kwargs,
+    ):
+        register_agents()
+        self.camera_profile = camera_profile(camera, camera_size)
+        self.store = asset_store or default_store()
+        self._vgb_sim_freq = int(sim_freq)
+        if self._vgb_sim_freq % CONTROL_FREQ:
+            raise ValueError(f"sim_freq must be a multiple of the control frequency {CONTROL_FREQ} Hz")
+        if obs_mode == "rgb":
+            obs_mode = "rgb+segmentation"  # the composition needs segmentation; it is returned too
+        self.object_ids = self.store.ids("object")
+        self.receptacle_ids = self.store.ids("receptacle")
+        self._table_images: dict[str, torch.Tensor] = {}
+        self._overlay_images: dict[str, torch.Tensor] = {}
+        super().__init__(*args, robot_uids=resolve_robot(robot_uids), obs_mode=obs_mode,
+                         control_mode=control_mode, **kwargs)  # fmt: skip
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def _default_sim_config(self):
+        return SimConfig(sim_freq=self._vgb_sim_freq, control_freq=CONTROL_FREQ, spacing=5)
+
+    def _camera_config(self, uid: str, width: int | None = None, height: int | None = None) -> CameraConfig:
+        cam = self.camera_profile
+        w, h = width or cam.width, height or cam.height
+        pose = sapien_utils.look_at(cam.eye, cam.target)
+        if cam.fx is not None:
+            scale = w / cam.width
+            fx = cam.fx * scale
+            intrinsic = np.array([[fx, 0, (w - 1) / 2], [0, fx, (h - 1) / 2], [0, 0, 1]], dtype=np.float32)
+            return CameraConfig(uid, pose, w, h, intrinsic=intrinsic, near=0.01, far=10)
+        return CameraConfig(uid, pose, w, h, fov=cam.fov_y, near=0.01, far=10)
+
+    @property
+    def _default_sensor_configs(self):
+        return [self._camera_config(POLICY_CAMERA)]
+
+    @property
+    def _default_human_render_camera_configs(self):
+        return self._camera_config("render_camera", 512, int(512 * self.camera_profile.height / self.camera_profile.width))
+
+    def _load_agent(self, options: dict):
+        super()._load_agent(options, sapien.Pose(p=list(BASE_POSE)))
+
+    # ------------------------------------------------------------------ scene
+    def _load_scene(self, options: dict):
+        x0, x1, y0, y1 = TABLE_RECT
+        b = self.scene.create_actor_builder()
+        half = [(x1 - x0) / 2, (y1 - y0) / 2, 0.02]
+        center = sapien.Pose([(x0 + x1) / 2, (y0 + y1) / 2, -0.02])
+        b.add_box_collision(center, half)
+        b.add_box_visual(center, half, material=sapien.render.RenderMaterial(base_color=[0.6, 0.6, 0.6, 1]))
+        b.initial_pose = sapien.Pose()
+        self.table = b.build_static(name="table")
+        b = self.scene.create_actor_builder()
+        n_park = len(self.object_ids) + len(self.receptacle_ids)
+        b.add_box_collision(sapien.Pose([PARK_X + 0.15 * n_park, 0, -0.02]), [0.2 * n_park, 1.0, 0.02])
+        b.initial_pose = sapien.Pose()
+        self.parking = b.build_static(name="parking")
+
+        friction = sapien.physx.PhysxMaterial(static_friction=1.0, dynamic_friction=1.0, restitution=0.0)
+        self.objects = [self._build_shape(i, friction, k) for k, i in enumerate(self.object_ids)]
+        off = len(self.object_ids)
+        self.receptacles = [self._build_shape(i, friction, off + k) for k, i in enumerate(self.receptacle_ids)]
+        # local bounding-box centres / half extents, for the success test
+        self._obj_local = [self._bbox(i) for i in self.object_ids]
+        self._rec_local = [self._bbox(i) for i in self.receptacle_ids]
+
+    def _bbox(self, asset_id: str):
+        lo, hi = self.store.shape(asset_id).bounds
+        return torch.tensor((lo + hi) / 2, dtype=torch.float32), torch.tensor((hi - lo) / 2, dtype=torch.float32)
+
+    def _park_pose(self, k: int) -> list[float]:
+        return [PARK_X + 0.3 * k, 0.0, 0.001]
+
+    def _build_shape(self, asset_id: str, material, park_slot: int) -> Actor:
+        shape = self.store.shape(asset_id)
+        b = self.scene.create_actor_builder()
+        z_to_x = _quat_mul_np((0.7071068, 0, -0.7071068, 0), (1, 0, 0, 0))  # SAPIEN cylinders lie along x
+        for p in shape.parts:
+            rgba = [*p.color, 1.0]
+            mat = sapien.render.RenderMaterial(base_color=rgba, roughness=0.6, specular=0.3)
+            if p.kind == "box":
+                pose = sapien.Pose(list(p.pos), list(p.quat))
+                if p.collision:
+                    b.add_box_collision(pose, list(p.size), material=material, density=shape.density)
+                b.add_box_visual(pose, list(p.size), material=mat)
+            elif p.kind == "cylinder":
+                pose = sapien.Pose(list(p.pos), list(_quat_mul_np(p.quat, z_to_x)))
+                r, hh = p.size
+                if p.collision:
+                    b.add_cylinder_collision(pose, r, hh, material=material, density=shape.density)
+                b.add_cylinder_visual(pose, r, hh, material=mat)
+            elif p.kind == "mesh":
+                path = _convex_mesh_file(p.vertices)
+                pose = sapien.Pose(list(p.pos), list(p.quat))
+                if p.collision:
+                    b.add_convex_collision_from_file(path, pose, material=material, density=shape.density)
+                b.add_visual_from_file(path, pose, material=mat)
+            else:
+                raise ValueError(f"asset {asset_id}: unknown part kind {p.kind!r}")
+        b.initial_pose = sapien.Pose(self._park_pose(park_slot))
+        return b.build(name=asset_id)
+
+    def _after_reconfigure(self, options):
+        ids = [i for i, o in self.segmentation_id_map.items()
+               if isinstance(o, Link) or (isinstance(o, Actor) and o.name in set(self.object_ids + self.receptacle_ids))]  # fmt: skip
+        self._fg_ids = torch.tensor(sorted(ids), dtype=torch.int16, device=self.device)
+        params = self.scene.sensors[POLICY_CAMERA].get_params()
+        extr = params["extrinsic_cv"][0].cpu().numpy()
+        world2cam = np.eye(4)
+        world2cam[:3] = extr
+        self._cam_intrinsic = params["intrinsic_cv"][0].cpu().numpy()
+        self._cam2world_cv = np.linalg.inv(world2cam)
+        self._table_images.clear()
+
+    def table_image(self, table_id: str) -> torch.Tensor:
+        """(H, W, 3) uint8 view of the table appearance from the policy camera (cached per table)."""
+        if table_id not in self._table_images:
+            entry = self.store.entry(table_id)
+            if entry.kind != "table":
+                raise ValueError(f"asset {table_id!r} is a {entry.kind}, not a table")
+            cam = self.camera_profile
+            if "view" in entry.params:  # a pre-rendered camera view (generated / imported packs)
+                img = self.store.image(table_id)
+                if img.shape[:2] != (cam.height, cam.width):
+                    from PIL import Image
+
+                    img = np.asarray(Image.fromarray(img).resize((cam.width, cam.height), Image.BICUBIC))
+            else:
+                img = C.table_view(self.store.image(table_id), self._cam_intrinsic, self._cam2world_cv, cam.width,
+                                   cam.height, entry.params.get("tile_m", 0.4), TABLE_RECT)  # fmt: skip
+            self._table_images[table_id] = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)
+        return self._table_images[table_id]
+
+    # ------------------------------------------------------------------ episodes
+    def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
+        b = self.num_envs
+        if not hasattr(self, "_specs"):
+            self._specs: list[EpisodeSpec | None] = [None] * b
+            z = lambda dtype=torch.bool: torch.zeros(b, dtype=dtype, device=self.device)  # noqa: E731
+            self._ever_grasped, self._consec_ok, self._success_once, self._wrong_grasp = z(), z(), z(), z()
+            self._streak, self._last_eval = z(torch.int32), z(torch.int32)
+            self._phi_prev = z(torch.float32)
+            self._tgt_obj, self._tgt_rec = z(torch.long), z(torch.long)
+            self._h_obj = torch.zeros(b, 3, device=self.device)
+            self._h_rec = torch.zeros(b, 3, device=self.device)
+        given = options.get("episode")
+        for n, i in enumerate(env_idx.tolist()):
+            spec = given[n] if isinstance(given, (list, tuple)) else given
+            if isinstance(spec, dict):
+                spec = EpisodeSpec.from_dict(spec)
+            if spec is None:
+                spec = sample_ind(self._batched_episode_rng[i], self.store)
+            self._validate_spec(spec)
+            self._specs[i] = spec
+        for arr in (self._ever_grasped, self._consec_ok, self._success_once, self._wrong_grasp):
+            arr[env_idx] = False
+        self._streak[env_idx] = 0
+        self._last_eval[env_idx] = 0
+        self._phi_prev[env_idx] = 0.0
+        for i in env_idx.tolist():
+            s = self._specs[i]
+            self._tgt_obj[i] = self.object_ids.index(s.objects[0])
+            self._tgt_rec[i] = self.receptacle_ids.index(s.receptacles[0])
+            self._h_obj[i] = _yawed_half(self._obj_local[self._tgt_obj[i]][1], s.object_yaw[0])
+            rec_yaw = s.receptacle_yaw[0] if s.receptacle_yaw else 0.0
+            self._h_rec[i] = _yawed_half(self._rec_local[self._tgt_rec[i]][1], rec_yaw)
+
+        # poses of every object and receptacle: placed where a spec uses them, parked otherwise
+        placements = self._placements()
+        for k, actor in enumerate(self.objects + self.receptacles):
+            raw = torch.tensor([self._park_pose(k) + [1.0, 0, 0, 0]] * b, dtype=torch.float32)
+            for i, pose in placements.get(k, {}).items():
+                raw[i] = torch.tensor(pose, dtype=torch.float32)
+            actor.set_pose(Pose.create(raw.to(self.device)))
+            actor.set_linear_velocity(torch.zeros(b, 3, device=self.device))
+            actor.set_angular_velocity(torch.zeros(b, 3, device=self.device))
+
+        qpos = np.zeros((b, 9), dtype=np.float32)
+        for i in range(b):
+            off = np.asarray(self._specs[i].qpos_offset if self._specs[i] else np.zeros(7), dtype=np.float32)
+            qpos[i, :7] = REST_QPOS + off
+            qpos[i, 7:] = GRIPPER_OPEN
+        self.agent.reset(torch.from_numpy(qpos).to(self.device))
+        self.agent.robot.set_pose(sapien.Pose(p=list(BASE_POSE)))
+
+    def _validate_spec(self, spec: EpisodeSpec):
+        for a in spec.objects:
+            if a not in self.object_ids:
+                self.store.entry(a)  # raises with did-you-mean if unknown
+                raise ValueError(f"{a!r} is not an object")
+        for a in spec.receptacles:
+            if a not in self.receptacle_ids:
+                self.store.entry(a)
+                raise ValueError(f"{a!r} is not a receptacle")
+        if len(set(spec.objects)) != len(spec.objects) or len(set(spec.receptacles)) != len(spec.receptacles):
+            raise ValueError("an episode cannot use the same object or receptacle twice")
+        self.store.entry(spec.table)
+        if spec.overlay:
+            self.store.entry(spec.overlay.texture)
+
+    def _placements(self) -> dict[int, dict[int, list[float]]]:
+        """actor index -> {env index -> [x, y, z, qw, qx, qy, qz]} for every actor an episode uses."""
+        out: dict[int, dict[int, list[float]]] = {}
+        off = len(self.object_ids)
+        for i, s in enumerate(self._specs):
+            if s is None:
+                continue
+            rec_tops = []
+            for j, rid in enumerate(s.receptacles):
+                k = self.receptacle_ids.index(rid)
+                yaw = s.receptacle_yaw[j] if s.receptacle_yaw else 0.0
+                x, y = s.receptacle_xy[j]
+                out.setdefault(off + k, {})[i] = [x, y, 0.0005, *_yaw_quat(yaw)]
+                lo, hi = self.store.shape(rid).bounds
+                rec_tops.append((x, y, float(np.linalg.norm((hi - lo)[:2]) / 2), float(hi[2])))
+            for j, oid in enumerate(s.objects):
+                k = self.object_ids.index(oid)
+                x, y = s.object_xy[j]
+                lo, hi = self.store.shape(oid).bounds
+                r = float(np.linalg.norm((hi - lo)[:2]) / 2)
+                # spawn just above whatever is under it (table or a receptacle's rim) and let it settle
+                z = max([0.0] + [top for rx, ry, rr, top in rec_tops if math.hypot(x - rx, y - ry) < rr + r]) + 0.002
+                out.setdefault(k, {})[i] = [x, y, z, *_yaw_quat(s.object_yaw[j])]
+        return out
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, action):
+        action = self._check_action(action)
+        obs, reward, _terminated, truncated, info = super().step(action)
+        terminated = torch.zeros_like(info["success"])  # no early termination: success is read at the end
+        return obs, reward, terminated, truncated, info
+
+    def _check_action(self, action):
+        if action is None:
+            return None
+        a = torch.as_tensor(np.asarray(action) if not isinstance(action, torch.Tensor) else action,
+                            dtype=torch.float32, device=self.device)  # fmt: skip
+        if a.shape[-1] != 7 or a.ndim > 2:
+            raise ValueError(f"action must have shape (7,) or ({self.num_envs}, 7); got {tuple(a.shape)}")
+        if not torch.isfinite(a).all():
+            raise ValueError(f"action contains NaN or inf: {a.tolist()}")
+        low = torch.as_tensor(ACTION_LOW, device=self.device)
+        return torch.maximum(torch.minimum(a, -low), low)
+
+    def _reposition(self):
+        steps = self.elapsed_steps
+        for i, s in enumerate(self._specs):
+            if s is not None and s.reposition is not None and int(steps[i]) == s.reposition.at_step:
+                actor = self.objects[int(self._tgt_obj[i])]
+                raw = actor.pose.raw_pose.clone()
+                x, y = s.reposition.xy
+                raw[i, :3] = torch.tensor([x, y, 0.01], device=self.device)
+                raw[i, 3:] = torch.tensor(_yaw_quat(s.object_yaw[0]), device=self.device)
+                actor.set_pose(Pose.create(raw))
+                actor.set_linear_velocity(torch.zeros(self.num_envs, 3, device=self.device))
+                actor.set_angular_velocity(torch.zeros(self.num_envs, 3, device=self.device))
+
+    # ------------------------------------------------------------------ success, grasp, reward
+    def _per_env(self, actors: list[Actor], idx: torch.Tensor, fn):
+        """Evaluate ``fn(actor) -> (b, ...)`` for the actor each env selects by ``idx`` (b,)."""
+        out = None
+        for u in idx.unique().tolist():
+            val = fn(actors[u])
+            if out is None:
+                out = torch.zeros_like(val)
+            m = idx == u
+            out[m] = val[m]
+        return out
+
+    def _centre(self, actors, local, idx):
+        def centre(a):
+            k = actors.index(a)
+            c = local[k][0].to(self.device)
+            return a.pose.p + _quat_apply(a.pose.q, c.expand(self.num_envs, 3))
+
+        return self._per_env(actors, idx, centre)
+
+    def _on(self, obj_idx, rec_idx, h_obj, h_rec):
+        """(xy ok, z ok, contact ok) of object idx on receptacle idx, each (b,) bool."""
+        po = self._centre(self.objects, self._obj_local, obj_idx)
+        pr = self._centre(self.receptacles, self._rec_local, rec_idx)
+        xy_ok = torch.linalg.norm(po[:, :2] - pr[:, :2], dim=1) <= h_rec.amax(1) + XY_TOL
+        dz = po[:, 2] - pr[:, 2]
+        z_ok = (dz > 0) & (dz - h_rec[:, 2] - h_obj[:, 2] <= Z_GAP_MAX)
+        force = torch.zeros(self.num_envs, device=self.device)
+        for u_o in obj_idx.unique().tolist():
+            for u_r in rec_idx[obj_idx == u_o].unique().tolist():
+                f = torch.linalg.norm(self.scene.get_pairwise_contact_forces(self.objects[u_o], self.receptacles[u_r]), dim=1)
+                m = (obj_idx == u_o) & (rec_idx == u_r)
+                force[m] = f[m]
+        return xy_ok, z_ok, force > CONTACT_MIN_N, torch.linalg.norm(po[:, :2] - pr[:, :2], dim=1)
+
+    def evaluate(self):
+        if not hasattr(self, "_specs"):
+            z = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+            return dict(success=z)
+        self._reposition()
+        xy_ok, z_ok, contact, xy_dist = self._on(self._tgt_obj, self._tgt_rec, self._h_obj, self._h_rec)
+        success = xy_ok & z_ok & contact
+        grasped = self._per_env(self.objects, self._tgt_obj, lambda a: self.agent.is_grasping(a, min_force=GRASP_MIN_N))
+        wrong = torch.zeros_like(grasped)
+        on_wrong = torch.zeros_like(grasped)
+        for i, s in enumerate(self._specs):
+            if s is None:
+                continue
+            for oid in s.objects[1:]:
+                wrong[i] |= self.agent.is_grasping(self.objects[self.object_ids.index(oid)], min_force=GRASP_MIN_N)[i]
+            for j, rid in enumerate(s.receptacles[1:], start=1):
+                ridx = torch.full_like(self._tgt_rec, self.receptacle_ids.index(rid))
+                h_rec = _yawed_half(self._rec_local[int(ridx[i])][1], s.receptacle_yaw[j] if s.receptacle_yaw else 0.0)
+                a, b_, c, _ = self._on(self._tgt_obj, ridx, self._h_obj, h_rec.to(self.device).expand(self.num_envs, 3))
+                on_wrong[i] |= (a & b_ & c)[i]
+
+        # episode statistics advance once per control step (evaluate may be called again within a step)
+        steps = self.elapsed_steps.to(torch.int32)
+        new = (steps > 0) & (steps != self._last_eval)
+        self._last_eval = torch.where(new, steps, self._last_eval)
+        self._ever_grasped |= new & grasped
+        self._streak = torch.where(new, torch.where(grasped, self._streak + 1, torch.zeros_like(self._streak)), self._streak)
+        self._consec_ok |= new & (self._streak >= SUSTAINED_GRASP_STEPS)
+        self._success_once |= new & success
+        self._wrong_grasp |= new & wrong
+
+        near = xy_dist <= self._h_rec.amax(1) + NEAR_RECEPTACLE
+        label = torch.full_like(self._streak, FAILURE_LABELS.index("dropped"), dtype=torch.long)
+        label[~self._ever_grasped] = FAILURE_LABELS.index("never_grasped")
+        label[~self._ever_grasped & self._wrong_grasp] = FAILURE_LABELS.index("wrong_object")
+        label[self._ever_grasped & ~grasped & (on_wrong | near)] = FAILURE_LABELS.index("misplaced")
+        label[self._ever_grasped & grasped] = FAILURE_LABELS.index("timeout")
+        label[success] = FAILURE_LABELS.index("success")
+        potential = (0.1 * self._ever_grasped.float() + 0.1 * self._consec_ok.float()
+                     + 1.0 * (success & self._ever_grasped).float())  # fmt: skip
+        return dict(
+            success=success, success_once=self._success_once.clone(), is_grasped=grasped,
+            ever_grasped=self._ever_grasped.clone(), consecutive_grasp=self._consec_ok.clone(),
+            wrong_object_grasped=self._wrong_grasp.clone(), on_wrong_receptacle=on_wrong,
+            failure=label, potential=potential,
+        )  # fmt: skip
+
+    def compute_dense_reward(self, obs, action, info):
+        """Sparse potential-based reward (RL4VLA): r_t = phi_t - phi_(t-1); phi = 0.1 grasp + 0.1 sustained + 1.0 place."""
+        phi = info["potential"]
+        r = phi - self._phi_prev
+        self._phi_prev = phi.clone()
+        return r
+
+    def compute_normalized_dense_reward(self, obs, action, info):
+        return self.compute_dense_reward(obs, action, info) / 1.2
+
+    # ------------------------------------------------------------------ observations
+    def _get_obs_sensor_data(self, apply_texture_transforms: bool = True) -> dict:
+        data = super()._get_obs_sensor_data(apply_texture_transforms)
+        cam = data.get(POLICY_CAMERA)
+        if cam is None or "rgb" not in cam or "segmentation" not in cam:
+            return data
+        bg = torch.stack([self.table_image(s.table) if s else torch.zeros_like(cam["rgb"][0]) for s in self._specs_or_none()])
+        img, fg = C.compose(cam["rgb"], cam["segmentation"], self._fg_ids, bg)
+        img = self._apply_overlays(img, fg)
+        cam["rgb"] = img
+        return data
+
+    def _specs_or_none(self):
+        return getattr(self, "_specs", [None] * self.num_envs)
+
+    def overlay_image(self, texture_id: str) -> torch.Tensor:
+        if texture_id not in self._overlay_images:
+            self._overlay_images[texture_id] = torch.from_numpy(self.store.image(texture_id)).to(self.device)
+        return self._overlay_images[texture_id]
+
+    def _apply_overlays(self, img, fg):
+        specs = self._specs_or_none()
+        for kind, fn in (("texture", C.dynamic_texture), ("noise", C.dynamic_noise)):
+            use = [s is not None and s.overlay is not None and s.overlay.kind == kind for s in specs]
+            if not any(use):
+                continue
+            first = next(s.overlay.texture for s, u in zip(specs, use) if u)
+            tex = torch.stack([self.overlay_image(s.overlay.texture if u else first) for s, u in zip(specs, use)])
+            alpha = torch.tensor([s.overlay.alpha if u else 0.0 for s, u in zip(specs, use)])
+            img = fn(img, fg, tex, alpha)
+        return img
+
+    def _get_obs_extra(self, info: dict):
+        return dict(tcp_pose=self.agent.tcp.pose.raw_pose)
+
+    # ------------------------------------------------------------------ helpers for policies and the runner
+    @property
+    def instructions(self) -> list[str]:
+        return [s.instruction if s else "" for s in self._specs_or_none()]
+
+    @property
+    def episode_specs(self) -> list[EpisodeSpec | None]:
+        return list(self._specs_or_none())
+
+    def proprio(self) -> np.ndarray:
+        """(b, 16) float32: arm+gripper qpos (9) and TCP pose in the base frame (7: xyz, wxyz)."""
+        tcp = self.agent.robot.pose.inv() * self.agent.tcp.pose
+        return torch.cat([self.agent.robot.get_qpos(), tcp.raw_pose], 1).cpu().numpy().astype(np.float32)
+
+    def privileged(self) -> list[dict[str, np.ndarray]]:
+        """True state for oracles, per env, in the robot-base frame (poses as xyz + wxyz)."""
+        base_inv = self.agent.robot.pose.inv()
+        tcp = (base_inv * self.agent.tcp.pose).raw_pose.cpu().numpy()
+        target = self.agent.controller.controllers["arm"]._target_pose.raw_pose.cpu().numpy()
+        out = []
+        for i, s in enumerate(self._specs_or_none()):
+            if s is None:
+                out.append({})
+                continue
+            oa = self.objects[self.object_ids.index(s.objects[0])]
+            ra = self.receptacles[self.receptacle_ids.index(s.receptacles[0])]
+            shape = self.store.shape(s.objects[0])
+            out.append(dict(
+                tcp_pose=tcp[i], ee_target_pose=target[i],
+                object_pose=(base_inv * oa.pose).raw_pose[i].cpu().numpy(),
+                receptacle_pose=(base_inv * ra.pose).raw_pose[i].cpu().numpy(),
+                object_grasp=np.asarray(shape.grasp_pose, dtype=np.float32),
+                object_height=np.float32(shape.bounds[1][2]),
+                receptacle_height=np.float32(self.store.shape(s.receptacles[0]).bounds[1][2]),
+                is_grasped=np.bool_(self.agent.is_grasping(oa, min_force=GRASP_MIN_N)[i].item()),
+            ))  # fmt: skip
+        return out
+
+
+# ---------------------------------------------------------------------- small math helpers
+def _yaw_quat(yaw: float) -> list[float]:
+    return [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+
+
+def _quat_mul_np(a, b):
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return (w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2)  # fmt: skip
+
+
+def _quat_apply(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Rotate vectors v (b, 3) by quaternions q (b, 4) wxyz."""
+    w, xyz = q[:, :1], q[:, 1:]
+    t = 2 * torch.cross(xyz, v, dim=1)
+    return v + w * t + torch.cross(xyz, t, dim=1)
+
+
+def _yawed_half(half: torch.Tensor, yaw: float) -> torch.Tensor:
+    """Axis-aligned half extents (3,) of a box with these half extents rotated by yaw about z."""
+    c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
+    return torch.stack([c * half[0] + s * half[1], s * half[0] + c * half[1], half[2]])
+
+
+def _convex_mesh_file(vertices) -> str:
+    """Write (once) the convex hull of these vertices as an .obj in the cache; return its path."""
+    import hashlib
+
+    import trimesh
+
+    key = hashlib.sha256(np.asarray(vertices, dtype=np.float64).tobytes()).hexdigest()[:16]
+    path = cache_dir() / "meshes" / f"hull_{key}.obj"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hull = trimesh.Trimesh(vertices=np.asarray(vertices)).convex_hull
+        tmp = path.with_suffix(".tmp.obj")
+        hull.export(str(tmp))
+        tmp.rename(path)
+    return str(path)

@@ -1,0 +1,62 @@
+"""The Policy protocol every adapter implements, and the action convention of the benchmark.
+
+Observation given to a policy (one env, unbatched)::
+
+    {"image": (H, W, 3) uint8, "instruction": str, "state": (S,) float32}
+    # plus "privileged": dict[str, np.ndarray] for policies whose spec says privileged=True (the scripted oracle)
+
+Action returned: ``(7,)`` or ``(chunk, 7)`` float — ``[dx, dy, dz (m, robot base frame), drx, dry, drz (rad, XYZ
+Euler, applied to the previous end-effector *target*), gripper (+1 open, -1 close)]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+ACTION_DIM = 7
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What a policy declares about its actions; recorded with every evaluation."""
+
+    dim: int = ACTION_DIM
+    translation_frame: str = "robot_base"
+    rotation: str = "delta_euler_xyz"
+    gripper: str = "+1_open_-1_close"
+    chunk: int = 1
+    """Actions per call; a (chunk, 7) array is executed open-loop, one row per control step."""
+    privileged: bool = False
+    """True only for oracles that read obs["privileged"] (true poses); never for a learned policy."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class Policy(Protocol):
+    spec: ActionSpec
+    metadata: dict[str, Any]
+
+    def reset(self, instruction: str) -> None:
+        """Start a new episode with this instruction."""
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        """Return a (7,) action or a (chunk, 7) action chunk for this observation."""
+
+
+@dataclass
+class PolicyBase:
+    """Convenience base: stores spec/metadata and ignores reset."""
+
+    spec: ActionSpec = field(default_factory=ActionSpec)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def reset(self, instruction: str) -> None:
+        self.instruction = instruction
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError

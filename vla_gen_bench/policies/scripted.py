@@ -1,0 +1,136 @@
+"""The scripted oracle: privileged pick-and-place through the task's own 7-D controller.
+
+It reads true poses from ``obs["privileged"]`` (robot-base frame) and emits end-effector deltas towards waypoints:
+above the grasp -> down -> close -> lift -> above the receptacle -> down -> open -> retreat. Its actions are exactly
+what a dataset of demonstrations stores, so the same trajectories train SFT baselines. It is the benchmark's upper
+bound, not a learned policy: its spec says ``privileged=True`` and results are labelled as such.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vla_gen_bench.policies.base import ActionSpec
+
+MAX_STEP_M = 0.08  # translation per action (the env clips at 0.1)
+MAX_STEP_RAD = 0.5
+REACHED_M = 0.012
+PRE_GRASP_ABOVE = 0.07
+CARRY_Z = 0.14
+GRIPPER_STEPS = 2  # actions spent closing / opening
+
+
+def _qmul(a, b):
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])  # fmt: skip
+
+
+def _yaw_of(q) -> float:
+    """Yaw (rotation about z) of a wxyz quaternion."""
+    w, x, y, z = q
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def _wrap(a: float, period: float = 2 * math.pi) -> float:
+    return (a + period / 2) % period - period / 2
+
+
+# the TCP points down: 180 deg about x. A TCP yaw theta (about z) closes the fingers along world angle theta - 90 deg.
+_Q_DOWN_INV = np.array([0.0, 1.0, 0.0, 0.0])  # inverse of (0, -1, 0, 0) up to sign
+
+
+def tcp_yaw(q_tcp) -> float:
+    """Yaw of the TCP relative to its straight-down rest orientation."""
+    return _yaw_of(_qmul(q_tcp, _Q_DOWN_INV))
+
+
+@dataclass
+class ScriptedPolicy:
+    """Waypoint oracle; one instance per episode stream (``reset`` restarts the script)."""
+
+    spec: ActionSpec = field(default_factory=lambda: ActionSpec(privileged=True))
+    metadata: dict[str, Any] = field(default_factory=lambda: {"name": "scripted", "kind": "oracle"})
+    phase: str = "approach"
+    counter: int = 0
+
+    def reset(self, instruction: str) -> None:
+        self.phase, self.counter = "approach", 0
+        self._goal_yaw = None
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        p = obs["privileged"]
+        tgt = np.asarray(p["ee_target_pose"], dtype=np.float64)
+        obj = np.asarray(p["object_pose"], dtype=np.float64)
+        rec = np.asarray(p["receptacle_pose"], dtype=np.float64)
+        gx, gy, gyaw = (float(v) for v in p["object_grasp"])
+        obj_yaw = _yaw_of(obj[3:])
+        c, s = math.cos(obj_yaw), math.sin(obj_yaw)
+        grasp_xy = obj[:2] + np.array([c * gx - s * gy, s * gx + c * gy])
+        h_obj = float(p["object_height"])
+        h_rec = float(p["receptacle_height"])
+        grasp_z = obj[2] + max(0.012, min(h_obj - 0.014, 0.5 * h_obj))
+        if self._goal_yaw is None or self.phase in ("approach",):
+            # fingers must close along the object's grasp axis; that axis is symmetric under pi
+            self._goal_yaw = _wrap(obj_yaw + gyaw + math.pi / 2, math.pi)
+        grip = 1.0
+        if self.phase == "approach":
+            goal = np.array([*grasp_xy, grasp_z + PRE_GRASP_ABOVE])
+            if self._reached(tgt, goal, yaw=True):
+                self.phase = "descend"
+        if self.phase == "descend":
+            goal = np.array([*grasp_xy, grasp_z])
+            if self._reached(tgt, goal):
+                self.phase, self.counter = "close", 0
+        if self.phase == "close":
+            goal, grip = tgt[:3], -1.0
+            self.counter += 1
+            if self.counter > GRIPPER_STEPS:
+                self.phase = "lift"
+        if self.phase == "lift":
+            goal, grip = np.array([*tgt[:2], CARRY_Z]), -1.0
+            if tgt[2] > CARRY_Z - 0.03:
+                self.phase = "carry"
+        if self.phase == "carry":
+            # place the grasp point over the receptacle centre; keep the height at which the object was held
+            goal, grip = np.array([*(rec[:2] + _hold(tgt, obj)), CARRY_Z]), -1.0
+            if self._reached(tgt, goal):
+                self.phase = "lower"
+        if self.phase == "lower":
+            lift_above_bottom = tgt[2] - obj[2]
+            goal = np.array([*(rec[:2] + _hold(tgt, obj)), rec[2] + h_rec + lift_above_bottom + 0.006])
+            grip = -1.0
+            if self._reached(tgt, goal):
+                self.phase, self.counter = "release", 0
+        if self.phase == "release":
+            goal, grip = tgt[:3], 1.0
+            self.counter += 1
+            if self.counter > GRIPPER_STEPS:
+                self.phase = "retreat"
+        if self.phase == "retreat":
+            goal = np.array([*tgt[:2], CARRY_Z])
+        return self._toward(tgt, goal, grip)
+
+    def _reached(self, tgt, goal, yaw: bool = False) -> bool:
+        ok = float(np.linalg.norm(goal - tgt[:3])) < REACHED_M
+        if yaw:
+            ok &= abs(_wrap(self._goal_yaw - tcp_yaw(tgt[3:]))) < 0.05
+        return ok
+
+    def _toward(self, tgt, goal, grip: float) -> np.ndarray:
+        d = goal - tgt[:3]
+        n = float(np.linalg.norm(d))
+        if n > MAX_STEP_M:
+            d = d * (MAX_STEP_M / n)
+        dyaw = float(np.clip(_wrap(self._goal_yaw - tcp_yaw(tgt[3:])), -MAX_STEP_RAD, MAX_STEP_RAD))
+        return np.array([*d, 0.0, 0.0, dyaw, grip], dtype=np.float32)
+
+
+def _hold(tgt, obj) -> np.ndarray:
+    """xy offset of the gripper from the object's origin (keeps the object centred over the receptacle)."""
+    return tgt[:2] - obj[:2]
