@@ -45,8 +45,9 @@ else
   log "installing vla-gen-bench with all extras (torch: $torch_mode); first run takes a few minutes"
   # torch and torchvision come from the same constraints file in the same pip call: an unpinned timm or
   # controlnet_aux would otherwise replace the CPU torch with a CUDA build.
-  "$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
-  "$venv/bin/python" -m pip install --quiet -c "$constraints" -e ".[all]"
+  # (the grep drops pip's notices about this machine's per-package find-links folders that do not exist)
+  "$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel 2>&1 | { grep -v "is ignored: it is neither" || true; }
+  "$venv/bin/python" -m pip install --quiet -c "$constraints" -e ".[all]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
   echo "$stamp_src" >"$stamp"
 fi
 vpy=$venv/bin/python

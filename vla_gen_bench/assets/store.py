@@ -54,8 +54,21 @@ def _sha(data: bytes) -> str:
 
 
 def _shape_digest(a: procedural.ShapeAsset) -> str:
-    payload = json.dumps({"parts": [asdict(p) for p in a.parts], "density": a.density, "name": a.name}, sort_keys=True)
+    payload = json.dumps({"parts": [asdict(p) for p in a.parts], "density": a.density, "name": a.name,
+                          "grasp": a.grasp}, sort_keys=True)
     return _sha(payload.encode())
+
+
+def _code_fingerprint() -> str:
+    """Hash of the procedural generator's source: a pack built by older code is rebuilt, never silently reused."""
+    return _sha(Path(procedural.__file__).read_bytes())[:16]
+
+
+def _stored_fingerprint(root: Path) -> str | None:
+    try:
+        return json.loads((Path(root) / "manifest.json").read_text()).get("code")
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def did_you_mean(word: str, options: list[str]) -> str:
@@ -78,8 +91,8 @@ class AssetStore:
         """The built-in pack; textures are rendered into ``root`` (cache by default) on first use."""
         root = Path(root) if root else cache_dir() / "assets" / f"procedural_v{PROCEDURAL_VERSION}"
         shapes = {a.id: a for a in procedural.objects() + procedural.receptacles()}
-        if build and not (root / "manifest.json").exists():
-            return cls.build_procedural(root)
+        if build and _code_fingerprint() != _stored_fingerprint(root):
+            return cls.build_procedural(root)  # first use, or the generator code changed since the pack was built
         if not (root / "manifest.json").exists():
             raise AssetError(f"no asset pack at {root}; run 'vgb assets build'")
         return cls.load(root, shapes=shapes)
@@ -106,7 +119,8 @@ class AssetStore:
                 params["tile_m"] = t.tile_m
             entries.append(ManifestEntry(t.id, t.kind, t.split, "procedural", t.name, params, t.seed,
                                          _sha(img.tobytes()), "CC0 (generated)", rel))  # fmt: skip
-        manifest = {"pack": "procedural", "version": PROCEDURAL_VERSION, "entries": [asdict(e) for e in entries]}
+        manifest = {"pack": "procedural", "version": PROCEDURAL_VERSION, "code": _code_fingerprint(),
+                    "entries": [asdict(e) for e in entries]}
         tmp = root / "manifest.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=1))
         tmp.rename(root / "manifest.json")

@@ -3,4 +3,9 @@
 (This import loads ManiSkill and torch; ``import vla_gen_bench`` alone does not.)
 """
 
-from vla_gen_bench.envs.put_on_receptacle import ENV_ID, FAILURE_LABELS, PutOnReceptacleEnv  # noqa: F401
+from vla_gen_bench.envs.put_on_receptacle import (  # noqa: F401
+    ENV_ID,
+    FAILURE_LABELS,
+    MAX_EPISODE_STEPS,
+    PutOnReceptacleEnv,
+)

@@ -488,7 +488,7 @@ class PutOnReceptacleEnv(BaseEnv):
 
     def overlay_image(self, texture_id: str) -> torch.Tensor:
         if texture_id not in self._overlay_images:
-            self._overlay_images[texture_id] = torch.from_numpy(self.store.image(texture_id)).to(self.device)
+            self._overlay_images[texture_id] = torch.from_numpy(np.array(self.store.image(texture_id))).to(self.device)
         return self._overlay_images[texture_id]
 
     def _apply_overlays(self, img, fg):
