@@ -60,13 +60,7 @@ install_backports_mesa() {
   local codename uri sudo=""
   codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
   [ -n "$codename" ] || { log "cannot read VERSION_CODENAME from /etc/os-release"; return 1; }
-  uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk -v c="$codename" '
-          /^URIs:/ {u=$2} /^Suites:/ {for (i=2;i<=NF;i++) if ($i==c) {print u; exit}}')
-  if [ -z "$uri" ]; then
-    uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-          awk -v c="$codename" '$1=="deb" {for (i=2;i<=NF;i++) if ($i==c) {print $(i-1); exit}}' | sed 's/^\[.*\]$//')
-  fi
-  [ -n "$uri" ] || { log "no apt source for '$codename' found to derive a backports mirror from"; return 1; }
+  uri=$(scripts/backports-uri.sh "$codename") || return 1
   [ "$(id -u)" = 0 ] || sudo=sudo
   log "adding $codename-backports from $uri and installing Mesa (lavapipe Vulkan driver)"
   echo "deb $uri $codename-backports main" | $sudo tee /etc/apt/sources.list.d/vgb-backports.list >/dev/null
