@@ -45,9 +45,13 @@ else
   log "installing vla-gen-bench with all extras (torch: $torch_mode); first run takes a few minutes"
   # torch and torchvision come from the same constraints file in the same pip call: an unpinned timm or
   # controlnet_aux would otherwise replace the CPU torch with a CUDA build.
-  # (the grep drops pip's notices about this machine's per-package find-links folders that do not exist)
-  "$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel 2>&1 | { grep -v "is ignored: it is neither" || true; }
-  "$venv/bin/python" -m pip install --quiet -c "$constraints" -e ".[all]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+  # pip's output goes to a log that is shown only when an install fails
+  piplog=$venv/pip-install.log
+  if ! { "$venv/bin/python" -m pip install --upgrade pip setuptools wheel &&
+         "$venv/bin/python" -m pip install -c "$constraints" -e ".[all]"; } >"$piplog" 2>&1; then
+    tail -n 40 "$piplog" >&2
+    log "pip install failed (full log: $piplog)"; exit 1
+  fi
   echo "$stamp_src" >"$stamp"
 fi
 vpy=$venv/bin/python
