@@ -31,3 +31,15 @@ def test_widowx_without_assets_names_the_download(tmp_path, monkeypatch):
     monkeypatch.setenv("MS_ASSET_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="download_asset widowx250s"):
         resolve_robot("widowx250s")
+
+
+def test_no_vulkan_device_names_what_to_install():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nfrom vla_gen_bench.eval.runner import make_env\ntry:\n    make_env()\n"
+            "except RuntimeError as e:\n    print(e, flush=True)\nos._exit(0)\n")  # fmt: skip
+    env = dict(os.environ, VK_ICD_FILENAMES="/nonexistent/icd.json")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert "no usable Vulkan rendering device" in out.stdout and "mesa-vulkan-drivers" in out.stdout

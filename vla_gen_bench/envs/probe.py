@@ -6,6 +6,7 @@ subprocess-safe way (no ManiSkill import, ~1 s).
 
 from __future__ import annotations
 
+import os
 import sys
 
 HOW_TO_FIX = (
@@ -35,5 +36,5 @@ if __name__ == "__main__":
     try:
         print(probe())
     except RuntimeError as e:
-        print(e, file=sys.stderr)
-        sys.exit(1)
+        print(e, file=sys.stderr, flush=True)
+        os._exit(1)  # SAPIEN can crash while tearing down a failed renderer; the answer is already printed

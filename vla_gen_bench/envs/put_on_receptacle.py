@@ -134,8 +134,15 @@ class PutOnReceptacleEnv(BaseEnv):
         self.receptacle_ids = self.store.ids("receptacle")
         self._table_images: dict[str, torch.Tensor] = {}
         self._overlay_images: dict[str, torch.Tensor] = {}
-        super().__init__(*args, robot_uids=resolve_robot(robot_uids), obs_mode=obs_mode,
-                         control_mode=control_mode, **kwargs)  # fmt: skip
+        try:
+            super().__init__(*args, robot_uids=resolve_robot(robot_uids), obs_mode=obs_mode,
+                             control_mode=control_mode, **kwargs)  # fmt: skip
+        except RuntimeError as e:
+            if any(m in str(e) for m in ("rendering device", "vk::", "Vulkan", "IncompatibleDriver")):
+                from vla_gen_bench.envs.probe import HOW_TO_FIX
+
+                raise RuntimeError(f"{HOW_TO_FIX} (SAPIEN said: {e})") from e
+            raise
 
     # ------------------------------------------------------------------ configuration
     @property
