@@ -196,7 +196,7 @@ def run_episodes(cfg: RunEpisodes) -> int:
             try:
                 done.add(json.loads(line)["seed"])
             except (json.JSONDecodeError, KeyError) as e:
-                raise SystemExit(f"{cfg.out}:{n}: not an episode record ({e}); move the file away or fix the line")
+                raise SystemExit(f"{cfg.out}:{n}: not an episode record ({e}); move the file away or fix the line") from None
     todo = [s for s in range(cfg.first_seed, cfg.first_seed + cfg.episodes) if s not in done]
     if not todo:
         console.print(f"all {cfg.episodes} episodes already in {cfg.out}")

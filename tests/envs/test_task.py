@@ -68,7 +68,7 @@ def test_reset_is_deterministic_for_a_seed(env):
     b, _ = env.reset(seed=11)
     assert u.episode_specs[0] == spec_a
     assert torch.equal(b["sensor_data"]["policy_camera"]["rgb"], img_a)
-    for pa, o in zip(pose_a, u.objects):
+    for pa, o in zip(pose_a, u.objects, strict=False):
         assert torch.allclose(pa, o.pose.raw_pose)
 
 

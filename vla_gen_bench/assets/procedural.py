@@ -121,7 +121,7 @@ def _yaw_q(yaw: float) -> tuple[float, float, float, float]:
 def _prism(n: int, radius: float, height: float, phase: float = 0.0, radii=None) -> tuple:
     radii = radii or [radius] * n
     ang = [phase + 2 * math.pi * i / n for i in range(n)]
-    ring = [(r * math.cos(a), r * math.sin(a)) for r, a in zip(radii, ang)]
+    ring = [(r * math.cos(a), r * math.sin(a)) for r, a in zip(radii, ang, strict=False)]
     return tuple((x, y, z) for z in (0.0, height) for x, y in ring)
 
 

@@ -120,7 +120,6 @@ def dynamic_noise(img, fg, textures, alpha):
     Args: as :func:`dynamic_texture`; the texture is resized to (2H, 2W) and the (H, W) window starting at the
     foreground box centre is blended over the full frame.
     """
-    import torch
     import torch.nn.functional as F
 
     b, h, w, _ = img.shape

@@ -19,7 +19,6 @@ from vla_gen_bench.assets.store import AssetStore, default_store
 from vla_gen_bench.envs import compose as C
 from vla_gen_bench.envs.episode import EpisodeSpec, sample_ind
 from vla_gen_bench.envs.robots import (
-    ACTION_HIGH,
     ACTION_LOW,
     BASE_POSE,
     CONTROL_MODE,
@@ -504,9 +503,9 @@ class PutOnReceptacleEnv(BaseEnv):
             use = [s is not None and s.overlay is not None and s.overlay.kind == kind for s in specs]
             if not any(use):
                 continue
-            first = next(s.overlay.texture for s, u in zip(specs, use) if u)
-            tex = torch.stack([self.overlay_image(s.overlay.texture if u else first) for s, u in zip(specs, use)])
-            alpha = torch.tensor([s.overlay.alpha if u else 0.0 for s, u in zip(specs, use)])
+            first = next(s.overlay.texture for s, u in zip(specs, use, strict=False) if u)
+            tex = torch.stack([self.overlay_image(s.overlay.texture if u else first) for s, u in zip(specs, use, strict=False)])
+            alpha = torch.tensor([s.overlay.alpha if u else 0.0 for s, u in zip(specs, use, strict=False)])
             img = fn(img, fg, tex, alpha)
         return img
 

@@ -18,9 +18,9 @@ from vla_gen_bench.policies.base import Policy
 def make_env(camera: str = "default", robot: str = "panda", asset_store=None, sim_freq: int = 100,
              camera_size: tuple[int, int] | None = None, num_envs: int = 1, **kwargs):  # fmt: skip
     """Create ``VgbPutOnReceptacle-v1`` (one process pays a ~10 s render-pipeline compile on lavapipe)."""
-    import gymnasium as gym
-
     import logging
+
+    import gymnasium as gym
 
     from vla_gen_bench.envs import ENV_ID
 
