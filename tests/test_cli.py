@@ -14,7 +14,7 @@ from vla_gen_bench.cli import main
 def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for cmd in ("assets build", "render", "run-episode", "run-episodes", "summarize", "model init"):
+    for cmd in ("assets build", "assets list", "render", "run-episode", "run-episodes", "summarize"):
         assert cmd in out
 
 

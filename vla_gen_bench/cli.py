@@ -4,7 +4,6 @@
     vgb assets list [--kind object]     every asset with its split and name
     vgb render --out sheet.png          contact sheet: first frames of several seeds, with instructions
     vgb run-episode --policy scripted --seed 0 --video out.mp4
-    vgb model init --preset tiny --out ckpt/
 """
 
 from __future__ import annotations
@@ -245,29 +244,9 @@ def summarize(cfg: Summarize) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------- models
-@dataclass(frozen=True)
-class ModelInit:
-    """Write a randomly initialised OpenVLA-architecture checkpoint in the HF folder layout."""
-
-    out: Path
-    preset: str = "tiny"
-    """tiny | openvla-7b"""
-    seed: int = 0
-
-
-def model_init(cfg: ModelInit) -> int:
-    from vla_gen_bench.models import init_checkpoint
-
-    path = init_checkpoint(cfg.preset, cfg.out, seed=cfg.seed)
-    console.print(f"wrote {cfg.preset} checkpoint to {path}")
-    return 0
-
-
 # ---------------------------------------------------------------------------- dispatch
 GROUPS = {
     "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list)},
-    "model": {"init": (ModelInit, model_init)},
 }
 COMMANDS = {
     "render": (Render, render),

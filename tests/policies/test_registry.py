@@ -40,7 +40,8 @@ def test_module_class_policy():
     "spec,msg",
     [("scriptd", "did you mean 'scripted'"), ("no_such_module_xyz:Cls", "cannot import module"),
      ("tests.policies.test_registry:Nope", "has no attribute 'Nope'"),
-     ("tests.policies.test_registry:PolicyError", "does not implement the Policy protocol")],
+     ("tests.policies.test_registry:PolicyError", "does not implement the Policy protocol"),
+     ("ws://localhost:1", "not available in this version")],
 )  # fmt: skip
 def test_bad_policy_strings(spec, msg):
     with pytest.raises(PolicyError, match=msg):

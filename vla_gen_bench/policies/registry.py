@@ -32,7 +32,10 @@ def resolve_policy(spec: str, **kwargs: Any) -> Policy:
 
         return ZeroPolicy()
     if spec.startswith("openvla:"):
-        from vla_gen_bench.policies.openvla import OpenVLAPolicy
+        try:
+            from vla_gen_bench.policies.openvla import OpenVLAPolicy
+        except ImportError as e:
+            raise PolicyError(f"the OpenVLA adapter is not available in this version ({e})") from e
 
         return OpenVLAPolicy.from_path(spec.split(":", 1)[1], **kwargs)
     if spec.startswith(("ws://", "wss://")):
