@@ -83,17 +83,142 @@ def assets_list(cfg: AssetsList) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- variants
+@dataclass(frozen=True)
+class List:
+    """Suites and variants: axis, split, severity, the paper setting each reproduces."""
+
+    suite: str | None = None
+    """Only the variants of this suite."""
+    axis: Literal["in-distribution", "vision", "semantics", "execution"] | None = None
+
+
+@dataclass(frozen=True)
+class Describe:
+    """What a variant changes, its knobs, number of distinct configurations, first episodes, a preview image."""
+
+    variant: tyro.conf.Positional[str]
+    episodes: int = 3
+    """Episodes of the manifest to print (seed --seed)."""
+    seed: int = 0
+    preview: Path | None = None
+    """Render the first frames of these episodes into this PNG (creates an env, ~10 s)."""
+    json: bool = False
+    """Print the definition and episodes as JSON instead."""
+
+
+@dataclass(frozen=True)
+class Cards:
+    """Write the markdown variant cards (tasks/*.md) from the catalog, or check they are current."""
+
+    out: Path = Path("tasks")
+    check: bool = False
+    """Do not write; exit 1 listing the cards that are stale."""
+
+
+def list_variants(cfg: List) -> int:
+    from rich.table import Table
+
+    from vla_gen_bench.variants import CATALOG, SUITES, get_suite
+
+    chosen = get_suite(cfg.suite) if cfg.suite else CATALOG
+    t = Table("variant", "axis", "split", "severity", "paper setting", "summary", title="variants")
+    for v in chosen:
+        if cfg.axis and v.axis != cfg.axis:
+            continue
+        t.add_row(v.name, v.axis, v.split, "-" if v.severity is None else f"{v.severity:g}", v.paper or "-", v.summary)
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    out.print(t)
+    st = Table("suite", "variants", "members", title="suites")
+    for name, members in SUITES.items():
+        st.add_row(name, str(len(members)), ", ".join(members) if name != "all" else "every catalog line")
+    out.print(st)
+    return 0
+
+
+def describe(cfg: Describe) -> int:
+    from dataclasses import asdict
+
+    from vla_gen_bench.assets.store import default_store
+    from vla_gen_bench.variants import CONTROL, Variant, get_variant, manifest
+    from vla_gen_bench.variants.manifest import manifest_fingerprint
+
+    v = get_variant(cfg.variant)
+    store = default_store()
+    entries = manifest(v, [cfg.seed], cfg.episodes, store)
+    if cfg.json:
+        print(json.dumps({"variant": v.definition(), "n_configurations": v.n_configurations(store),
+                          "episodes": [e.to_dict() for e in entries]}, indent=1, default=str))  # fmt: skip
+    else:
+        out = Console(width=None if sys.stdout.isatty() else 200)
+        out.print(f"[bold]{v.name}[/]  axis {v.axis} | split {v.split} | severity "
+                  f"{'-' if v.severity is None else f'{v.severity:g}'} | paper {v.paper or '- (beyond the paper)'}")
+        out.print(v.summary)
+        changed = v.changed_axes()
+        out.print("\n[bold]changes vs the control arm:[/]" if changed else "\n[bold]the control arm itself[/]")
+        for n, a in changed:
+            out.print(f"  {n}: {a.describe()}   {json.dumps(asdict(a))}")
+        kept = [a.describe() for n, a in Variant(CONTROL, "in-distribution", "train", "").axes() if n not in dict(changed)]
+        out.print("[bold]kept in-distribution:[/] " + "; ".join(kept))
+        out.print(f"[bold]distinct configurations:[/] {v.n_configurations(store):,}")
+        out.print(f"[bold]manifest fingerprint:[/] {manifest_fingerprint(v, store)}")
+        for e in entries:
+            s = e.spec
+            extra = []
+            if s.overlay:
+                extra.append(f"overlay {s.overlay.texture} a={s.overlay.alpha:g}")
+            if any(s.qpos_offset):
+                extra.append("qpos+" + ",".join(f"{x:+.2f}" for x in s.qpos_offset))
+            if s.reposition:
+                extra.append(f"move@{s.reposition.at_step}->{tuple(round(x, 3) for x in s.reposition.xy)}")
+            out.print(f"  seed {e.seed} ep {e.episode}: '{s.instruction}' | {', '.join(s.objects)} -> "
+                      f"{', '.join(s.receptacles)} | {s.table} | matched {s.meta.get('matched')} {' '.join(extra)}")
+    if cfg.preview is not None:
+        _quiet_sim()
+        from vla_gen_bench.eval.runner import make_env
+        from vla_gen_bench.eval.sheets import episode_sheet
+
+        env = make_env(asset_store=store)
+        episode_sheet(env, v, entries, cfg.preview)
+        env.close()
+        console.print(f"wrote {cfg.preview}")
+    return 0
+
+
+def cards(cfg: Cards) -> int:
+    from vla_gen_bench.assets.store import default_store
+    from vla_gen_bench.variants.cards import stale_cards, write_cards
+
+    store = default_store()
+    if cfg.check:
+        stale = stale_cards(cfg.out, store)
+        if stale:
+            console.print(f"[red]stale variant cards in {cfg.out}: {', '.join(stale)}; regenerate with 'vgb cards'")
+            return 1
+        console.print(f"variant cards in {cfg.out} are current")
+        return 0
+    paths = write_cards(cfg.out, store)
+    console.print(f"wrote {len(paths)} cards to {cfg.out}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- simulation commands
 @dataclass(frozen=True)
 class Render:
-    """Contact sheet of first frames (in-distribution setting, several seeds) with instruction captions."""
+    """Contact sheet: first frame of every variant of a suite (plus frame strips for variants that act over time),
+    or several seeds of one variant."""
 
     out: Path = Path("sheet.png")
+    suite: str | None = None
+    """Suite (or comma-separated variants) to show one tile each; without it, --seeds tiles of --variant."""
+    variant: str = "ind"
     seeds: int = 8
-    """Number of seeds (tiles)."""
+    """Number of seeds (tiles) when no suite is given."""
     first_seed: int = 0
     camera: Literal["default", "fast", "paper"] = "default"
     columns: int = 4
+    strips: bool = True
+    """With --suite: add frame strips for the overlay and reposition variants."""
 
 
 @dataclass(frozen=True)
@@ -111,34 +236,23 @@ class RunEpisode:
 
 def render(cfg: Render) -> int:
     _quiet_sim()
-    import numpy as np
-    from PIL import Image, ImageDraw
-
     from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.eval.sheets import seed_sheet, variant_sheet
+    from vla_gen_bench.variants import get_suite, get_variant
 
     if cfg.seeds < 1 or cfg.columns < 1:
         raise SystemExit("--seeds and --columns must be >= 1")
+    variants = get_suite(cfg.suite) if cfg.suite else None
+    variant = get_variant(cfg.variant)
     env = make_env(camera=cfg.camera)
-    tiles = []
-    for s in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
-        obs, _ = env.reset(seed=s)
-        img = Image.fromarray(obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy())
-        w, h = img.size
-        tile = Image.new("RGB", (w, h + 28), (255, 255, 255))
-        tile.paste(img, (0, 0))
-        d = ImageDraw.Draw(tile)
-        d.text((3, h + 2), f"seed {s}", fill=(90, 90, 90))
-        d.text((3, h + 14), env.unwrapped.instructions[0], fill=(0, 0, 0))
-        tiles.append(np.asarray(tile))
+    if variants:
+        variant_sheet(env, variants, cfg.out, seed=cfg.first_seed, columns=cfg.columns, strips=cfg.strips)
+        n = len(variants)
+    else:
+        seed_sheet(env, variant, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)), cfg.out, cfg.columns)
+        n = cfg.seeds
     env.close()
-    cols = min(cfg.columns, len(tiles))
-    rows = -(-len(tiles) // cols)
-    blank = np.full_like(tiles[0], 255)
-    tiles += [blank] * (rows * cols - len(tiles))
-    sheet = np.concatenate([np.concatenate(tiles[r * cols : (r + 1) * cols], 1) for r in range(rows)], 0)
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).save(cfg.out)
-    console.print(f"wrote {cfg.out} ({len(tiles)} tiles)")
+    console.print(f"wrote {cfg.out} ({n} tiles)")
     return 0
 
 
@@ -249,6 +363,9 @@ GROUPS = {
     "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list)},
 }
 COMMANDS = {
+    "list": (List, list_variants),
+    "describe": (Describe, describe),
+    "cards": (Cards, cards),
     "render": (Render, render),
     "run-episode": (RunEpisode, run_episode),
     "run-episodes": (RunEpisodes, run_episodes),
@@ -266,7 +383,24 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean 'bad input': printed as one clear line, exit code 2, no traceback."""
+    from vla_gen_bench.assets.store import AssetError
+    from vla_gen_bench.policies.registry import PolicyError
+    from vla_gen_bench.variants import TrainingPoolError, VariantError
+
+    return (AssetError, PolicyError, VariantError, TrainingPoolError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except _user_errors() as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from vla_gen_bench.envs.episode import EpisodeSpec, Overlay, Reposition, cell_pairs, grid_cells, sample_ind
+from vla_gen_bench.episode import EpisodeSpec, Overlay, Reposition, cell_pairs, grid_cells, sample_ind
 
 
 def test_training_grid_matches_the_paper():

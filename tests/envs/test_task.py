@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vla_gen_bench.envs.episode import EpisodeSpec, Overlay, Reposition
+from vla_gen_bench.episode import EpisodeSpec, Overlay, Reposition
 from vla_gen_bench.eval.runner import policy_observation
 from vla_gen_bench.policies.scripted import ScriptedPolicy
 

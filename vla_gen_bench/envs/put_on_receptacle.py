@@ -17,7 +17,6 @@ from mani_skill.utils.structs.types import SimConfig
 
 from vla_gen_bench.assets.store import AssetStore, default_store
 from vla_gen_bench.envs import compose as C
-from vla_gen_bench.envs.episode import EpisodeSpec, sample_ind
 from vla_gen_bench.envs.robots import (
     ACTION_LOW,
     BASE_POSE,
@@ -27,6 +26,7 @@ from vla_gen_bench.envs.robots import (
     register_agents,
     resolve_robot,
 )
+from vla_gen_bench.episode import EpisodeSpec, sample_ind
 from vla_gen_bench.paths import cache_dir
 
 ENV_ID = "VgbPutOnReceptacle-v1"
@@ -94,8 +94,9 @@ class PutOnReceptacleEnv(BaseEnv):
     render's foreground (robot, objects, receptacles) over the episode's table image seen from the same camera.
 
     **Randomizations:**
-    Given by an :class:`~vla_gen_bench.envs.episode.EpisodeSpec` in ``reset(options={"episode": spec})``; without
-    one, the in-distribution setting is sampled from the seeded episode RNG: a train object, the train receptacle,
+    Given by an :class:`~vla_gen_bench.episode.EpisodeSpec` in ``reset(options={"episode": spec})``; without
+    one, the env's ``variant`` (a catalog name such as ``"unseen_table"``, see ``vgb list``) draws it from the
+    seeded episode RNG; without a variant, the in-distribution setting: a train object, the train receptacle,
     a train table, an ordered pair of distinct 6x6-grid cells (3 cm pitch) more than 7 cm apart, yaw in
     {0, pi/4, pi/2, 3pi/4}.
 
@@ -119,9 +120,16 @@ class PutOnReceptacleEnv(BaseEnv):
         sim_freq: int = DEFAULT_SIM_FREQ,
         obs_mode: str = "rgb",
         control_mode: str = CONTROL_MODE,
+        variant=None,
         **kwargs,
     ):
         register_agents()
+        if isinstance(variant, str):
+            # the catalog is plain data (no simulator import): a name is looked up there
+            from vla_gen_bench.variants import get_variant
+
+            variant = get_variant(variant)
+        self.variant = variant  # anything with .sample(rng, store) -> EpisodeSpec; None = in-distribution
         self.camera_profile = camera_profile(camera, camera_size)
         self.store = asset_store or default_store()
         self._vgb_sim_freq = int(sim_freq)
@@ -279,7 +287,8 @@ class PutOnReceptacleEnv(BaseEnv):
             if isinstance(spec, dict):
                 spec = EpisodeSpec.from_dict(spec)
             if spec is None:
-                spec = sample_ind(self._batched_episode_rng[i], self.store)
+                rng = self._batched_episode_rng[i]
+                spec = self.variant.sample(rng, self.store) if self.variant else sample_ind(rng, self.store)
             self._validate_spec(spec)
             self._specs[i] = spec
         for arr in (self._ever_grasped, self._consec_ok, self._success_once, self._wrong_grasp):

@@ -22,6 +22,9 @@ REACHED_M = 0.012
 PRE_GRASP_ABOVE = 0.07
 CARRY_Z = 0.14
 GRIPPER_STEPS = 2  # actions spent closing / opening
+REPLAN_M = 0.02  # the grasp point moved this far since the descent began -> start over
+OFF_TARGET_M = 0.05  # after release the object should sit this close to the receptacle centre
+LOST_M = 0.10  # the object is this far from the TCP while it should be held -> start over
 
 
 def _qmul(a, b):
@@ -62,6 +65,7 @@ class ScriptedPolicy:
     def reset(self, instruction: str) -> None:
         self.phase, self.counter = "approach", 0
         self._goal_yaw = None
+        self._locked_xy = np.zeros(2)
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         p = obs["privileged"]
@@ -79,10 +83,18 @@ class ScriptedPolicy:
             # fingers must close along the object's grasp axis; that axis is symmetric under pi
             self._goal_yaw = _wrap(obj_yaw + gyaw + math.pi / 2, math.pi)
         grip = 1.0
+        # replan when the object is no longer where the script is heading (the reposition variant moves it):
+        # before the grasp the grasp point must stay put; after it the object must stay in the hand
+        if self.phase in ("descend", "close") and np.linalg.norm(grasp_xy - self._locked_xy) > REPLAN_M:
+            self.phase = "approach"
+        elif self.phase in ("lift", "carry", "lower") and np.linalg.norm(tgt[:3] - obj[:3]) > LOST_M:
+            self.phase = "approach"
+        elif self.phase == "retreat" and np.linalg.norm(obj[:2] - rec[:2]) > OFF_TARGET_M:
+            self.phase = "approach"  # placed, then moved away again: do it again
         if self.phase == "approach":
             goal = np.array([*grasp_xy, grasp_z + PRE_GRASP_ABOVE])
             if self._reached(tgt, goal, yaw=True):
-                self.phase = "descend"
+                self.phase, self._locked_xy = "descend", grasp_xy.copy()
         if self.phase == "descend":
             goal = np.array([*grasp_xy, grasp_z])
             if self._reached(tgt, goal):

@@ -1,0 +1,131 @@
+"""Episode manifests: the fixed initial configuration of episode ``k`` of a variant for a seed.
+
+``episode(variant, seed, k)`` is a pure function of its arguments (and the asset pack's ids): two runs of a variant
+with the same seeds see identical episodes, and episode ``k`` of every variant starts from the same base draw as
+episode ``k`` of the control arm (same target object, table, cells and yaw wherever the variant's axes leave them
+alone), which makes paired comparisons meaningful.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_gen_bench.episode import TRAIN_TEMPLATE, YAWS, EpisodeSpec, cell_pairs, grid_cells
+from vla_gen_bench.variants.axes import Draft
+
+# One fixed RNG stream per axis field: adding an axis to a variant never shifts another axis' draws.
+_STREAMS = {"positions": 1, "table": 2, "objects": 3, "receptacles": 4, "distractor": 5, "instructions": 6,
+            "overlay": 7, "robot_init": 8, "reposition": 9}  # fmt: skip
+
+_CELLS = grid_cells()
+_PAIRS = cell_pairs(_CELLS)
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    variant: str
+    seed: int
+    episode: int
+    spec: EpisodeSpec
+
+    def to_dict(self) -> dict:
+        return {"variant": self.variant, "seed": self.seed, "episode": self.episode, "spec": self.spec.to_dict()}
+
+
+def _check_index(seed: int, k: int) -> None:
+    if int(seed) < 0 or int(k) < 0:
+        raise ValueError(f"seeds and episode indices must be >= 0 (got seed={seed}, episode={k})")
+
+
+def base_draw(seed: int, k: int, store) -> dict:
+    """The in-distribution draw of episode ``k`` for ``seed`` (shared by every variant)."""
+    _check_index(seed, k)
+    rng = np.random.default_rng([int(seed), int(k)])
+    objs, recs, tables = store.ids("object", "train"), store.ids("receptacle", "train"), store.ids("table", "train")
+    return {
+        "object": objs[int(rng.integers(len(objs)))],
+        "receptacle": recs[int(rng.integers(len(recs)))],
+        "table": tables[int(rng.integers(len(tables)))],
+        "pair": tuple(int(x) for x in _PAIRS[int(rng.integers(len(_PAIRS)))]),
+        "yaw": float(YAWS[int(rng.integers(len(YAWS)))]),
+    }
+
+
+def episode(variant, seed: int, k: int, store=None) -> EpisodeSpec:
+    """Episode ``k`` of ``variant`` (a :class:`Variant` or its name) for ``seed``."""
+    from vla_gen_bench.variants.catalog import get_variant
+
+    v = get_variant(variant)
+    store = store or _default_store()
+    base = base_draw(seed, k, store)
+    d = Draft(cells=_CELLS, obj_cell=base["pair"][0], rec_cell=base["pair"][1], yaw=base["yaw"],
+              objects=[base["object"]], receptacles=[base["receptacle"]], table=base["table"])  # fmt: skip
+    for name, axis in v.axes():
+        axis.apply(d, base, np.random.default_rng([int(seed), int(k), _STREAMS[name]]), store)
+    d.instruction = d.template.format(object=store.name(d.objects[0]), receptacle=store.name(d.receptacles[0]))
+    d.meta.update({"variant": v.name, "seed": int(seed), "episode": int(k)})
+    d.meta.setdefault("matched", "cells")
+    return d.to_spec()
+
+
+def manifest(variant, seeds: list[int] | tuple[int, ...], n: int, store=None) -> list[ManifestEntry]:
+    """Episodes ``0..n-1`` of ``variant`` for each seed, in (seed, episode) order."""
+    from vla_gen_bench.variants.catalog import get_variant
+
+    v = get_variant(variant)
+    store = store or _default_store()
+    return [ManifestEntry(v.name, int(s), k, episode(v, s, k, store)) for s in seeds for k in range(int(n))]
+
+
+def manifest_hash(entries: list[ManifestEntry]) -> str:
+    """Content hash of a list of manifest entries (every field of every spec)."""
+    payload = [e.to_dict() for e in entries]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def manifest_fingerprint(variant, store=None, n: int = 4) -> str:
+    """Hash of the first ``n`` episodes of seeds 0 and 1: detects any change in how a variant's episodes are made."""
+    return manifest_hash(manifest(variant, (0, 1), n, store))
+
+
+def _default_store():
+    from vla_gen_bench.assets.store import default_store
+
+    return default_store()
+
+
+# ---------------------------------------------------------------------------------------- training pools
+class TrainingPoolError(ValueError):
+    """A training configuration that uses something from a test pool."""
+
+
+def check_training_spec(spec: EpisodeSpec, store=None) -> None:
+    """Refuse a training episode that overlaps a test pool (unseen assets, overlays, paraphrased instructions,
+    off-grid positions or yaws, joint offsets, repositioning)."""
+    store = store or _default_store()
+    problems = []
+    for kind, ids in (("object", spec.objects), ("receptacle", spec.receptacles), ("table", (spec.table,))):
+        bad = [a for a in ids if a not in store.ids(kind, "train")]
+        if bad:
+            problems.append(f"{kind}(s) {bad} are not in the training pool")
+    if spec.overlay is not None:
+        problems.append(f"overlay {spec.overlay.texture} is a test-time perturbation")
+    allowed = {TRAIN_TEMPLATE.format(object=store.name(o), receptacle=store.name(spec.receptacles[0]))
+               for o in spec.objects}  # fmt: skip
+    if spec.instruction not in allowed:
+        problems.append(f"instruction {spec.instruction!r} does not use the training template {TRAIN_TEMPLATE!r}")
+    for xy in (*spec.object_xy, *spec.receptacle_xy):
+        if np.min(np.linalg.norm(_CELLS - np.asarray(xy), axis=1)) > 1e-6:
+            problems.append(f"position {tuple(round(c, 4) for c in xy)} is not a training-grid cell")
+    if any(min(abs(y - t) for t in YAWS) > 1e-6 for y in spec.object_yaw):
+        problems.append(f"object yaw(s) {spec.object_yaw} are not training yaws")
+    if any(abs(x) > 0 for x in spec.qpos_offset):
+        problems.append("initial joint offsets are a test-time perturbation")
+    if spec.reposition is not None:
+        problems.append("mid-episode repositioning is a test-time perturbation")
+    if problems:
+        raise TrainingPoolError("training configuration overlaps a test pool: " + "; ".join(problems))
