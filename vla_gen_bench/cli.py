@@ -205,8 +205,9 @@ def cards(cfg: Cards) -> int:
 # ---------------------------------------------------------------------------- simulation commands
 @dataclass(frozen=True)
 class Render:
-    """Contact sheet: first frame of every variant of a suite (plus frame strips for variants that act over time),
-    or several seeds of one variant."""
+    """Contact sheet: first frame of every variant of a suite (or several seeds of one variant).
+
+    With --suite, variants that act over time (overlays, reposition) also get a strip of frames."""
 
     out: Path = Path("sheet.png")
     suite: str | None = None
@@ -362,7 +363,24 @@ def summarize(cfg: Summarize) -> int:
 GROUPS = {
     "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list)},
 }
+def _lazy(module: str, cls: str, fn: str):
+    """A command that lives in another room: its module is imported only when the command is used or listed."""
+
+    def load():
+        import importlib
+
+        mod = importlib.import_module(module)
+        return getattr(mod, cls), getattr(mod, fn)
+
+    return load
+
+
+def _entry(v):
+    return v() if callable(v) else v
+
+
 COMMANDS = {
+    "evaluate": _lazy("vla_gen_bench.eval.evaluate", "Evaluate", "evaluate_command"),
     "list": (List, list_variants),
     "describe": (Describe, describe),
     "cards": (Cards, cards),
@@ -376,9 +394,11 @@ COMMANDS = {
 def _usage() -> str:
     lines = ["usage: vgb <command> [options]   (vgb <command> --help for details)", ""]
     for g, subs in GROUPS.items():
-        for s, (cls, _) in subs.items():
+        for s, entry in subs.items():
+            cls, _ = _entry(entry)
             lines.append(f"  vgb {g} {s:12s} {cls.__doc__.splitlines()[0]}")
-    for c, (cls, _) in COMMANDS.items():
+    for c, entry in COMMANDS.items():
+        cls, _ = _entry(entry)
         lines.append(f"  vgb {c:19s} {cls.__doc__.splitlines()[0]}")
     return "\n".join(lines)
 
@@ -413,11 +433,11 @@ def _main(argv: list[str] | None = None) -> int:
                 console.print(f"[red]unknown command 'vgb {head} {rest[0]}'; choose from: {', '.join(subs)}")
             print(_usage())
             return 0 if rest and rest[0] in ("-h", "--help") else 2
-        cls, fn = subs[rest[0]]
+        cls, fn = _entry(subs[rest[0]])
         cfg = tyro.cli(cls, args=rest[1:], prog=f"vgb {head} {rest[0]}")
         return fn(cfg)
     if head in COMMANDS:
-        cls, fn = COMMANDS[head]
+        cls, fn = _entry(COMMANDS[head])
         return fn(tyro.cli(cls, args=rest, prog=f"vgb {head}"))
     import difflib
 

@@ -65,40 +65,70 @@ class EpisodeResult:
 
 
 def run_episode(env, policy: Policy, seed: int, episode=None, record_frames: bool = False,
-                max_steps: int | None = None) -> EpisodeResult:  # fmt: skip
-    """Run one full episode of ``policy`` on ``env`` (single env) and return its result."""
+                max_steps: int | None = None, on_action=None) -> EpisodeResult:  # fmt: skip
+    """Run one full episode of ``policy`` on a single-env ``env`` and return its result."""
+    return run_batch(env, [policy], [seed], [episode], record_frames, max_steps, on_action)[0]
+
+
+def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | None = None,
+              record_frames: bool = False, max_steps: int | None = None, on_action=None) -> list[EpisodeResult]:  # fmt: skip
+    """The env <-> policy loop: one episode per parallel env (``env.num_envs`` of them, one policy instance
+    each), all to the fixed horizon (no early termination; success is read at the last step).
+
+    ``on_action(i, action) -> action`` may check or transform each policy output before it is executed
+    (the evaluator validates conventions there). A (chunk, 7) output is executed open-loop, one row per step.
+    """
     from vla_gen_bench.envs import FAILURE_LABELS, MAX_EPISODE_STEPS
 
+    b = env.unwrapped.num_envs
+    if len(policies) != b or len(seeds) != b:
+        raise ValueError(f"need one policy and one seed per parallel env ({b}); got {len(policies)} and {len(seeds)}")
+    episodes = list(episodes) if episodes is not None else [None] * b
     t0 = time.perf_counter()
-    options = {"episode": episode} if episode is not None else {}
-    obs, info = env.reset(seed=seed, options=options)
+    options = {"episode": episodes if b > 1 else episodes[0]} if any(e is not None for e in episodes) else {}
+    obs, info = env.reset(seed=list(seeds) if b > 1 else seeds[0], options=options)
     u = env.unwrapped
-    privileged = bool(getattr(policy.spec, "privileged", False))
-    policy.reset(u.instructions[0])
+    instructions = list(u.instructions)
+    for i, p in enumerate(policies):
+        p.reset(instructions[i])
+    privileged = [bool(getattr(p.spec, "privileged", False)) for p in policies]
     horizon = max_steps or MAX_EPISODE_STEPS
-    frames = []
-    total = 0.0
+    frames: list[list[np.ndarray]] = [[] for _ in range(b)]
+    totals = np.zeros(b)
+    queues: list[list[np.ndarray]] = [[] for _ in range(b)]
     steps = 0
-    queue: list[np.ndarray] = []
     while steps < horizon:
         if record_frames:
-            frames.append(obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy())
-        if not queue:
-            a = np.asarray(policy.act(policy_observation(env, obs, privileged)), dtype=np.float32)
-            queue = list(a) if a.ndim == 2 else [a]
-        obs, reward, _term, _trunc, info = env.step(queue.pop(0))
-        total += float(reward[0])
+            rgb = obs["sensor_data"]["policy_camera"]["rgb"].cpu().numpy()
+            for i in range(b):
+                frames[i].append(rgb[i])
+        for i, p in enumerate(policies):
+            if not queues[i]:
+                a = p.act(policy_observation(env, obs, privileged[i], i))
+                a = on_action(i, a) if on_action else a
+                a = np.asarray(a, dtype=np.float32)
+                queues[i] = list(a) if a.ndim == 2 else [a]
+        action = np.stack([q.pop(0) for q in queues])  # (b, 7)
+        obs, reward, _term, _trunc, info = env.step(action if b > 1 else action[0])
+        totals += np.asarray(reward.cpu() if hasattr(reward, "cpu") else reward, dtype=np.float64).reshape(b)
         steps += 1
     if record_frames:
-        frames.append(obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy())
-    spec = u.episode_specs[0]
-    return EpisodeResult(
-        seed=seed, instruction=u.instructions[0],
-        success_at_end=bool(info["success"][0]), success_once=bool(info["success_once"][0]),
-        ever_grasped=bool(info["ever_grasped"][0]), consecutive_grasp=bool(info["consecutive_grasp"][0]),
-        failure=FAILURE_LABELS[int(info["failure"][0])], steps=steps, return_=round(total, 6),
-        wall_s=round(time.perf_counter() - t0, 3), episode=spec.to_dict() if spec else {}, frames=frames,
-    )  # fmt: skip
+        rgb = obs["sensor_data"]["policy_camera"]["rgb"].cpu().numpy()
+        for i in range(b):
+            frames[i].append(rgb[i])
+    wall = round((time.perf_counter() - t0) / b, 3)
+    specs = u.episode_specs
+    flag = lambda k, i: bool(info[k][i])  # noqa: E731
+    return [
+        EpisodeResult(
+            seed=int(seeds[i]), instruction=instructions[i],
+            success_at_end=flag("success", i), success_once=flag("success_once", i),
+            ever_grasped=flag("ever_grasped", i), consecutive_grasp=flag("consecutive_grasp", i),
+            failure=FAILURE_LABELS[int(info["failure"][i])], steps=steps, return_=round(float(totals[i]), 6),
+            wall_s=wall, episode=specs[i].to_dict() if specs[i] else {}, frames=frames[i],
+        )  # fmt: skip
+        for i in range(b)
+    ]
 
 
 def write_video(frames: list[np.ndarray], path, fps: int = 5) -> None:

@@ -1,0 +1,543 @@
+"""``vgb evaluate``: score a policy on a suite of variants, resumably, in-process, in worker processes or on Ray.
+
+Work items are (variant, seed, episode) triples from the variants' fixed manifests. Each finished episode becomes
+one line of ``episodes.jsonl``, written by the parent process in one ``write`` + ``fsync``; re-running the same
+command skips the items already there, so ``kill -9`` loses at most the episodes in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import tyro
+
+EPISODES = "episodes.jsonl"
+RUN_JSON = "run.json"
+# a run directory may be resumed only by a command that agrees on these
+RESUME_KEYS = ("policy", "suite", "suite_hash", "asset_pack_hash", "camera", "robot", "policy_args", "sim_freq")
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """Score a policy on a suite of variants; resumable (re-run the same command), parallel, with a report."""
+
+    policy: str
+    """scripted | random | zero | openvla:<dir> | ws://host:port | package.module:ClassName"""
+    out: Path
+    """Run directory (episodes.jsonl, summary.csv, report.html, videos/ ...). Re-running resumes it."""
+    suite: str = "smoke"
+    """Suite (see 'vgb list') or comma-separated variant names."""
+    episodes: int = 8
+    """Episodes per variant and seed (the paper: 64 per seed, 3 seeds)."""
+    seeds: tuple[int, ...] = (0,)
+    """Manifest seeds; episode k of seed s is the same configuration in every run."""
+    workers: int = 1
+    """Simulator processes (each pays a ~10 s render-pipeline compile)."""
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = None
+    """Ray cluster address for --backend ray (default: start a local Ray)."""
+    num_envs: int = 1
+    """Parallel envs per worker (GPU simulation; the CPU simulator runs one env per process)."""
+    camera: Literal["default", "fast", "paper"] = "default"
+    robot: str = "panda"
+    sim_freq: int = 100
+    asset_pack: str | None = None
+    """Generated table pack (name under $VGB_CACHE/assets/packs or a path); default: the built-in procedural pack."""
+    unnorm_key: str | None = None
+    """OpenVLA: which dataset statistics de-normalise actions."""
+    policy_arg: tuple[str, ...] = ()
+    """Extra keyword arguments for the policy adapter, as key=value (values parsed as JSON when possible)."""
+    videos: int = 2
+    """Policy-view videos kept per variant: this many successes and this many failures."""
+    check: bool = True
+    """Run the conventions check (probe steps) before scoring."""
+    report: bool = True
+    """Write summary.csv, report.md and report.html at the end."""
+
+
+@dataclass(frozen=True)
+class Item:
+    variant: str
+    seed: int
+    episode: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.variant, self.seed, self.episode)
+
+
+class RunDirError(ValueError):
+    """The run directory holds a different run or unreadable records."""
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def policy_kwargs(cfg: Evaluate) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in cfg.policy_arg:
+        if "=" not in kv:
+            raise ValueError(f"--policy-arg must be key=value, got {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    if cfg.unnorm_key is not None:
+        out["unnorm_key"] = cfg.unnorm_key
+    return out
+
+
+def load_store(asset_pack: str | None):
+    if asset_pack is None:
+        from vla_gen_bench.assets.store import default_store
+
+        return default_store()
+    from vla_gen_bench.assets.packs import load_pack
+
+    return load_pack(asset_pack)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("vla-gen-bench", "mani_skill", "sapien", "numpy", "torch", "transformers", "peft"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def policy_id(spec: str, metadata: dict[str, Any]) -> str:
+    """A short hash of what identifies the policy: the --policy string and what the adapter reports about itself
+    (e.g. an OpenVLA checkpoint's weight hash)."""
+    payload = json.dumps({"policy": spec, "metadata": metadata}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def read_done(path: Path) -> dict[tuple[str, int, int], dict]:
+    """Finished episodes by (variant, seed, episode). A torn last line (killed mid-write) is dropped."""
+    done: dict[tuple[str, int, int], dict] = {}
+    if not path.exists():
+        return done
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        cut = raw.rfind(b"\n") + 1
+        path.write_bytes(raw[:cut])  # the torn line never counted; its episode is simply run again
+        raw = raw[:cut]
+    for n, line in enumerate(raw.decode().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            done[(r["variant"], int(r["seed"]), int(r["episode"]))] = r
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise RunDirError(f"{path}:{n}: not an episode record ({e}); fix or delete that line, then re-run") from None
+    return done
+
+
+def append_record(path: Path, record: dict) -> None:
+    """One line per episode, written with a single write() on an O_APPEND descriptor and fsync'ed."""
+    data = (json.dumps(record, sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def plan(cfg: Evaluate, store) -> list[Item]:
+    from vla_gen_bench.variants import get_suite
+
+    if cfg.episodes < 1:
+        raise ValueError("--episodes must be >= 1")
+    if not cfg.seeds or any(s < 0 for s in cfg.seeds):
+        raise ValueError("--seeds must be non-negative integers")
+    return [Item(v.name, int(s), k) for v in get_suite(cfg.suite) for s in cfg.seeds for k in range(cfg.episodes)]
+
+
+def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
+    from vla_gen_bench.variants import CONTROL, catalog_hash, get_suite
+
+    variants = get_suite(cfg.suite)
+    return {
+        "policy": cfg.policy,
+        "policy_id": policy_id(cfg.policy, policy_meta),
+        "policy_metadata": policy_meta,
+        "policy_args": {k: v for k, v in policy_kwargs(cfg).items()},
+        "suite": cfg.suite,
+        "suite_hash": catalog_hash(variants, store),
+        "catalog_hash": catalog_hash(store=store),
+        "asset_pack": cfg.asset_pack or "procedural",
+        "asset_pack_hash": store.pack_hash,
+        "control": CONTROL,
+        "variants": {v.name: {"axis": v.axis, "split": v.split, "severity": v.severity, "description": v.summary,
+                              "paper": v.paper} for v in variants},  # fmt: skip
+        "seeds": list(cfg.seeds),
+        "episodes_per_seed": cfg.episodes,
+        "camera": cfg.camera,
+        "robot": cfg.robot,
+        "sim_freq": cfg.sim_freq,
+        "config": json.loads(json.dumps(asdict(cfg), default=str)),
+        "versions": _versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- worker
+_ENVS: dict[tuple, Any] = {}  # in-process envs kept for repeated evaluate() calls (tests, notebooks)
+
+@dataclass
+class Worker:
+    """Owns one env (``num_envs`` parallel copies) and one policy instance per env; runs items it is given."""
+
+    cfg: Evaluate
+    index: int = 0
+    videos_per_kind: int = 0
+    shared: bool = False
+    """Keep the env open for later in-process runs with the same settings (the render-pipeline compile is paid once)."""
+    _saved: dict = field(default_factory=dict)
+
+    def setup(self) -> dict:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        from vla_gen_bench.eval.runner import make_env
+        from vla_gen_bench.policies.registry import resolve_policy
+
+        self.store = load_store(self.cfg.asset_pack)
+        key = (self.cfg.camera, self.cfg.robot, self.store.pack_hash, self.cfg.sim_freq, self.cfg.num_envs)
+        if self.shared and key in _ENVS:
+            self.env = _ENVS[key]
+        else:
+            self.env = make_env(camera=self.cfg.camera, robot=self.cfg.robot, asset_store=self.store,
+                                sim_freq=self.cfg.sim_freq, num_envs=self.cfg.num_envs)  # fmt: skip
+            if self.shared:
+                _ENVS[key] = self.env
+        kw = policy_kwargs(self.cfg)
+        self.policies = [resolve_policy(self.cfg.policy, **kw) for _ in range(self.cfg.num_envs)]
+        p = self.policies[0]
+        return {"spec": p.spec.to_dict(), "metadata": dict(getattr(p, "metadata", {}) or {})}
+
+    def probe(self, steps: int = 3) -> dict:
+        """The conventions check: a few steps of the control arm's episode 0 (not scored)."""
+        from vla_gen_bench.envs.robots import ACTION_HIGH, ACTION_LOW
+        from vla_gen_bench.eval.conventions import check_moves, check_spec, validate_action
+        from vla_gen_bench.eval.runner import policy_observation
+        from vla_gen_bench.variants import CONTROL, episode
+
+        p = self.policies[0]
+        check_spec(p.spec)
+        env = self.env
+        b = env.unwrapped.num_envs
+        spec = episode(CONTROL, 0, 0, self.store)
+        obs, _ = env.reset(seed=[0] * b if b > 1 else 0, options={"episode": [spec] * b if b > 1 else spec})
+        p.reset(env.unwrapped.instructions[0])
+        states = [env.unwrapped.proprio()[0].copy()]
+        shapes = []
+        for _ in range(steps):
+            a = validate_action(p.act(policy_observation(env, obs, p.spec.privileged, 0)), p.spec, ACTION_LOW, ACTION_HIGH)
+            shapes.append(list(a.shape))
+            for row in a:
+                full = row[None].repeat(b, 0) if b > 1 else row
+                obs, *_ = env.step(full.astype("float32"))
+                states.append(env.unwrapped.proprio()[0].copy())
+        moved = check_moves(states)
+        return {"steps": len(states) - 1, "action_shapes": shapes, "max_state_change": round(moved, 6)}
+
+    def run(self, items: list[Item], out_dir: Path) -> list[dict]:
+        from vla_gen_bench.envs.robots import ACTION_HIGH, ACTION_LOW
+        from vla_gen_bench.eval.conventions import validate_action
+        from vla_gen_bench.eval.runner import run_batch, write_video
+        from vla_gen_bench.variants import episode, get_variant
+
+        specs = [episode(it.variant, it.seed, it.episode, self.store) for it in items]
+        pad = self.cfg.num_envs - len(items)
+        check = lambda i, a: validate_action(a, self.policies[i].spec, ACTION_LOW, ACTION_HIGH)  # noqa: E731
+        want_video = self.videos_per_kind > 0
+        results = run_batch(self.env, self.policies, [it.seed for it in items] + [0] * pad, specs + [specs[0]] * pad,
+                            record_frames=want_video, on_action=check)[: len(items)]  # fmt: skip
+        records = []
+        for it, spec, res in zip(items, specs, results, strict=True):
+            v = get_variant(it.variant)
+            rec = {
+                "variant": v.name, "axis": v.axis, "split": v.split, "severity": v.severity,
+                "seed": it.seed, "episode": it.episode, "policy": self.cfg.policy,
+                "success": res.success_at_end, "success_once": res.success_once, "grasped": res.ever_grasped,
+                "consecutive_grasp": res.consecutive_grasp, "failure": res.failure, "steps": res.steps,
+                "return": res.return_, "wall_s": res.wall_s, "instruction": res.instruction,
+                "matched": spec.meta.get("matched"), "worker": self.index,
+            }  # fmt: skip
+            kind = "success" if res.success_at_end else "failure"
+            if want_video and self._saved.get((v.name, kind), 0) < self.videos_per_kind:
+                rel = Path("videos") / f"{v.name}_s{it.seed}_e{it.episode}_{kind}.mp4"
+                (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                write_video(res.frames, out_dir / rel)
+                self._saved[(v.name, kind)] = self._saved.get((v.name, kind), 0) + 1
+                rec["video"] = str(rel)
+            records.append(rec)
+        return records
+
+    def close(self) -> None:
+        env = getattr(self, "env", None)
+        if env is not None and not self.shared:
+            env.close()
+
+
+def _process_main(cfg: Evaluate, index: int, videos: int, out_dir: str, tasks, results) -> None:
+    """Worker process: set up, optionally probe, then run batches until it receives None."""
+    import logging
+    import traceback
+
+    logging.getLogger("mani_skill").setLevel(logging.ERROR)
+    w = Worker(cfg, index, videos)
+    try:
+        info = w.setup()
+        if cfg.check:
+            info["probe"] = w.probe()
+        results.put(("ready", index, info))
+        while (batch := tasks.get()) is not None:
+            results.put(("done", index, w.run(batch, Path(out_dir))))
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the parent, which decides
+        results.put(("error", index, f"{type(e).__name__}: {e}", traceback.format_exc()))
+    finally:
+        w.close()
+
+
+# ---------------------------------------------------------------------------------------------- backends
+class _Local:
+    """Worker processes (multiprocessing, spawn) fed through a queue; in-process when workers == 1."""
+
+    def __init__(self, cfg: Evaluate, out_dir: Path, videos: int):
+        self.cfg, self.out_dir = cfg, out_dir
+        if cfg.workers == 1:
+            self.w = Worker(cfg, 0, videos, shared=True)
+            self.info = [self.w.setup()]
+            if cfg.check:
+                self.info[0]["probe"] = self.w.probe()
+            return
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.tasks, self.results = ctx.Queue(), ctx.Queue()
+        self.procs = [ctx.Process(target=_process_main, args=(cfg, i, videos, str(out_dir), self.tasks, self.results),
+                                  daemon=True) for i in range(cfg.workers)]  # fmt: skip
+        for p in self.procs:
+            p.start()
+        self.info = []
+        for _ in self.procs:
+            msg = self._get()
+            self.info.append(msg[2])
+
+    def _get(self):
+        import queue
+
+        while True:
+            try:
+                msg = self.results.get(timeout=5)
+            except queue.Empty:
+                dead = [p for p in self.procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise RuntimeError(f"worker process died (exit code {dead[0].exitcode}); see the messages above") from None
+                continue
+            if msg[0] == "error":
+                raise WorkerError(msg[2], msg[3])
+            return msg
+
+    def run(self, batches: list[list[Item]]):
+        if self.cfg.workers == 1:
+            for b in batches:
+                yield self.w.run(b, self.out_dir)
+            return
+        for b in batches:
+            self.tasks.put(b)
+        for _ in batches:
+            yield self._get()[2]
+
+    def close(self) -> None:
+        if self.cfg.workers == 1:
+            self.w.close()
+            return
+        for _ in self.procs:
+            self.tasks.put(None)
+        for p in self.procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+
+
+class _Ray:
+    """The same Worker as Ray actors (one per --workers), on a local Ray or the cluster at --address."""
+
+    def __init__(self, cfg: Evaluate, out_dir: Path, videos: int):
+        try:
+            import ray
+        except ImportError as e:
+            raise RuntimeError("--backend ray needs Ray: pip install 'ray>=2.9' (or: pip install -e '.[cluster]')") from e
+        self.ray = ray
+        if not ray.is_initialized():
+            ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})  # fmt: skip
+        actor = ray.remote(num_cpus=1)(_RayWorker)
+        self.actors = [actor.remote(cfg, i, videos, str(out_dir)) for i in range(cfg.workers)]
+        self.info = ray.get([a.ready.remote() for a in self.actors])
+
+    def run(self, batches: list[list[Item]]):
+        ray = self.ray
+        pending, queue = {}, list(batches)
+        for a in self.actors:
+            if queue:
+                pending[a.run.remote(queue.pop(0))] = a
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            a = pending.pop(ref)
+            if queue:
+                pending[a.run.remote(queue.pop(0))] = a
+            yield ray.get(ref)
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+
+
+class _RayWorker:
+    def __init__(self, cfg: Evaluate, index: int, videos: int, out_dir: str):
+        self.w, self.out_dir = Worker(cfg, index, videos), Path(out_dir)
+        self.info = self.w.setup()
+        if cfg.check:
+            self.info["probe"] = self.w.probe()
+
+    def ready(self) -> dict:
+        return self.info
+
+    def run(self, batch: list[Item]) -> list[dict]:
+        return self.w.run(batch, self.out_dir)
+
+
+class WorkerError(RuntimeError):
+    def __init__(self, message: str, trace: str):
+        super().__init__(message)
+        self.trace = trace
+
+
+# ---------------------------------------------------------------------------------------------- main
+def evaluate(cfg: Evaluate, console=None) -> Path:
+    """Run (or resume) an evaluation; returns the run directory."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = console or Console(stderr=True)
+    if cfg.workers < 1 or cfg.num_envs < 1:
+        raise ValueError("--workers and --num-envs must be >= 1")
+    store = load_store(cfg.asset_pack)
+    items = plan(cfg, store)
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / EPISODES
+    done = read_done(jsonl)
+    todo = [it for it in items if it.key not in done]
+    previous = json.loads((out / RUN_JSON).read_text()) if (out / RUN_JSON).exists() else None
+
+    meta = run_config(cfg, store, {})
+    if previous is not None:
+        clash = [k for k in RESUME_KEYS if previous.get(k) != meta.get(k)]
+        if clash:
+            raise RunDirError(
+                f"{out} holds a run with different {', '.join(clash)} "
+                f"({'; '.join(f'{k}: was {previous.get(k)!r}, now {meta.get(k)!r}' for k in clash)}); "
+                "use another --out to start a new run")  # fmt: skip
+    if todo:
+        videos = math.ceil(cfg.videos / cfg.workers) if cfg.videos else 0
+        already: dict[tuple[str, str], int] = {}
+        for r in done.values():
+            if r.get("video"):
+                k = (r["variant"], "success" if r["success"] else "failure")
+                already[k] = already.get(k, 0) + 1
+        backend = (_Ray if cfg.backend == "ray" else _Local)(cfg, out, videos)
+        try:
+            if getattr(backend, "w", None) is not None:
+                backend.w._saved.update(already)  # keep the per-variant video budget across resumes
+            info = backend.info[0]
+            meta = run_config(cfg, store, info["metadata"])
+            meta["action_spec"] = info["spec"]
+            meta["conventions_check"] = info.get("probe", "skipped (--no-check)")
+            if previous is not None:
+                if previous.get("policy_id") != meta["policy_id"]:
+                    raise RunDirError(f"{out} was run with policy id {previous.get('policy_id')} but {cfg.policy} now "
+                                      f"reports {meta['policy_id']} (different weights or metadata); use another --out")  # fmt: skip
+                meta["created"] = previous.get("created", meta["created"])
+                meta["resumed"] = previous.get("resumed", 0) + 1
+            (out / RUN_JSON).write_text(json.dumps(meta, indent=1, default=str))
+            console.print(f"{len(items)} episodes planned, {len(done)} already in {jsonl}; running {len(todo)} "
+                          f"({cfg.backend}, {cfg.workers} worker(s) x {cfg.num_envs} env(s))")  # fmt: skip
+            batches = [todo[i : i + cfg.num_envs] for i in range(0, len(todo), cfg.num_envs)]
+            wins = sum(bool(r["success"]) for r in done.values())
+            n = len(done)
+            t0 = time.perf_counter()
+            cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn())  # fmt: skip
+            with Progress(*cols, console=console) as bar:
+                task = bar.add_task(cfg.policy, total=len(items), completed=len(done))
+                for records in backend.run(batches):
+                    for r in records:
+                        append_record(jsonl, r)
+                        wins += bool(r["success"])
+                        n += 1
+                    bar.update(task, advance=len(records),
+                               description=f"{cfg.policy} | success {wins}/{n} ({wins / max(n, 1):.0%})")  # fmt: skip
+            console.print(f"ran {len(todo)} episodes in {time.perf_counter() - t0:.0f} s")
+        finally:
+            backend.close()
+    else:
+        console.print(f"all {len(items)} episodes already in {jsonl}")
+        if previous is None:
+            raise RunDirError(f"{out} has episodes but no {RUN_JSON}; cannot tell what was run")
+    if cfg.report:
+        from vla_gen_bench.eval.report import write_outputs
+
+        for p in write_outputs(out).values():
+            console.print(f"wrote {p}")
+    return out
+
+
+def evaluate_command(cfg: Evaluate) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    from vla_gen_bench.eval.conventions import ActionError
+
+    try:
+        evaluate(cfg, console)
+    except (ActionError, RunDirError) as e:
+        console.print(f"[red]refused:[/] {e}")
+        return 2
+    except WorkerError as e:
+        if e.args[0].startswith(("ActionError", "PolicyError")):
+            console.print(f"[red]refused:[/] {e}")
+            return 2
+        console.print(e.trace)
+        console.print(f"[red]a worker failed:[/] {e}")
+        return 1
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted; finished episodes are in {cfg.out / EPISODES}. Re-run the same command to resume.")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(evaluate_command(tyro.cli(Evaluate)))
