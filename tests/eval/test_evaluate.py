@@ -159,3 +159,15 @@ def test_two_worker_processes_give_the_same_episodes(tmp_path, smoke_run):
     assert all(a[k]["instruction"] == b[k]["instruction"] for k in a)
     same = sum(a[k]["success"] == b[k]["success"] for k in a)
     assert same >= len(a) - 1  # PhysX is not bit-reproducible across processes; outcomes nearly always agree
+
+
+@pytest.mark.slow
+def test_ray_backend_runs_the_same_items_and_returns_videos(tmp_path):
+    pytest.importorskip("ray")
+    out = evaluate(Evaluate(policy="scripted", out=tmp_path / "ray", suite="ind", episodes=2, backend="ray",
+                            workers=1, videos=1, report=False))  # fmt: skip
+    recs = lines(out)
+    assert sorted(r["episode"] for r in recs) == [0, 1]
+    videos = [r["video"] for r in recs if r.get("video")]
+    assert videos and all((out / v).stat().st_size > 1000 for v in videos)
+    assert all("_video_data" not in r for r in recs)

@@ -253,7 +253,7 @@ class Worker:
         moved = check_moves(states)
         return {"steps": len(states) - 1, "action_shapes": shapes, "max_state_change": round(moved, 6)}
 
-    def run(self, items: list[Item], out_dir: Path) -> list[dict]:
+    def run(self, items: list[Item], out_dir: Path | None) -> list[dict]:
         from vla_gen_bench.envs.robots import ACTION_HIGH, ACTION_LOW
         from vla_gen_bench.eval.conventions import validate_action
         from vla_gen_bench.eval.runner import run_batch, write_video
@@ -279,8 +279,15 @@ class Worker:
             kind = "success" if res.success_at_end else "failure"
             if want_video and self._saved.get((v.name, kind), 0) < self.videos_per_kind:
                 rel = Path("videos") / f"{v.name}_s{it.seed}_e{it.episode}_{kind}.mp4"
-                (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                write_video(res.frames, out_dir / rel)
+                if out_dir is None:  # a remote (Ray) worker: the bytes travel back with the record
+                    import tempfile
+
+                    with tempfile.TemporaryDirectory() as tmp:
+                        write_video(res.frames, Path(tmp) / "v.mp4")
+                        rec["_video_data"] = (Path(tmp) / "v.mp4").read_bytes()
+                else:
+                    (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                    write_video(res.frames, out_dir / rel)
                 self._saved[(v.name, kind)] = self._saved.get((v.name, kind), 0) + 1
                 rec["video"] = str(rel)
             records.append(rec)
@@ -383,11 +390,12 @@ class _Ray:
         except ImportError as e:
             raise RuntimeError("--backend ray needs Ray: pip install 'ray>=2.9' (or: pip install -e '.[cluster]')") from e
         self.ray = ray
-        if not ray.is_initialized():
+        self.started = not ray.is_initialized()
+        if self.started:
             ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})  # fmt: skip
         actor = ray.remote(num_cpus=1)(_RayWorker)
-        self.actors = [actor.remote(cfg, i, videos, str(out_dir)) for i in range(cfg.workers)]
+        self.actors = [actor.remote(cfg, i, videos) for i in range(cfg.workers)]
         self.info = ray.get([a.ready.remote() for a in self.actors])
 
     def run(self, batches: list[list[Item]]):
@@ -406,11 +414,13 @@ class _Ray:
     def close(self) -> None:
         for a in self.actors:
             self.ray.kill(a)
+        if self.started:
+            self.ray.shutdown()
 
 
 class _RayWorker:
-    def __init__(self, cfg: Evaluate, index: int, videos: int, out_dir: str):
-        self.w, self.out_dir = Worker(cfg, index, videos), Path(out_dir)
+    def __init__(self, cfg: Evaluate, index: int, videos: int):
+        self.w = Worker(cfg, index, videos)
         self.info = self.w.setup()
         if cfg.check:
             self.info["probe"] = self.w.probe()
@@ -419,7 +429,7 @@ class _RayWorker:
         return self.info
 
     def run(self, batch: list[Item]) -> list[dict]:
-        return self.w.run(batch, self.out_dir)
+        return self.w.run(batch, None)  # may run on another machine: videos come back as bytes
 
 
 class WorkerError(RuntimeError):
@@ -495,6 +505,10 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
                 task = bar.add_task(cfg.policy, total=len(items), completed=len(done))
                 for records in backend.run(batches):
                     for r in records:
+                        data = r.pop("_video_data", None)
+                        if data is not None:
+                            (out / r["video"]).parent.mkdir(parents=True, exist_ok=True)
+                            (out / r["video"]).write_bytes(data)
                         append_record(jsonl, r)
                         wins += bool(r["success"])
                         n += 1
