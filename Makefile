@@ -22,15 +22,16 @@ test: setup
 test-fast: setup
 	@$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
-# Set-up, then a small real evaluation with the scripted oracle and the random baseline, then a report.
+# Set-up, then a small real evaluation (scripted oracle = upper bound, random = chance) on the smoke suite, with
+# the full report for each and a side-by-side comparison.
+DEMO_EPISODES ?= 3
 demo: setup
 	@$(VGB) assets build
-	@$(VGB) render --out $(DEMO_DIR)/sheet.png --seeds 8
-	@$(VGB) run-episode --policy scripted --seed 0 --video $(DEMO_DIR)/scripted_seed0.mp4 >/dev/null
-	@$(VGB) run-episodes --policy scripted --episodes 10 --out $(DEMO_DIR)/scripted.jsonl
-	@$(VGB) run-episodes --policy random --episodes 10 --out $(DEMO_DIR)/random.jsonl
-	@$(VGB) summarize $(DEMO_DIR)/scripted.jsonl $(DEMO_DIR)/random.jsonl --out $(DEMO_DIR)/report.md
-	@echo "demo outputs in $(DEMO_DIR)/: sheet.png scripted_seed0.mp4 scripted.jsonl random.jsonl report.md"
+	@$(VGB) render --suite default --out $(DEMO_DIR)/variants.png
+	@$(VGB) evaluate --policy scripted --suite smoke --episodes $(DEMO_EPISODES) --out $(DEMO_DIR)/scripted
+	@$(VGB) evaluate --policy random --suite smoke --episodes $(DEMO_EPISODES) --videos 1 --out $(DEMO_DIR)/random
+	@$(VGB) compare $(DEMO_DIR)/scripted $(DEMO_DIR)/random --out $(DEMO_DIR)/compare.md
+	@echo "demo outputs in $(DEMO_DIR)/: variants.png, scripted/ and random/ (report.html, report.md, summary.csv, videos/), compare.md"
 
 lint: setup
 	@$(VENV)/bin/ruff check vla_gen_bench tests benchmarks && $(VENV)/bin/ruff format --check vla_gen_bench tests benchmarks

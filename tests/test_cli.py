@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ from vla_gen_bench.cli import main
 def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for cmd in ("assets build", "assets list", "render", "run-episode", "run-episodes", "summarize"):
+    for cmd in ("assets build", "assets list", "evaluate", "list", "describe", "cards", "render", "run-episode"):
         assert cmd in out
 
 
@@ -35,28 +34,24 @@ def test_importing_the_package_does_no_heavy_work():
     assert out.stdout.strip() == "" and out.stderr == ""
 
 
-def test_summarize_computes_rates_from_the_file(tmp_path, capsys):
-    rows = [{"policy": "p", "seed": i, "success_at_end": i < 3, "ever_grasped": i < 4,
-             "failure": "success" if i < 3 else "dropped"} for i in range(4)]  # fmt: skip
-    f = tmp_path / "e.jsonl"
-    f.write_text("\n".join(json.dumps(r) for r in rows))
-    assert main(["summarize", str(f), "--out", str(tmp_path / "r.md")]) == 0
+def test_describe_and_list(capsys):
+    assert main(["list", "--suite", "default"]) == 0
     out = capsys.readouterr().out
-    assert "| 4 | 0.75 | [0.30, 0.95] | 1.00 | dropped: 1 |" in out
-    assert (tmp_path / "r.md").exists()
+    assert "unseen_positions" in out and "PositionChangeTo-v1" in out
+    assert main(["describe", "unseen_instructions", "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "instructions" in out and "16,056,320" in out
 
 
-@pytest.mark.sim
-@pytest.mark.slow
-def test_run_episodes_writes_jsonl_and_resumes(tmp_path):
-    out = tmp_path / "eps.jsonl"
-    cmd = [sys.executable, "-m", "vla_gen_bench.cli", "run-episodes", "--policy", "random", "--episodes", "2",
-           "--out", str(out)]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True)
-    first = out.read_text().splitlines()
-    assert [json.loads(x)["seed"] for x in first] == [0, 1]
-    cmd[cmd.index("2")] = "3"
-    subprocess.run(cmd, check=True, capture_output=True)
-    rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [r["seed"] for r in rows] == [0, 1, 2], "finished seeds are skipped, only seed 2 is new"
-    assert rows[0]["steps"] == 80 and rows[0]["failure"] in ("never_grasped", "wrong_object", "dropped", "misplaced", "timeout", "success")
+def test_describe_unknown_variant_is_one_clear_line(capsys):
+    assert main(["describe", "unseen_tabel"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'unseen_table'" in err and "Traceback" not in err
+
+
+def test_cards_check_detects_stale_cards(tmp_path, capsys):
+    assert main(["cards", "--out", str(tmp_path)]) == 0
+    assert main(["cards", "--out", str(tmp_path), "--check"]) == 0
+    (tmp_path / "reposition.md").write_text("edited by hand")
+    assert main(["cards", "--out", str(tmp_path), "--check"]) == 1
+    assert "reposition.md" in capsys.readouterr().err

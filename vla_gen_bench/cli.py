@@ -274,91 +274,6 @@ def run_episode(cfg: RunEpisode) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class RunEpisodes:
-    """Run a policy on seeded in-distribution episodes; one JSONL line per finished episode (re-running resumes)."""
-
-    out: Path
-    """JSONL file; seeds already in it are skipped."""
-    policy: str = "scripted"
-    """scripted | random | zero | openvla:<dir> | ws://host:port | package.module:ClassName"""
-    episodes: int = 10
-    first_seed: int = 0
-    camera: Literal["default", "fast", "paper"] = "default"
-    robot: str = "panda"
-
-
-@dataclass(frozen=True)
-class Summarize:
-    """Success rate with Wilson 95 % CI, grasp rate and failure labels for one or more episode JSONL files."""
-
-    files: tyro.conf.Positional[tuple[Path, ...]]
-    out: Path | None = None
-    """Also write the table as markdown here."""
-
-
-def run_episodes(cfg: RunEpisodes) -> int:
-    _quiet_sim()
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from vla_gen_bench.eval.runner import make_env, run_episode
-    from vla_gen_bench.policies.registry import resolve_policy
-
-    done = set()
-    if cfg.out.exists():
-        for n, line in enumerate(cfg.out.read_text().splitlines(), 1):
-            try:
-                done.add(json.loads(line)["seed"])
-            except (json.JSONDecodeError, KeyError) as e:
-                raise SystemExit(f"{cfg.out}:{n}: not an episode record ({e}); move the file away or fix the line") from None
-    todo = [s for s in range(cfg.first_seed, cfg.first_seed + cfg.episodes) if s not in done]
-    if not todo:
-        console.print(f"all {cfg.episodes} episodes already in {cfg.out}")
-        return 0
-    policy = resolve_policy(cfg.policy)
-    env = make_env(camera=cfg.camera, robot=cfg.robot)
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    wins = 0
-    cols = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn())
-    with Progress(*cols, console=console) as bar:
-        task = bar.add_task(cfg.policy, total=len(todo))
-        for k, seed in enumerate(todo, 1):
-            res = run_episode(env, policy, seed=seed)
-            row = {"policy": cfg.policy, **res.record()}
-            with cfg.out.open("a") as f:  # one line per finished episode: an interrupted run loses only this one
-                f.write(json.dumps(row) + "\n")
-            wins += res.success_at_end
-            bar.update(task, advance=1, description=f"{cfg.policy} success {wins}/{k}")
-    env.close()
-    console.print(f"wrote {cfg.out}")
-    return 0
-
-
-def summarize(cfg: Summarize) -> int:
-    from collections import Counter
-
-    from vla_gen_bench.eval.stats import wilson_interval
-
-    lines = ["| episodes | policy | n | success | 95 % CI (Wilson) | grasped | failures |", "|---|---|---|---|---|---|---|"]
-    for path in cfg.files:
-        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        n = len(rows)
-        k = sum(r["success_at_end"] for r in rows)
-        lo, hi = wilson_interval(k, n)
-        grasp = sum(r["ever_grasped"] for r in rows)
-        fails = Counter(r["failure"] for r in rows if r["failure"] != "success")
-        pol = ",".join(sorted({r.get("policy", "?") for r in rows}))
-        lines.append(f"| {path.name} | {pol} | {n} | {k / max(n, 1):.2f} | [{lo:.2f}, {hi:.2f}] | "
-                     f"{grasp / max(n, 1):.2f} | {', '.join(f'{a}: {b}' for a, b in fails.most_common()) or '-'} |")  # fmt: skip
-    table = "\n".join(lines)
-    print(table)
-    if cfg.out:
-        cfg.out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.out.write_text("# vgb demo report\n\nIn-distribution setting, seeded episodes.\n\n" + table + "\n")
-        console.print(f"wrote {cfg.out}")
-    return 0
-
-
 # ---------------------------------------------------------------------------- dispatch
 GROUPS = {
     "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list)},
@@ -386,8 +301,6 @@ COMMANDS = {
     "cards": (Cards, cards),
     "render": (Render, render),
     "run-episode": (RunEpisode, run_episode),
-    "run-episodes": (RunEpisodes, run_episodes),
-    "summarize": (Summarize, summarize),
 }
 
 

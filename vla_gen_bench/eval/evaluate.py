@@ -79,12 +79,16 @@ class RunDirError(ValueError):
     """The run directory holds a different run or unreadable records."""
 
 
+class EvalConfigError(ValueError):
+    """Options that cannot work together (or on this machine); the message says what to change."""
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 def policy_kwargs(cfg: Evaluate) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in cfg.policy_arg:
         if "=" not in kv:
-            raise ValueError(f"--policy-arg must be key=value, got {kv!r}")
+            raise EvalConfigError(f"--policy-arg must be key=value, got {kv!r}")
         k, v = kv.split("=", 1)
         try:
             out[k] = json.loads(v)
@@ -160,9 +164,9 @@ def plan(cfg: Evaluate, store) -> list[Item]:
     from vla_gen_bench.variants import get_suite
 
     if cfg.episodes < 1:
-        raise ValueError("--episodes must be >= 1")
+        raise EvalConfigError("--episodes must be >= 1")
     if not cfg.seeds or any(s < 0 for s in cfg.seeds):
-        raise ValueError("--seeds must be non-negative integers")
+        raise EvalConfigError("--seeds must be non-negative integers")
     return [Item(v.name, int(s), k) for v in get_suite(cfg.suite) for s in cfg.seeds for k in range(cfg.episodes)]
 
 
@@ -453,7 +457,13 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
 
     console = console or Console(stderr=True)
     if cfg.workers < 1 or cfg.num_envs < 1:
-        raise ValueError("--workers and --num-envs must be >= 1")
+        raise EvalConfigError("--workers and --num-envs must be >= 1")
+    if cfg.num_envs > 1:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EvalConfigError("--num-envs > 1 needs ManiSkill's GPU simulator (CUDA); on a CPU machine run "
+                                  "parallel episodes with --workers N instead")  # fmt: skip
     store = load_store(cfg.asset_pack)
     items = plan(cfg, store)
     out = cfg.out
@@ -537,7 +547,7 @@ def evaluate_command(cfg: Evaluate) -> int:
 
     try:
         evaluate(cfg, console)
-    except (ActionError, RunDirError) as e:
+    except (ActionError, RunDirError, EvalConfigError) as e:
         console.print(f"[red]refused:[/] {e}")
         return 2
     except WorkerError as e:
