@@ -296,6 +296,9 @@ def _entry(v):
 
 COMMANDS = {
     "evaluate": _lazy("vla_gen_bench.eval.evaluate", "Evaluate", "evaluate_command"),
+    "report": _lazy("vla_gen_bench.eval.report", "Report", "report_command"),
+    "compare": _lazy("vla_gen_bench.eval.report", "Compare", "compare_command"),
+    "serve": _lazy("vla_gen_bench.policies.serve", "Serve", "serve_command"),
     "list": (List, list_variants),
     "describe": (Describe, describe),
     "cards": (Cards, cards),

@@ -38,9 +38,9 @@ def test_outputs_and_records(smoke_run):
     assert len(recs) == 3 * 2
     assert all(FIELDS <= set(r) for r in recs)
     assert {(r["variant"], r["seed"], r["episode"]) for r in recs} == {
-        (v, s, k) for v in ("ind", "unseen_objects", "reposition") for s in (0, 1) for k in (0, 1)
+        (v, s, 0) for v in ("ind", "unseen_objects", "reposition") for s in (0, 1)
     }
-    assert sum(r["success"] for r in recs) >= 10, "the oracle should solve nearly all of these"
+    assert sum(r["success"] for r in recs) >= 5, "the oracle should solve nearly all of these"
     run = json.loads((smoke_run / RUN_JSON).read_text())
     for k in (
         "suite_hash",
@@ -171,3 +171,20 @@ def test_ray_backend_runs_the_same_items_and_returns_videos(tmp_path):
     videos = [r["video"] for r in recs if r.get("video")]
     assert videos and all((out / v).stat().st_size > 1000 for v in videos)
     assert all("_video_data" not in r for r in recs)
+
+
+def test_a_policy_served_over_websocket_scores_like_the_local_one(tmp_path, smoke_run):
+    """`vgb serve` + `--policy ws://...`: the openpi-protocol path end to end (privileged poses travel too)."""
+    from vla_gen_bench.policies.scripted import ScriptedPolicy
+    from vla_gen_bench.policies.serve import PolicyServer
+
+    server = PolicyServer(ScriptedPolicy(), host="127.0.0.1", port=0)
+    port = server.start()
+    out = evaluate(Evaluate(policy=f"ws://127.0.0.1:{port}", out=tmp_path / "ws", suite="ind", episodes=1,
+                            seeds=(0, 1), videos=0, report=False))  # fmt: skip
+    remote = {(r["seed"], r["episode"]): r for r in lines(out)}
+    local = {(r["seed"], r["episode"]): r for r in lines(smoke_run) if r["variant"] == "ind"}
+    assert remote.keys() == local.keys()
+    assert all(remote[k]["instruction"] == local[k]["instruction"] for k in local)
+    assert sum(r["success"] for r in remote.values()) >= 1
+    assert json.loads((out / RUN_JSON).read_text())["action_spec"]["privileged"] is True

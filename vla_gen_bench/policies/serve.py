@@ -1,0 +1,274 @@
+"""``vgb serve``: serve any Policy over the openpi websocket protocol (see :mod:`vla_gen_bench.policies.remote`).
+
+On connect the server sends its metadata: ``{"policy": <--policy string>, "action_spec": spec.to_dict(),
+"metadata": policy.metadata, "vgb_reset_flag": True, "vgb_protocol": 1}``. Each binary frame is one observation
+dict; the reply is ``{"actions": array}``. ``GET /healthz`` answers 200 ``ok``. Frames larger than
+``max_message_bytes`` close the connection with code 1009 (message too big); the server keeps running.
+
+Reset rule (openpi has no reset message, so both kinds of client work): the policy's ``reset(instruction)`` is called
+before answering an observation when (a) it is the first observation on a connection, (b) the observation carries
+``"reset": True`` (our client sets it on the first step of every episode), or (c) its instruction differs from the
+previous observation's on that connection. A frame ``{"reset": True, "instruction": ...}`` without an ``image`` only
+resets and is answered ``{"reset": True}``. The instruction is read from ``instruction``, else ``prompt`` (openpi's
+name); ``observation/image`` and ``observation/state`` are accepted for ``image`` and ``state``.
+
+Errors in a request (undecodable frame, missing image, the policy raising) are answered with a text frame holding the
+traceback — openpi clients raise it as an exception — and the connection stays open. One policy object serves all
+connections; calls are serialised by a lock, so serve a stateful policy to one client at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vla_gen_bench.policies.base import Policy
+from vla_gen_bench.policies.remote import packb, unpackb
+
+log = logging.getLogger(__name__)
+DEFAULT_SERVE_MAX_BYTES = 32 * 2**20
+_ALIASES = {"image": "observation/image", "state": "observation/state"}
+
+
+class RequestError(ValueError):
+    """An observation the server cannot pass to the policy."""
+
+
+def server_metadata(policy: Policy, name: str = "") -> dict[str, Any]:
+    """The metadata frame for ``policy`` (JSON-safe: anything else in policy.metadata is stringified)."""
+    meta = json.loads(json.dumps(getattr(policy, "metadata", {}) or {}, default=str))
+    spec = getattr(policy, "spec", None)
+    return {
+        "policy": name or type(policy).__name__,
+        "action_spec": spec.to_dict() if hasattr(spec, "to_dict") else {},
+        "metadata": meta,
+        "vgb_protocol": 1,
+        "vgb_reset_flag": True,
+    }
+
+
+def decode_observation(msg: Any, last_instruction: str | None) -> tuple[dict[str, Any], str, bool]:
+    """(observation for the policy, instruction, reset requested) from a decoded frame; RequestError if unusable."""
+    if not isinstance(msg, dict):
+        raise RequestError(f"an observation must be a msgpack map, got {type(msg).__name__}")
+    instruction = msg.get("instruction", msg.get("prompt", last_instruction or ""))
+    if not isinstance(instruction, str):
+        raise RequestError(f"'instruction'/'prompt' must be a string, got {type(instruction).__name__}")
+    reset = msg.get("reset", False) is True
+    obs = {k: v for k, v in msg.items() if k not in ("prompt", "reset")}
+    for ours, theirs in _ALIASES.items():
+        if ours not in obs and theirs in obs:
+            obs[ours] = obs.pop(theirs)
+    obs["instruction"] = instruction
+    if "image" in obs:
+        img = obs["image"]
+        if not (
+            isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+        ):
+            what = (
+                f"{img.dtype} array of shape {img.shape}"
+                if isinstance(img, np.ndarray)
+                else type(img).__name__
+            )
+            raise RequestError(f"'image' must be an (H, W, 3) uint8 array, got {what}")
+    if "state" in obs and not isinstance(obs["state"], np.ndarray):
+        obs["state"] = np.asarray(obs["state"], dtype=np.float32)
+    return obs, instruction, reset
+
+
+class PolicyServer:
+    """Websocket server for one policy. ``serve_forever()`` blocks; ``start()`` runs it on a background thread."""
+
+    def __init__(self, policy: Policy, host: str = "0.0.0.0", port: int = 8000,
+                 max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES, name: str = "",
+                 on_ready: Callable[[int], None] | None = None):  # fmt: skip
+        self.policy = policy
+        self.host = host
+        self.port = port
+        self.max_message_bytes = int(max_message_bytes)
+        self.metadata = server_metadata(policy, name)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Future | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._on_ready = on_ready
+
+    # -- lifecycle
+    def serve_forever(self) -> None:
+        asyncio.run(self._main())
+
+    def start(self, timeout_s: float = 10.0) -> int:
+        """Serve on a daemon thread; returns the bound port (useful with ``port=0``)."""
+
+        def run():
+            try:
+                self.serve_forever()
+            except BaseException as e:  # reported to start()'s caller below
+                self._error = e
+                self._ready.set()
+
+        self._thread = threading.Thread(target=run, name="vgb-policy-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError(f"policy server did not start within {timeout_s} s")
+        if self._error is not None:
+            raise self._error
+        return self.port
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(lambda: self._stop.done() or self._stop.set_result(None))
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    async def _main(self) -> None:
+        from websockets.asyncio.server import serve
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = self._loop.create_future()
+        async with serve(self._handle, self.host, self.port, max_size=self.max_message_bytes, compression=None,
+                         process_request=_health) as server:  # fmt: skip
+            self.port = server.sockets[0].getsockname()[1]
+            self._ready.set()
+            if self._on_ready is not None:
+                self._on_ready(self.port)
+            await self._stop
+
+    # -- one connection
+    async def _handle(self, ws) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        peer = ws.remote_address
+        log.info("connection from %s", peer)
+        last: str | None = None
+        first = True
+        try:
+            await ws.send(packb(self.metadata))
+            while True:
+                frame = await ws.recv()
+                try:
+                    if isinstance(frame, str):
+                        raise RequestError("expected a binary msgpack frame, got a text frame")
+                    try:
+                        msg = unpackb(frame)
+                    except ValueError as e:
+                        raise RequestError(f"cannot decode the observation: {e}") from e
+                    obs, instruction, reset = decode_observation(msg, last)
+                    reset = reset or first or instruction != last
+                    if "image" not in obs:
+                        if msg.get("reset") is not True:
+                            raise RequestError("observation has no 'image' (nor 'observation/image')")
+                        await asyncio.to_thread(self._reset, instruction)
+                        reply: dict[str, Any] = {"reset": True}
+                    else:
+                        actions = await asyncio.to_thread(self._act, obs, instruction, reset)
+                        reply = {"actions": actions}
+                    first, last = False, instruction
+                    await ws.send(packb(reply))
+                except ConnectionClosed:
+                    raise
+                except Exception:
+                    await ws.send(traceback.format_exc())
+        except ConnectionClosed as e:
+            log.info("connection from %s closed (%s)", peer, e)
+
+    def _reset(self, instruction: str) -> None:
+        with self._lock:
+            self.policy.reset(instruction)
+
+    def _act(self, obs: dict[str, Any], instruction: str, reset: bool) -> np.ndarray:
+        with self._lock:
+            if reset:
+                self.policy.reset(instruction)
+            a = np.asarray(self.policy.act(obs))
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"the policy returned actions of dtype {a.dtype}; expected floats")
+        return a if a.dtype.kind == "f" else a.astype(np.float64)
+
+
+def _health(connection, request):
+    import http
+
+    if request.path == "/healthz":
+        return connection.respond(http.HTTPStatus.OK, "ok\n")
+    return None
+
+
+def serve(policy: Policy, host: str = "0.0.0.0", port: int = 8000,
+          max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES, name: str = "") -> None:  # fmt: skip
+    """Serve ``policy`` until interrupted (Ctrl-C)."""
+    PolicyServer(policy, host, port, max_message_bytes, name).serve_forever()
+
+
+# ---------------------------------------------------------------------------- CLI (wired as `vgb serve`)
+@dataclass(frozen=True)
+class Serve:
+    """Serve a policy over the openpi websocket protocol (point 'vgb evaluate --policy ws://host:port' at it)."""
+
+    policy: str
+    """scripted | random | zero | openvla:<dir> | package.module:ClassName (anything --policy accepts)"""
+    host: str = "0.0.0.0"
+    """Interface to bind; 127.0.0.1 to accept local clients only."""
+    port: int = 8000
+    max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES
+    """Largest observation frame accepted; bigger ones close the connection with code 1009."""
+    unnorm_key: str | None = None
+    """Passed to the OpenVLA adapter (dataset statistics used to de-normalise actions)."""
+    policy_arg: tuple[str, ...] = ()
+    """key=value options for the policy's constructor (value parsed as JSON when it is JSON), as in 'vgb evaluate'."""
+
+
+def parse_policy_args(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``["seed=3", "name=x"]`` -> ``{"seed": 3, "name": "x"}``; ValueError on an item without '='."""
+    out: dict[str, Any] = {}
+    for kv in items:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--policy-arg must be key=value, got {kv!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def serve_command(cfg: Serve) -> int:
+    from rich.console import Console
+
+    from vla_gen_bench.policies.registry import resolve_policy
+
+    console = Console(stderr=True)
+    try:
+        kwargs = parse_policy_args(cfg.policy_arg)
+    except ValueError as e:
+        console.print(str(e), style="red", markup=False)
+        return 2
+    if cfg.unnorm_key is not None:
+        kwargs["unnorm_key"] = cfg.unnorm_key
+    policy = resolve_policy(cfg.policy, **kwargs)
+    shown = "localhost" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+
+    def ready(port: int) -> None:
+        console.print(f"serving {cfg.policy!r} on ws://{shown}:{port} (health: http://{shown}:{port}/healthz); "
+                      f"Ctrl-C stops", markup=False)  # fmt: skip
+
+    server = PolicyServer(policy, cfg.host, cfg.port, cfg.max_message_bytes, name=cfg.policy, on_ready=ready)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except OSError as e:
+        console.print(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e} (is another server using that "
+                      f"port? choose another with --port)", style="red", markup=False)  # fmt: skip
+        return 1
+    return 0
