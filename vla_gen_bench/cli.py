@@ -275,9 +275,6 @@ def run_episode(cfg: RunEpisode) -> int:
 
 
 # ---------------------------------------------------------------------------- dispatch
-GROUPS = {
-    "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list)},
-}
 def _lazy(module: str, cls: str, fn: str):
     """A command that lives in another room: its module is imported only when the command is used or listed."""
 
@@ -294,6 +291,10 @@ def _entry(v):
     return v() if callable(v) else v
 
 
+GROUPS = {
+    "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list)},
+    "model": {"init": _lazy("vla_gen_bench.models.commands", "ModelInit", "model_init")},
+}
 COMMANDS = {
     "evaluate": _lazy("vla_gen_bench.eval.evaluate", "Evaluate", "evaluate_command"),
     "report": _lazy("vla_gen_bench.eval.report", "Report", "report_command"),

@@ -41,7 +41,8 @@ def test_module_class_policy():
     [("scriptd", "did you mean 'scripted'"), ("no_such_module_xyz:Cls", "cannot import module"),
      ("tests.policies.test_registry:Nope", "has no attribute 'Nope'"),
      ("tests.policies.test_registry:PolicyError", "does not implement the Policy protocol"),
-     ("ws://localhost:1", "not available in this version")],
+     ("ws://localhost:1", "cannot connect to a policy server at ws://localhost:1"),
+     ("openvla:/no/such/checkpoint", "does not exist")],
 )  # fmt: skip
 def test_bad_policy_strings(spec, msg):
     with pytest.raises(PolicyError, match=msg):

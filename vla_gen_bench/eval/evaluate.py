@@ -227,7 +227,11 @@ class Worker:
             if self.shared:
                 _ENVS[key] = self.env
         kw = policy_kwargs(self.cfg)
-        self.policies = [resolve_policy(self.cfg.policy, **kw) for _ in range(self.cfg.num_envs)]
+        first = resolve_policy(self.cfg.policy, **kw)
+        if hasattr(first, "act_batch"):  # one model shared by all envs, queried in one batch
+            self.policies = [first] * self.cfg.num_envs
+        else:  # one instance per env (policies may keep per-episode state)
+            self.policies = [first] + [resolve_policy(self.cfg.policy, **kw) for _ in range(self.cfg.num_envs - 1)]
         p = self.policies[0]
         return {"spec": p.spec.to_dict(), "metadata": dict(getattr(p, "metadata", {}) or {})}
 
@@ -544,10 +548,12 @@ def evaluate_command(cfg: Evaluate) -> int:
 
     console = Console(stderr=True)
     from vla_gen_bench.eval.conventions import ActionError
+    from vla_gen_bench.policies.registry import PolicyError
+    from vla_gen_bench.variants import VariantError
 
     try:
         evaluate(cfg, console)
-    except (ActionError, RunDirError, EvalConfigError) as e:
+    except (ActionError, RunDirError, EvalConfigError, PolicyError, VariantError) as e:
         console.print(f"[red]refused:[/] {e}")
         return 2
     except WorkerError as e:

@@ -21,10 +21,11 @@ def make_env(camera: str = "default", robot: str = "panda", asset_store=None, si
     import logging
 
     import gymnasium as gym
+    from mani_skill.utils.logging_utils import logger
 
     from vla_gen_bench.envs import ENV_ID
 
-    logging.getLogger("mani_skill").setLevel(logging.ERROR)  # no "CUDA not found, falling back to CPU" noise
+    logger.setLevel(logging.ERROR)  # no "CUDA not found, falling back to CPU" noise (the logger is "mani_skill ")
     return gym.make(ENV_ID, camera=camera, robot_uids=robot, asset_store=asset_store, sim_freq=sim_freq,
                     camera_size=camera_size, num_envs=num_envs, **kwargs)  # fmt: skip
 
@@ -75,6 +76,8 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
     """The env <-> policy loop: one episode per parallel env (``env.num_envs`` of them, one policy instance
     each), all to the fixed horizon (no early termination; success is read at the last step).
 
+    Pass the same policy instance for every env when it has ``act_batch(images, instructions)`` (a model that
+    keeps no per-episode state beyond the instruction): it is then queried once per step for all envs.
     ``on_action(i, action) -> action`` may check or transform each policy output before it is executed
     (the evaluator validates conventions there). A (chunk, 7) output is executed open-loop, one row per step.
     """
@@ -92,6 +95,8 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
     for i, p in enumerate(policies):
         p.reset(instructions[i])
     privileged = [bool(getattr(p.spec, "privileged", False)) for p in policies]
+    # the same instance for every env + act_batch(images, instructions) = a batched model (e.g. OpenVLA)
+    batched = all(p is policies[0] for p in policies) and hasattr(policies[0], "act_batch") and not privileged[0]
     horizon = max_steps or MAX_EPISODE_STEPS
     frames: list[list[np.ndarray]] = [[] for _ in range(b)]
     totals = np.zeros(b)
@@ -102,12 +107,16 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
             rgb = obs["sensor_data"]["policy_camera"]["rgb"].cpu().numpy()
             for i in range(b):
                 frames[i].append(rgb[i])
-        for i, p in enumerate(policies):
-            if not queues[i]:
-                a = p.act(policy_observation(env, obs, privileged[i], i))
-                a = on_action(i, a) if on_action else a
-                a = np.asarray(a, dtype=np.float32)
-                queues[i] = list(a) if a.ndim == 2 else [a]
+        need = [i for i in range(b) if not queues[i]]
+        if batched and len(need) > 1:  # one shared model: one forward pass for every env that needs an action
+            imgs = obs["sensor_data"]["policy_camera"]["rgb"][need].cpu().numpy()
+            outs = list(policies[0].act_batch(imgs, [instructions[i] for i in need]))
+        else:
+            outs = [policies[i].act(policy_observation(env, obs, privileged[i], i)) for i in need]
+        for i, a in zip(need, outs, strict=True):
+            a = on_action(i, a) if on_action else a
+            a = np.asarray(a, dtype=np.float32)
+            queues[i] = list(a) if a.ndim == 2 else [a]
         action = np.stack([q.pop(0) for q in queues])  # (b, 7)
         obs, reward, _term, _trunc, info = env.step(action if b > 1 else action[0])
         totals += np.asarray(reward.cpu() if hasattr(reward, "cpu") else reward, dtype=np.float64).reshape(b)

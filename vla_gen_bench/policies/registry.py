@@ -37,13 +37,23 @@ def resolve_policy(spec: str, **kwargs: Any) -> Policy:
         except ImportError as e:
             raise PolicyError(f"the OpenVLA adapter is not available in this version ({e})") from e
 
-        return OpenVLAPolicy.from_path(spec.split(":", 1)[1], **kwargs)
+        from vla_gen_bench.models.checkpoint import CheckpointError
+
+        try:
+            return OpenVLAPolicy.from_path(spec.split(":", 1)[1], **kwargs)
+        except CheckpointError as e:
+            raise PolicyError(f"--policy {spec}: {e}") from e
     if spec.startswith(("ws://", "wss://")):
         try:
             from vla_gen_bench.policies.remote import RemotePolicy
         except ImportError as e:
             raise PolicyError(f"remote policies are not available in this version ({e})") from e
-        return RemotePolicy(spec, **kwargs)
+        from vla_gen_bench.policies.remote import RemotePolicyError
+
+        try:
+            return RemotePolicy(spec, **kwargs)
+        except RemotePolicyError as e:
+            raise PolicyError(str(e)) from e
     if ":" in spec and not spec.startswith(("/", ".")):
         module, _, name = spec.partition(":")
         try:

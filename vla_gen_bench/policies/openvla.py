@@ -1,0 +1,124 @@
+"""``openvla:<dir>``: an HF OpenVLA checkpoint folder (real or a ``vgb model init`` one) as a benchmark Policy.
+
+Action mapping (OpenVLA -> the benchmark's env convention, ``policies/base.py``):
+
+* dims 0-5: the de-normalised deltas as they are — metres and radians in the robot base frame, rotation as an XYZ
+  Euler delta — which is what Bridge-trained OpenVLA emits and RL4VLA feeds its controller. The env clips them to
+  its per-step bounds.
+* dim 6 (gripper): OpenVLA's gripper target is not normalised (mask False in ``bridge_orig``), and its datasets
+  store it as 1 = open, 0 = close. The decoded value is thresholded at 0.5: ``> 0.5`` -> +1 (open), else -1
+  (close), exactly as RL4VLA and SimplerEnv's WidowX wrapper do. Checkpoints trained on ±1 gripper labels map the
+  same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla_gen_bench.policies.base import ActionSpec
+
+GRIPPER_THRESHOLD = 0.5
+
+
+class OpenVLAPolicy:
+    """Closed-loop OpenVLA policy: one image + instruction -> one (7,) action."""
+
+    def __init__(self, vla, unnorm_key: str | None = None, temperature: float = 0.0, seed: int = 0) -> None:
+        import torch
+
+        self.vla = vla
+        self.unnorm_key = vla.resolve_unnorm_key(unnorm_key)
+        stats = vla.action_stats(self.unnorm_key)
+        if stats.dim != 7:
+            raise ValueError(
+                f"unnorm_key {self.unnorm_key!r} describes {stats.dim}-D actions; the benchmark needs 7 "
+                "(dx, dy, dz, drx, dry, drz, gripper)"
+            )
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.temperature = float(temperature)
+        self.seed = int(seed)
+        self.generator = torch.Generator(device=vla.device).manual_seed(self.seed)
+        self.instruction: str | None = None
+        self.spec = ActionSpec()
+        self.metadata: dict[str, Any] = {
+            "policy": "openvla",
+            "checkpoint": vla.source,
+            "preset": vla.config.preset,
+            "unnorm_key": self.unnorm_key,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "device": str(vla.device),
+            "dtype": str(vla.network.dtype).removeprefix("torch."),
+            "image_sizes": list(vla.processor.sizes),
+            "prompt_template": "In: What action should the robot take to {instruction}?\nOut:",
+            "gripper_mapping": f"+1 (open) if decoded gripper > {GRIPPER_THRESHOLD} else -1 (close)",
+        }
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | Path,
+        unnorm_key: str | None = None,
+        device: str = "auto",
+        dtype: str | None = "auto",
+        temperature: float = 0.0,
+        lora: str | Path | None = None,
+        seed: int = 0,
+        center_crop: bool = False,
+        fingerprint: bool = True,
+        **ignored: Any,
+    ) -> OpenVLAPolicy:
+        """Load ``path`` (an HF OpenVLA folder) for evaluation.
+
+        Args:
+            unnorm_key: dataset statistics to de-normalise with; required when the checkpoint has several.
+            device / dtype: ``"auto"`` = CUDA + bf16 when present, else CPU + fp32.
+            temperature: 0 = greedy; > 0 samples (RL4VLA evaluates at 0.6), seeded by ``seed``.
+            lora: optional peft adapter folder, merged into the weights.
+            center_crop: crop 90 % of the image area first (for fine-tunes trained with random crops, e.g. LIBERO).
+            fingerprint: record a sha256 of the checkpoint files in ``metadata`` (reads the weights once more).
+            ignored: other runner options (e.g. ``seed`` for other adapters) are accepted and ignored.
+        """
+        from dataclasses import replace
+
+        from vla_gen_bench.models.checkpoint import checkpoint_fingerprint, load_openvla
+
+        vla = load_openvla(path, unnorm_key=unnorm_key, device=device, dtype=dtype, lora=lora)
+        if center_crop:
+            vla.processor = replace(vla.processor, center_crop_scale=0.9)
+        policy = cls(vla, unnorm_key=unnorm_key, temperature=temperature, seed=seed)
+        policy.metadata["lora"] = str(lora) if lora is not None else None
+        policy.metadata["center_crop"] = center_crop
+        if fingerprint:
+            policy.metadata["checkpoint_sha256"] = checkpoint_fingerprint(path)
+        return policy
+
+    def reset(self, instruction: str) -> None:
+        self.instruction = instruction
+
+    def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """De-normalised OpenVLA actions ``(..., 7)`` -> env actions (gripper mapped to ±1), float32."""
+        out = np.array(actions, dtype=np.float32, copy=True)
+        out[..., 6] = np.where(out[..., 6] > GRIPPER_THRESHOLD, 1.0, -1.0)
+        return out
+
+    def act_batch(self, images, instructions: list[str]) -> np.ndarray:
+        """``(B, H, W, 3)`` uint8 images and B instructions -> ``(B, 7)`` env actions (one batched forward)."""
+        pred = self.vla.predict_action(
+            images,
+            instructions,
+            unnorm_key=self.unnorm_key,
+            temperature=self.temperature,
+            generator=self.generator,
+        )
+        return self.to_env_actions(pred.actions)
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        instruction = obs.get("instruction") or self.instruction
+        if not instruction:
+            raise ValueError("no instruction: call reset(instruction) or pass obs['instruction']")
+        return self.act_batch(np.asarray(obs["image"])[None], [instruction])[0]
