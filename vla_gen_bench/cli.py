@@ -292,8 +292,15 @@ def _entry(v):
 
 
 GROUPS = {
-    "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list)},
+    "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list),
+               "generate-tables": _lazy("vla_gen_bench.assets.commands", "GenerateTables", "generate_tables"),
+               "import-tables": _lazy("vla_gen_bench.assets.commands", "ImportTables", "import_tables")},
     "model": {"init": _lazy("vla_gen_bench.models.commands", "ModelInit", "model_init")},
+    "leaderboard": {
+        "add": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardAdd", "leaderboard_add"),
+        "validate": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardValidate", "leaderboard_validate"),
+        "show": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardShow", "leaderboard_show"),
+    },
 }
 COMMANDS = {
     "evaluate": _lazy("vla_gen_bench.eval.evaluate", "Evaluate", "evaluate_command"),
@@ -313,10 +320,10 @@ def _usage() -> str:
     for g, subs in GROUPS.items():
         for s, entry in subs.items():
             cls, _ = _entry(entry)
-            lines.append(f"  vgb {g} {s:12s} {cls.__doc__.splitlines()[0]}")
+            lines.append(f"  vgb {g + ' ' + s:22s} {cls.__doc__.splitlines()[0]}")
     for c, entry in COMMANDS.items():
         cls, _ = _entry(entry)
-        lines.append(f"  vgb {c:19s} {cls.__doc__.splitlines()[0]}")
+        lines.append(f"  vgb {c:22s} {cls.__doc__.splitlines()[0]}")
     return "\n".join(lines)
 
 

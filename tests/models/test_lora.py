@@ -75,7 +75,7 @@ def test_save_and_load_adapter(adapted, tiny_ckpt, tmp_path, images):
     assert not hasattr(merged.model, "peft_config")  # merged back into a plain model
     got = merged.predict_action(images, INSTRUCTIONS)
     assert np.array_equal(got.tokens, want.tokens)
-    assert np.allclose(got.log_probs, want.log_probs, atol=1e-4)
+    assert np.allclose(got.log_probs, want.log_probs, atol=1e-3)  # merged weights: fp32 rounding differs
     # statistics saved next to the adapter (as OpenVLA / RL4VLA fine-tunes do) become available keys
     stats = {"sft": {"action": {"q01": [-1.0] * 7, "q99": [1.0] * 7, "mask": [True] * 6 + [False]}}}
     (out / "dataset_statistics.json").write_text(json.dumps(stats))

@@ -6,6 +6,11 @@ written into every result row, so numbers are only ever compared within one pack
 
 ``AssetStore.procedural()`` is the built-in pack: deterministic from code + seeds, materialised into the cache by
 ``vgb assets build`` (or lazily on first use). Nothing downloads.
+
+A *table pack* (generated with SD + ControlNet or imported, see :mod:`vla_gen_bench.assets.packs`) replaces the table
+appearances of a base pack: :meth:`AssetStore.with_tables` keeps the base's objects, receptacles and overlays and
+takes every table from the table pack (never a mix), and its files resolve from the table pack's folder. Table
+entries whose ``params["view"]`` is set are pre-rendered policy-camera views rather than tiling textures.
 """
 
 from __future__ import annotations
@@ -79,10 +84,29 @@ def did_you_mean(word: str, options: list[str]) -> str:
 class AssetStore:
     """A loaded asset pack. Use :meth:`procedural` for the built-in one."""
 
-    def __init__(self, root: Path, entries: list[ManifestEntry], shapes: dict[str, procedural.ShapeAsset]):
+    def __init__(
+        self,
+        root: Path,
+        entries: list[ManifestEntry],
+        shapes: dict[str, procedural.ShapeAsset],
+        roots: dict[str, Path] | None = None,
+        table_pack: dict[str, Any] | None = None,
+    ):
+        """A store over ``entries`` whose files are relative to ``root``.
+
+        Args:
+            root: folder the entries' ``file`` paths are relative to.
+            entries: the manifest entries.
+            shapes: geometry of the objects and receptacles, by id.
+            roots: per-entry folder overriding ``root`` (entries taken from another pack).
+            table_pack: ``{"name", "hash", "source", "root", "view"}`` of the table pack whose tables this store
+                uses (None for a plain pack).
+        """
         self.root = Path(root)
         self.entries = {e.id: e for e in entries}
         self._shapes = shapes
+        self._roots = {k: Path(v) for k, v in (roots or {}).items()}
+        self.table_pack = dict(table_pack) if table_pack else None
         self._images: dict[str, np.ndarray] = {}
 
     # ----------------------------------------------------------------- construction
@@ -137,10 +161,32 @@ class AssetStore:
                              "('vgb assets build --force' for the procedural pack)") from e  # fmt: skip
         return cls(root, entries, shapes or {a.id: a for a in procedural.objects() + procedural.receptacles()})
 
+    @classmethod
+    def with_tables(
+        cls, base: AssetStore, tables: list[ManifestEntry], root: Path, table_pack: dict[str, Any]
+    ) -> AssetStore:
+        """A store with ``base``'s objects, receptacles and overlays and *only* the given tables (files in ``root``).
+
+        Raises:
+            AssetError: no tables, a non-table entry, or a table id that clashes with one of ``base``'s other assets.
+        """
+        if not tables:
+            raise AssetError(f"table pack {table_pack.get('name')!r} has no tables")
+        keep = [e for e in base.entries.values() if e.kind != "table"]
+        taken = {e.id for e in keep}
+        for t in tables:
+            if t.kind != "table":
+                raise AssetError(f"table pack entry {t.id!r} is a {t.kind}, not a table")
+            if t.id in taken:
+                raise AssetError(f"table pack entry {t.id!r} clashes with an asset of the base pack; rename it")  # fmt: skip
+        roots = {e.id: base._roots.get(e.id, base.root) for e in keep}
+        roots.update({t.id: Path(root) for t in tables})
+        return cls(base.root, keep + list(tables), base._shapes, roots=roots, table_pack=table_pack)
+
     # ----------------------------------------------------------------- queries
     @property
     def pack_hash(self) -> str:
-        """Content hash of the whole pack (16 hex digits)."""
+        """Content hash of the whole store (16 hex digits): every asset, so a table pack changes it."""
         pairs = sorted((e.id, e.sha256) for e in self.entries.values())
         return _sha(json.dumps(pairs).encode())[:16]
 
@@ -174,16 +220,23 @@ class AssetStore:
     def image(self, asset_id: str) -> np.ndarray:
         """(H, W, 3) uint8 texture of a table or overlay (cached in memory)."""
         if asset_id not in self._images:
-            e = self.entry(asset_id)
-            if e.file is None:
-                raise AssetError(f"asset {asset_id!r} ({e.kind}) has no image")
             from PIL import Image
 
-            path = self.root / e.file
+            e = self.entry(asset_id)
+            path = self.path(asset_id)
             if not path.exists():
-                raise AssetError(f"asset file missing: {path}; rebuild the pack ('vgb assets build --force')")
+                how = ("regenerate or re-import the table pack" if self.table_pack and e.kind == "table"
+                       else "rebuild the pack ('vgb assets build --force')")  # fmt: skip
+                raise AssetError(f"asset file missing: {path}; {how}")
             self._images[asset_id] = np.asarray(Image.open(path).convert("RGB"))
         return self._images[asset_id]
+
+    def path(self, asset_id: str) -> Path:
+        """File of a table or overlay image."""
+        e = self.entry(asset_id)
+        if e.file is None:
+            raise AssetError(f"asset {asset_id!r} ({e.kind}) has no image")
+        return self._roots.get(asset_id, self.root) / e.file
 
     def verify(self) -> list[str]:
         """Re-hash every texture file; return a list of problems (empty when the pack is intact)."""

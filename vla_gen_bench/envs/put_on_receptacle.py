@@ -266,7 +266,7 @@ class PutOnReceptacleEnv(BaseEnv):
             else:
                 img = C.table_view(self.store.image(table_id), self._cam_intrinsic, self._cam2world_cv, cam.width,
                                    cam.height, entry.params.get("tile_m", 0.4), TABLE_RECT)  # fmt: skip
-            self._table_images[table_id] = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)
+            self._table_images[table_id] = torch.from_numpy(np.array(img)).to(self.device)  # a writable copy
         return self._table_images[table_id]
 
     # ------------------------------------------------------------------ episodes

@@ -73,7 +73,9 @@ def render_empty_table(
 
     logging.getLogger("mani_skill").setLevel(logging.ERROR)
     # depth is only needed here; the task env's policy observations stay rgb + segmentation
-    env = gym.make(ENV_ID, camera=camera, camera_size=size, robot_uids=robot, obs_mode="rgb+depth+segmentation")
+    env = gym.make(
+        ENV_ID, camera=camera, camera_size=size, robot_uids=robot, obs_mode="rgb+depth+segmentation"
+    )
     try:
         u = env.unwrapped
         env.reset(seed=0)
@@ -86,14 +88,19 @@ def render_empty_table(
         # the base class's sensor read, without the task's composition over a table image
         cam = BaseEnv._get_obs_sensor_data(u)[POLICY_CAMERA]
         rgb = cam["rgb"][0].cpu().numpy().astype(np.uint8)
-        depth = cam["depth"][0, ..., 0].cpu().numpy().astype(np.float32) / 1000.0  # ManiSkill: int16 millimetres
+        mm = cam["depth"][0, ..., 0].cpu().numpy()  # ManiSkill: int16 millimetres
+        depth = mm.astype(np.float32) / 1000.0
         seg = cam["segmentation"][0, ..., 0].cpu().numpy()
         table_ids = [i for i, o in u.segmentation_id_map.items() if getattr(o, "name", None) == "table"]
         mask = np.isin(seg, table_ids)
         others = set(np.unique(seg).tolist()) - set(table_ids) - {0}
         if others:
-            raise RuntimeError(f"empty-table render still shows scene ids {sorted(others)}; the scene changed")
+            raise RuntimeError(
+                f"empty-table render still shows scene ids {sorted(others)}; the scene changed"
+            )
     finally:
         env.close()
     prof = camera_profile(camera, size)
-    return TableRender(rgb=rgb, depth=depth, table_mask=mask, view=view_spec(camera, (prof.width, prof.height)))
+    return TableRender(
+        rgb=rgb, depth=depth, table_mask=mask, view=view_spec(camera, (prof.width, prof.height))
+    )

@@ -109,6 +109,15 @@ def load_store(asset_pack: str | None):
     return load_pack(asset_pack)
 
 
+def check_pack_view(store, camera: str) -> None:
+    """A generated table pack must have been rendered from this run's camera (else tables would not line up)."""
+    if getattr(store, "table_pack", None):
+        from vla_gen_bench.assets.packs import check_view
+        from vla_gen_bench.envs.put_on_receptacle import camera_profile
+
+        check_view(store, camera_profile(camera))
+
+
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -184,6 +193,8 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
         "catalog_hash": catalog_hash(store=store),
         "asset_pack": cfg.asset_pack or "procedural",
         "asset_pack_hash": store.pack_hash,
+        "table_pack": {k: v for k, v in (getattr(store, "table_pack", None) or {}).items() if k in ("name", "hash", "source")}
+        or None,
         "control": CONTROL,
         "variants": {v.name: {"axis": v.axis, "split": v.split, "severity": v.severity, "description": v.summary,
                               "paper": v.paper} for v in variants},  # fmt: skip
@@ -469,6 +480,7 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
             raise EvalConfigError("--num-envs > 1 needs ManiSkill's GPU simulator (CUDA); on a CPU machine run "
                                   "parallel episodes with --workers N instead")  # fmt: skip
     store = load_store(cfg.asset_pack)
+    check_pack_view(store, cfg.camera)
     items = plan(cfg, store)
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
@@ -547,13 +559,14 @@ def evaluate_command(cfg: Evaluate) -> int:
     from rich.console import Console
 
     console = Console(stderr=True)
+    from vla_gen_bench.assets.store import AssetError
     from vla_gen_bench.eval.conventions import ActionError
     from vla_gen_bench.policies.registry import PolicyError
     from vla_gen_bench.variants import VariantError
 
     try:
         evaluate(cfg, console)
-    except (ActionError, RunDirError, EvalConfigError, PolicyError, VariantError) as e:
+    except (ActionError, RunDirError, EvalConfigError, PolicyError, VariantError, AssetError) as e:
         console.print(f"[red]refused:[/] {e}")
         return 2
     except WorkerError as e:

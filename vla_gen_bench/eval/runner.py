@@ -72,7 +72,8 @@ def run_episode(env, policy: Policy, seed: int, episode=None, record_frames: boo
 
 
 def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | None = None,
-              record_frames: bool = False, max_steps: int | None = None, on_action=None) -> list[EpisodeResult]:  # fmt: skip
+              record_frames: bool = False, max_steps: int | None = None, on_action=None,
+              on_step=None) -> list[EpisodeResult]:  # fmt: skip
     """The env <-> policy loop: one episode per parallel env (``env.num_envs`` of them, one policy instance
     each), all to the fixed horizon (no early termination; success is read at the last step).
 
@@ -80,6 +81,8 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
     keeps no per-episode state beyond the instruction): it is then queried once per step for all envs.
     ``on_action(i, action) -> action`` may check or transform each policy output before it is executed
     (the evaluator validates conventions there). A (chunk, 7) output is executed open-loop, one row per step.
+    ``on_step(t, obs, action, next_obs, reward, info)`` sees every transition (``action`` (b, 7) as executed,
+    ``reward`` (b,) numpy): demo collection and RL rollouts record what they need there.
     """
     from vla_gen_bench.envs import FAILURE_LABELS, MAX_EPISODE_STEPS
 
@@ -118,8 +121,12 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
             a = np.asarray(a, dtype=np.float32)
             queues[i] = list(a) if a.ndim == 2 else [a]
         action = np.stack([q.pop(0) for q in queues])  # (b, 7)
-        obs, reward, _term, _trunc, info = env.step(action if b > 1 else action[0])
-        totals += np.asarray(reward.cpu() if hasattr(reward, "cpu") else reward, dtype=np.float64).reshape(b)
+        next_obs, reward, _term, _trunc, info = env.step(action if b > 1 else action[0])
+        r = np.asarray(reward.cpu() if hasattr(reward, "cpu") else reward, dtype=np.float64).reshape(b)
+        if on_step is not None:
+            on_step(steps, obs, action, next_obs, r, info)
+        obs = next_obs
+        totals += r
         steps += 1
     if record_frames:
         rgb = obs["sensor_data"]["policy_camera"]["rgb"].cpu().numpy()

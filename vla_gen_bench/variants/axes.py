@@ -131,7 +131,16 @@ class Draft:
     instruction: str = ""
 
 
-def _pick(rng: np.random.Generator, pool: list | tuple):
+class VariantError(KeyError):
+    """Unknown variant or suite name, or a variant the asset pack cannot build; the message says what to do."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+def _pick(rng: np.random.Generator, pool: list | tuple, what: str = "choices"):
+    if not pool:
+        raise VariantError(f"no {what} to draw from: the asset pack lacks them (see 'vgb assets list')")
     return pool[int(rng.integers(len(pool)))]
 
 
@@ -192,7 +201,7 @@ class TablePool:
 
     def apply(self, d: Draft, base: dict, rng: np.random.Generator, store) -> None:
         if self.split != "train":
-            d.table = _pick(rng, store.ids("table", self.split))
+            d.table = _pick(rng, store.ids("table", self.split), f"{self.split} tables")
 
     def count(self, store) -> int:
         return len(store.ids("table", self.split))
@@ -209,7 +218,7 @@ class ObjectPool:
 
     def apply(self, d: Draft, base: dict, rng: np.random.Generator, store) -> None:
         if self.split != "train":
-            d.objects = [_pick(rng, store.ids("object", self.split))]
+            d.objects = [_pick(rng, store.ids("object", self.split), f"{self.split} objects")]
 
     def count(self, store) -> int:
         return len(store.ids("object", self.split))
@@ -226,7 +235,7 @@ class ReceptaclePool:
 
     def apply(self, d: Draft, base: dict, rng: np.random.Generator, store) -> None:
         if self.split != "train":
-            d.receptacles = [_pick(rng, store.ids("receptacle", self.split))]
+            d.receptacles = [_pick(rng, store.ids("receptacle", self.split), f"{self.split} receptacles")]
 
     def count(self, store) -> int:
         return len(store.ids("receptacle", self.split))

@@ -22,6 +22,7 @@ from vla_gen_bench.variants.axes import (
     RepositionAxis,
     RobotInit,
     TablePool,
+    VariantError,
 )
 
 Axis = Literal["in-distribution", "vision", "semantics", "execution"]
@@ -169,13 +170,6 @@ SUITES: dict[str, tuple[str, ...]] = {
     "execution": (CONTROL, *_names(lambda v: v.axis == "execution" and v.paper)),
     "all": tuple(_BY_NAME),
 }  # fmt: skip
-
-
-class VariantError(KeyError):
-    """Unknown variant or suite name; the message suggests the closest names."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
 
 
 def _unknown(kind: str, name: str, options) -> VariantError:
