@@ -38,3 +38,4 @@ lint: setup
 
 bench: setup
 	@$(PY) benchmarks/sim_throughput.py
+	@$(PY) benchmarks/policy_latency.py

@@ -296,6 +296,12 @@ GROUPS = {
                "generate-tables": _lazy("vla_gen_bench.assets.commands", "GenerateTables", "generate_tables"),
                "import-tables": _lazy("vla_gen_bench.assets.commands", "ImportTables", "import_tables")},
     "model": {"init": _lazy("vla_gen_bench.models.commands", "ModelInit", "model_init")},
+    "train-baseline": {
+        "sft": _lazy("vla_gen_bench.training.commands", "TrainSFT", "train_sft"),
+        "ppo": _lazy("vla_gen_bench.training.rl_commands", "TrainPPO", "train_ppo"),
+        "grpo": _lazy("vla_gen_bench.training.rl_commands", "TrainGRPO", "train_grpo"),
+        "dpo": _lazy("vla_gen_bench.training.rl_commands", "TrainDPO", "train_dpo"),
+    },
     "leaderboard": {
         "add": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardAdd", "leaderboard_add"),
         "validate": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardValidate", "leaderboard_validate"),
@@ -304,6 +310,7 @@ GROUPS = {
 }
 COMMANDS = {
     "evaluate": _lazy("vla_gen_bench.eval.evaluate", "Evaluate", "evaluate_command"),
+    "collect-demos": _lazy("vla_gen_bench.training.commands", "CollectDemos", "collect_demos"),
     "report": _lazy("vla_gen_bench.eval.report", "Report", "report_command"),
     "compare": _lazy("vla_gen_bench.eval.report", "Compare", "compare_command"),
     "serve": _lazy("vla_gen_bench.policies.serve", "Serve", "serve_command"),

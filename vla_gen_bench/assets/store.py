@@ -11,6 +11,9 @@ A *table pack* (generated with SD + ControlNet or imported, see :mod:`vla_gen_be
 appearances of a base pack: :meth:`AssetStore.with_tables` keeps the base's objects, receptacles and overlays and
 takes every table from the table pack (never a mix), and its files resolve from the table pack's folder. Table
 entries whose ``params["view"]`` is set are pre-rendered policy-camera views rather than tiling textures.
+
+``AssetStore.rl4vla(path)`` reads a folder in RL4VLA's layout (:mod:`vla_gen_bench.assets.rl4vla`): its objects and
+receptacles are mesh files, and its pack hash is the folder's content hash (``source["content_hash"]``).
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class AssetStore:
         shapes: dict[str, procedural.ShapeAsset],
         roots: dict[str, Path] | None = None,
         table_pack: dict[str, Any] | None = None,
+        source: dict[str, Any] | None = None,
     ):
         """A store over ``entries`` whose files are relative to ``root``.
 
@@ -101,12 +105,15 @@ class AssetStore:
             roots: per-entry folder overriding ``root`` (entries taken from another pack).
             table_pack: ``{"name", "hash", "source", "root", "view"}`` of the table pack whose tables this store
                 uses (None for a plain pack).
+            source: where a store not built from a manifest came from, e.g. ``{"kind": "rl4vla", "root",
+                "content_hash"}``; a ``content_hash`` there is the store's :attr:`pack_hash`.
         """
         self.root = Path(root)
         self.entries = {e.id: e for e in entries}
         self._shapes = shapes
         self._roots = {k: Path(v) for k, v in (roots or {}).items()}
         self.table_pack = dict(table_pack) if table_pack else None
+        self.source = dict(source) if source else None
         self._images: dict[str, np.ndarray] = {}
 
     # ----------------------------------------------------------------- construction
@@ -162,6 +169,13 @@ class AssetStore:
         return cls(root, entries, shapes or {a.id: a for a in procedural.objects() + procedural.receptacles()})
 
     @classmethod
+    def rl4vla(cls, path: Path | str | None = None) -> AssetStore:
+        """A store over a folder in RL4VLA's layout (see :func:`vla_gen_bench.assets.rl4vla.load_rl4vla`)."""
+        from vla_gen_bench.assets.rl4vla import load_rl4vla
+
+        return load_rl4vla(path)
+
+    @classmethod
     def with_tables(
         cls, base: AssetStore, tables: list[ManifestEntry], root: Path, table_pack: dict[str, Any]
     ) -> AssetStore:
@@ -186,7 +200,10 @@ class AssetStore:
     # ----------------------------------------------------------------- queries
     @property
     def pack_hash(self) -> str:
-        """Content hash of the whole store (16 hex digits): every asset, so a table pack changes it."""
+        """Content hash of the whole store (16 hex digits): every asset, so a table pack changes it. A store read
+        from a folder (``source["content_hash"]``, e.g. RL4VLA's) reports that folder's content hash."""
+        if self.source and self.source.get("content_hash"):
+            return str(self.source["content_hash"])
         pairs = sorted((e.id, e.sha256) for e in self.entries.values())
         return _sha(json.dumps(pairs).encode())[:16]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sapien
@@ -17,12 +17,11 @@ from mani_skill.utils.structs.types import SimConfig
 
 from vla_gen_bench.assets.store import AssetStore, default_store
 from vla_gen_bench.envs import compose as C
+from vla_gen_bench.envs import profiles as P
 from vla_gen_bench.envs.robots import (
     ACTION_LOW,
-    BASE_POSE,
     CONTROL_MODE,
-    GRIPPER_OPEN,
-    REST_QPOS,
+    ROBOT_SPECS,
     register_agents,
     resolve_robot,
 )
@@ -58,6 +57,11 @@ class CameraProfile:
     fx: float | None = None
     eye: tuple[float, float, float] = (0.22, 0.32, 0.46)
     target: tuple[float, float, float] = (-0.12, 0.0, 0.04)
+    cx: float | None = None
+    """Principal point (pixels at ``width`` x ``height``); None = the image centre."""
+    cy: float | None = None
+    pose: tuple[float, ...] | None = None
+    """World pose (x, y, z, qw, qx, qy, qz; SAPIEN camera axes: x forward, z up) instead of eye/target."""
 
 
 CAMERAS = {
@@ -66,6 +70,9 @@ CAMERAS = {
     "fast": CameraProfile(128, 128, fov_y=math.radians(46)),
     # the paper's Logitech C920 intrinsics (RL4VLA §1): 640x480, fx = fy = 623.588
     "paper": CameraProfile(640, 480, fx=623.588),
+    # the rl4vla profile's camera: the paper's intrinsics and its base_link mount, placed on the WidowX's base pose
+    "rl4vla": CameraProfile(*P.RL4VLA_CAMERA_SIZE, fx=P.RL4VLA_INTRINSICS[0], cx=P.RL4VLA_INTRINSICS[2],
+                            cy=P.RL4VLA_INTRINSICS[3], pose=P.RL4VLA_CAMERA_POSE),  # fmt: skip
 }
 
 
@@ -79,8 +86,8 @@ def camera_profile(camera: str | CameraProfile, size: tuple[int, int] | None = N
         w, h = size
         if not (isinstance(w, int) and isinstance(h, int) and 16 <= w <= 2048 and 16 <= h <= 2048):
             raise ValueError(f"invalid camera size {size!r}: width and height must be integers in [16, 2048]")
-        camera = CameraProfile(w, h, camera.fov_y if camera.fx is None else 2 * math.atan(240 / camera.fx),
-                               None, camera.eye, camera.target)  # fmt: skip
+        fov = camera.fov_y if camera.fx is None else 2 * math.atan(camera.height / 2 / camera.fx)
+        camera = replace(camera, width=w, height=h, fov_y=fov, fx=None, cx=None, cy=None)
     return camera
 
 
@@ -106,7 +113,7 @@ class PutOnReceptacleEnv(BaseEnv):
     (> 0.03 N). Success is read at the final step (``success_at_end``); ``success_once`` is also reported.
     """
 
-    SUPPORTED_ROBOTS = ["vgb_panda", "vgb_panda_stock"]
+    SUPPORTED_ROBOTS = ["vgb_panda", "vgb_panda_stock", "vgb_widowx250s"]
     SUPPORTED_REWARD_MODES = ["dense", "normalized_dense", "sparse", "none"]
     agent: object
 
@@ -121,9 +128,13 @@ class PutOnReceptacleEnv(BaseEnv):
         obs_mode: str = "rgb",
         control_mode: str = CONTROL_MODE,
         variant=None,
+        lighting: str = "default",
         **kwargs,
     ):
         register_agents()
+        if lighting not in ("default", "rl4vla"):
+            raise ValueError(f"unknown lighting {lighting!r}; allowed: default, rl4vla")
+        self.lighting = lighting
         if isinstance(variant, str):
             # the catalog is plain data (no simulator import): a name is looked up there
             from vla_gen_bench.variants import get_variant
@@ -141,9 +152,10 @@ class PutOnReceptacleEnv(BaseEnv):
         self.receptacle_ids = self.store.ids("receptacle")
         self._table_images: dict[str, torch.Tensor] = {}
         self._overlay_images: dict[str, torch.Tensor] = {}
+        uid = resolve_robot(robot_uids)  # raises with what to download before ManiSkill could prompt
+        self.robot_spec = ROBOT_SPECS[uid]
         try:
-            super().__init__(*args, robot_uids=resolve_robot(robot_uids), obs_mode=obs_mode,
-                             control_mode=control_mode, **kwargs)  # fmt: skip
+            super().__init__(*args, robot_uids=uid, obs_mode=obs_mode, control_mode=control_mode, **kwargs)
         except RuntimeError as e:
             if any(m in str(e) for m in ("rendering device", "vk::", "Vulkan", "IncompatibleDriver")):
                 from vla_gen_bench.envs.probe import HOW_TO_FIX
@@ -159,11 +171,16 @@ class PutOnReceptacleEnv(BaseEnv):
     def _camera_config(self, uid: str, width: int | None = None, height: int | None = None) -> CameraConfig:
         cam = self.camera_profile
         w, h = width or cam.width, height or cam.height
-        pose = sapien_utils.look_at(cam.eye, cam.target)
+        if cam.pose is not None:
+            pose = sapien.Pose(list(cam.pose[:3]), list(cam.pose[3:]))
+        else:
+            pose = sapien_utils.look_at(cam.eye, cam.target)
         if cam.fx is not None:
             scale = w / cam.width
             fx = cam.fx * scale
-            intrinsic = np.array([[fx, 0, (w - 1) / 2], [0, fx, (h - 1) / 2], [0, 0, 1]], dtype=np.float32)
+            cx = (w - 1) / 2 if cam.cx is None else cam.cx * scale
+            cy = (h - 1) / 2 if cam.cy is None else cam.cy * scale
+            intrinsic = np.array([[fx, 0, cx], [0, fx, cy], [0, 0, 1]], dtype=np.float32)
             return CameraConfig(uid, pose, w, h, intrinsic=intrinsic, near=0.01, far=10)
         return CameraConfig(uid, pose, w, h, fov=cam.fov_y, near=0.01, far=10)
 
@@ -176,7 +193,19 @@ class PutOnReceptacleEnv(BaseEnv):
         return self._camera_config("render_camera", 512, int(512 * self.camera_profile.height / self.camera_profile.width))
 
     def _load_agent(self, options: dict):
-        super()._load_agent(options, sapien.Pose(p=list(BASE_POSE)))
+        super()._load_agent(options, self._base_pose())
+
+    def _base_pose(self) -> sapien.Pose:
+        p = self.robot_spec.base_pose
+        return sapien.Pose(p=list(p[:3]), q=list(p[3:]))
+
+    def _load_lighting(self, options: dict):
+        if self.lighting != "rl4vla":
+            return super()._load_lighting(options)
+        light = P.RL4VLA_LIGHTING
+        self.scene.set_ambient_light([light["ambient"]] * 3)
+        for direction, intensity in light["directional"]:
+            self.scene.add_directional_light(list(direction), [intensity] * 3, shadow=False)
 
     # ------------------------------------------------------------------ scene
     def _load_scene(self, options: dict):
@@ -212,6 +241,8 @@ class PutOnReceptacleEnv(BaseEnv):
     def _build_shape(self, asset_id: str, material, park_slot: int) -> Actor:
         shape = self.store.shape(asset_id)
         b = self.scene.create_actor_builder()
+        if getattr(shape, "visual_file", None) is not None:
+            return self._build_mesh_asset(asset_id, shape, b, material, park_slot)
         z_to_x = _quat_mul_np((0.7071068, 0, -0.7071068, 0), (1, 0, 0, 0))  # SAPIEN cylinders lie along x
         for p in shape.parts:
             rgba = [*p.color, 1.0]
@@ -235,6 +266,17 @@ class PutOnReceptacleEnv(BaseEnv):
                 b.add_visual_from_file(path, pose, material=mat)
             else:
                 raise ValueError(f"asset {asset_id}: unknown part kind {p.kind!r}")
+        b.initial_pose = sapien.Pose(self._park_pose(park_slot))
+        return b.build(name=asset_id)
+
+    def _build_mesh_asset(self, asset_id: str, shape, b, material, park_slot: int) -> Actor:
+        """An object / receptacle from mesh files (an RL4VLA-layout folder): every convex piece of the collision file,
+        the visual file as is, both scaled and shifted so that the actor frame sits at the bottom of the bounding box."""
+        scale = [float(shape.scale)] * 3
+        pose = sapien.Pose(list(shape.mesh_offset))
+        b.add_multiple_convex_collisions_from_file(str(shape.collision_file), pose, scale=scale, material=material,
+                                                   density=shape.density)  # fmt: skip
+        b.add_visual_from_file(str(shape.visual_file), pose, scale=scale)
         b.initial_pose = sapien.Pose(self._park_pose(park_slot))
         return b.build(name=asset_id)
 
@@ -314,13 +356,15 @@ class PutOnReceptacleEnv(BaseEnv):
             actor.set_linear_velocity(torch.zeros(b, 3, device=self.device))
             actor.set_angular_velocity(torch.zeros(b, 3, device=self.device))
 
-        qpos = np.zeros((b, 9), dtype=np.float32)
+        rs = self.robot_spec
+        n_arm = len(rs.rest_qpos)
+        qpos = np.zeros((b, n_arm + rs.n_gripper), dtype=np.float32)
         for i in range(b):
             off = np.asarray(self._specs[i].qpos_offset if self._specs[i] else np.zeros(7), dtype=np.float32)
-            qpos[i, :7] = REST_QPOS + off
-            qpos[i, 7:] = GRIPPER_OPEN
+            qpos[i, :n_arm] = np.asarray(rs.rest_qpos, dtype=np.float32) + off[list(rs.offset_joints)]
+            qpos[i, n_arm:] = rs.gripper_open
         self.agent.reset(torch.from_numpy(qpos).to(self.device))
-        self.agent.robot.set_pose(sapien.Pose(p=list(BASE_POSE)))
+        self.agent.robot.set_pose(self._base_pose())
 
     def _validate_spec(self, spec: EpisodeSpec):
         for a in spec.objects:

@@ -23,7 +23,9 @@ import tyro
 EPISODES = "episodes.jsonl"
 RUN_JSON = "run.json"
 # a run directory may be resumed only by a command that agrees on these
-RESUME_KEYS = ("policy", "suite", "suite_hash", "asset_pack_hash", "camera", "robot", "policy_args", "sim_freq")
+RESUME_KEYS = ("policy", "suite", "suite_hash", "asset_pack_hash", "camera", "robot", "policy_args", "sim_freq",
+               "profile")  # fmt: skip
+_RESUME_DEFAULTS = {"profile": "vgb"}  # run directories written before profiles existed
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,12 @@ class Evaluate:
     """Ray cluster address for --backend ray (default: start a local Ray)."""
     num_envs: int = 1
     """Parallel envs per worker (GPU simulation; the CPU simulator runs one env per process)."""
-    camera: Literal["default", "fast", "paper"] = "default"
-    robot: str = "panda"
-    sim_freq: int = 100
+    camera: Literal["default", "fast", "paper", "rl4vla"] | None = None
+    """Policy camera; None = the profile's (vgb: default)."""
+    robot: str | None = None
+    """None = the profile's (vgb: panda)."""
+    sim_freq: int | None = None
+    """Physics rate in Hz; None = the profile's (vgb: 100)."""
     asset_pack: str | None = None
     """Generated table pack (name under $VGB_CACHE/assets/packs or a path); default: the built-in procedural pack."""
     unnorm_key: str | None = None
@@ -62,6 +67,13 @@ class Evaluate:
     """Run the conventions check (probe steps) before scoring."""
     report: bool = True
     """Write summary.csv, report.md and report.html at the end."""
+    profile: str = "vgb"
+    """vgb | rl4vla | rl4vla-paper (the paper's robot, camera, physics rate and assets; quirks as
+    rl4vla:eval_temperature=0.6,random_episodes=true). --camera/--robot/--sim-freq, when given, override the
+    profile's values. See docs/paper_profile.md."""
+    rl4vla_assets: Path | None = None
+    """RL4VLA asset folder (ManiSkill/mani_skill/assets/carrot of a gen-robot/RL4VLA clone, or the clone) for the
+    rl4vla profiles; default $VGB_RL4VLA_ASSETS."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +108,43 @@ def policy_kwargs(cfg: Evaluate) -> dict[str, Any]:
             out[k] = v
     if cfg.unnorm_key is not None:
         out["unnorm_key"] = cfg.unnorm_key
+    prof = run_profile(cfg)
+    return prof.policy_kwargs(cfg.policy, out) if prof is not None else out
+
+
+def run_profile(cfg: Evaluate):
+    """The run's profile (None for ``vgb``, which changes nothing and needs no simulator import)."""
+    if cfg.profile == "vgb":
+        return None
+    from vla_gen_bench.envs.profiles import ProfileError, get_profile
+
+    try:
+        return get_profile(cfg.profile)
+    except ProfileError as e:
+        raise EvalConfigError(str(e)) from None
+
+
+def env_settings(cfg: Evaluate) -> dict[str, Any]:
+    """camera, robot, sim_freq and lighting of the run: the profile's, with the options the user gave on top."""
+    prof = run_profile(cfg)
+    out = prof.env_kwargs() if prof is not None else {"robot": "panda", "camera": "default", "sim_freq": 100,
+                                                       "lighting": "default"}  # fmt: skip
+    out.update({k: v for k, v in {"camera": cfg.camera, "robot": cfg.robot, "sim_freq": cfg.sim_freq}.items()
+                if v is not None})  # fmt: skip
     return out
 
 
-def load_store(asset_pack: str | None):
+def load_store(asset_pack: str | None, profile: str = "vgb", rl4vla_assets: Path | None = None):
+    if profile != "vgb":
+        from vla_gen_bench.envs.profiles import get_profile
+
+        if get_profile(profile).assets == "rl4vla":
+            if asset_pack is not None:
+                raise EvalConfigError(f"--asset-pack cannot be combined with --profile {profile}: the tables come "
+                                      "from the RL4VLA folder (--rl4vla-assets)")  # fmt: skip
+            from vla_gen_bench.assets.rl4vla import load_rl4vla
+
+            return load_rl4vla(rl4vla_assets)
     if asset_pack is None:
         from vla_gen_bench.assets.store import default_store
 
@@ -191,7 +236,8 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
         "suite": cfg.suite,
         "suite_hash": catalog_hash(variants, store),
         "catalog_hash": catalog_hash(store=store),
-        "asset_pack": cfg.asset_pack or "procedural",
+        "asset_pack": cfg.asset_pack or ("rl4vla" if getattr(store, "source", None) else "procedural"),
+        "asset_source": getattr(store, "source", None),
         "asset_pack_hash": store.pack_hash,
         "table_pack": {k: v for k, v in (getattr(store, "table_pack", None) or {}).items() if k in ("name", "hash", "source")}
         or None,
@@ -200,9 +246,9 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
                               "paper": v.paper} for v in variants},  # fmt: skip
         "seeds": list(cfg.seeds),
         "episodes_per_seed": cfg.episodes,
-        "camera": cfg.camera,
-        "robot": cfg.robot,
-        "sim_freq": cfg.sim_freq,
+        **{k: v for k, v in env_settings(cfg).items() if k != "lighting"},
+        "profile": cfg.profile,
+        "profile_settings": run_profile(cfg).to_dict() if cfg.profile != "vgb" else None,
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
         "versions": _versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -228,13 +274,16 @@ class Worker:
         from vla_gen_bench.eval.runner import make_env
         from vla_gen_bench.policies.registry import resolve_policy
 
-        self.store = load_store(self.cfg.asset_pack)
-        key = (self.cfg.camera, self.cfg.robot, self.store.pack_hash, self.cfg.sim_freq, self.cfg.num_envs)
+        self.store = load_store(self.cfg.asset_pack, self.cfg.profile, self.cfg.rl4vla_assets)
+        self.profile = run_profile(self.cfg)
+        s = env_settings(self.cfg)
+        key = (s["camera"], s["robot"], self.store.pack_hash, s["sim_freq"], self.cfg.num_envs, s["lighting"])
         if self.shared and key in _ENVS:
             self.env = _ENVS[key]
         else:
-            self.env = make_env(camera=self.cfg.camera, robot=self.cfg.robot, asset_store=self.store,
-                                sim_freq=self.cfg.sim_freq, num_envs=self.cfg.num_envs)  # fmt: skip
+            light = {"lighting": s["lighting"]} if s["lighting"] != "default" else {}
+            self.env = make_env(camera=s["camera"], robot=s["robot"], asset_store=self.store, sim_freq=s["sim_freq"],
+                                num_envs=self.cfg.num_envs, **light)  # fmt: skip
             if self.shared:
                 _ENVS[key] = self.env
         kw = policy_kwargs(self.cfg)
@@ -278,7 +327,9 @@ class Worker:
         from vla_gen_bench.eval.runner import run_batch, write_video
         from vla_gen_bench.variants import episode, get_variant
 
-        specs = [episode(it.variant, it.seed, it.episode, self.store) for it in items]
+        # the profile's quirks act on the manifest's episodes; the catalog is untouched
+        make = self.profile.episode if self.profile is not None else episode
+        specs = [make(it.variant, it.seed, it.episode, self.store) for it in items]
         pad = self.cfg.num_envs - len(items)
         check = lambda i, a: validate_action(a, self.policies[i].spec, ACTION_LOW, ACTION_HIGH)  # noqa: E731
         want_video = self.videos_per_kind > 0
@@ -290,7 +341,8 @@ class Worker:
             rec = {
                 "variant": v.name, "axis": v.axis, "split": v.split, "severity": v.severity,
                 "seed": it.seed, "episode": it.episode, "policy": self.cfg.policy,
-                "success": res.success_at_end, "success_once": res.success_once, "grasped": res.ever_grasped,
+                "success": self.profile.success(res.success_at_end, res.success_once) if self.profile is not None
+                else res.success_at_end, "success_once": res.success_once, "grasped": res.ever_grasped,
                 "consecutive_grasp": res.consecutive_grasp, "failure": res.failure, "steps": res.steps,
                 "return": res.return_, "wall_s": res.wall_s, "instruction": res.instruction,
                 "matched": spec.meta.get("matched"), "worker": self.index,
@@ -479,8 +531,16 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
         if not torch.cuda.is_available():
             raise EvalConfigError("--num-envs > 1 needs ManiSkill's GPU simulator (CUDA); on a CPU machine run "
                                   "parallel episodes with --workers N instead")  # fmt: skip
-    store = load_store(cfg.asset_pack)
-    check_pack_view(store, cfg.camera)
+    # refuse before any worker starts (and before ManiSkill could prompt or download)
+    if env_settings(cfg)["robot"] == "widowx250s":
+        from vla_gen_bench.envs.robots import check_widowx_assets
+
+        try:
+            check_widowx_assets()
+        except FileNotFoundError as e:
+            raise EvalConfigError(str(e)) from None
+    store = load_store(cfg.asset_pack, cfg.profile, cfg.rl4vla_assets)
+    check_pack_view(store, env_settings(cfg)["camera"])
     items = plan(cfg, store)
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
@@ -491,7 +551,7 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
 
     meta = run_config(cfg, store, {})
     if previous is not None:
-        clash = [k for k in RESUME_KEYS if previous.get(k) != meta.get(k)]
+        clash = [k for k in RESUME_KEYS if previous.get(k, _RESUME_DEFAULTS.get(k)) != meta.get(k)]
         if clash:
             raise RunDirError(
                 f"{out} holds a run with different {', '.join(clash)} "

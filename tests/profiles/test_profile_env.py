@@ -1,0 +1,142 @@
+"""The rl4vla profile in the simulator: every catalog variant on mesh-file assets from an RL4VLA-layout folder, the
+paper's camera and lighting, and the WidowX-250S path (its clear error here; a real run where its files exist)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vla_gen_bench.envs.robots import widowx_urdf_path
+from vla_gen_bench.variants import CATALOG, episode
+
+pytestmark = pytest.mark.sim
+ZERO = np.array([0, 0, 0, 0, 0, 0, 1.0], dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", [v.name for v in CATALOG])
+def test_every_variant_resets_and_steps_on_rl4vla_assets(profile_env, rl4vla_store, name):
+    spec = episode(name, 0, 0, rl4vla_store)
+    obs, _ = profile_env.reset(seed=0, options={"episode": spec})
+    u = profile_env.unwrapped
+    assert u.instructions[0] == spec.instruction
+    for _ in range(3):
+        obs, reward, term, trunc, info = profile_env.step(ZERO)
+    rgb = obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy()
+    assert rgb.shape == (480, 640, 3) and np.isfinite(float(reward[0]))
+    for k, oid in enumerate(spec.objects):
+        a = u.objects[u.object_ids.index(oid)]
+        p = a.pose.p[0].cpu().numpy()
+        moved = spec.reposition is not None and k == 0
+        if not moved:
+            assert np.allclose(p[:2], spec.object_xy[k], atol=0.015), f"{oid} not where the manifest put it"
+        assert -0.005 < p[2] < 0.03, f"{oid} should rest on the table or a receptacle (z = {p[2]:.3f})"
+
+
+def test_mesh_object_on_its_receptacle_is_a_success(profile_env, rl4vla_store):
+    from dataclasses import replace
+
+    spec = episode("ind", 0, 1, rl4vla_store)
+    spec = replace(spec, object_xy=spec.receptacle_xy)  # spawned on the receptacle, left to settle
+    profile_env.reset(seed=0, options={"episode": spec})
+    for _ in range(3):
+        *_, info = profile_env.step(ZERO)
+    assert bool(info["success"][0]), "an object resting on the receptacle must count as placed"
+    away = episode("ind", 0, 1, rl4vla_store)
+    profile_env.reset(seed=0, options={"episode": away})
+    *_, info = profile_env.step(ZERO)
+    assert not bool(info["success"][0])
+
+
+def test_table_photos_fill_the_background_unresized(profile_env, rl4vla_store):
+    spec = episode("ind", 0, 0, rl4vla_store)
+    obs, _ = profile_env.reset(seed=0, options={"episode": spec})
+    u = profile_env.unwrapped
+    rgb = obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy()
+    photo = rl4vla_store.image(spec.table)
+    assert photo.shape == rgb.shape
+    # the bottom-left corner shows no robot or object: it is the table photograph, pixel for pixel
+    assert np.array_equal(rgb[-40:, :40], photo[-40:, :40])
+    assert u.lighting == "rl4vla" and u.camera_profile.pose is not None
+
+
+def test_paper_intrinsics_reach_the_sensor(profile_env):
+    k = profile_env.unwrapped._cam_intrinsic
+    assert np.allclose([k[0, 0], k[1, 1], k[0, 2], k[1, 2]], [623.588, 623.588, 319.501, 239.545], atol=1e-3)
+
+
+def test_link_material_helper_sets_every_part(profile_env):
+    from vla_gen_bench.envs.robots import set_link_material
+
+    robot = profile_env.unwrapped.agent.robot
+    assert set_link_material(robot, 0.9, 0.3) > 0
+    import sapien
+
+    bodies = [
+        b
+        for link in robot.links
+        if (b := link._objs[0].entity.find_component_by_type(sapien.render.RenderBodyComponent)) is not None
+    ]
+    shape = bodies[0].render_shapes[0]
+    part = shape.parts[0] if hasattr(shape, "parts") else shape
+    assert part.material.specular == pytest.approx(0.9) and part.material.roughness == pytest.approx(0.3)
+
+
+# ------------------------------------------------------------------------------------------------ WidowX-250S
+def test_widowx_missing_files_fail_before_the_simulator_and_create_nothing(
+    tmp_path, monkeypatch, rl4vla_store
+):
+    from vla_gen_bench.eval.runner import make_env
+
+    monkeypatch.setenv("MS_ASSET_DIR", str(tmp_path))
+    monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("nothing may prompt"))
+    with pytest.raises(FileNotFoundError) as e:
+        make_env(robot="widowx250s", camera="rl4vla", sim_freq=500, asset_store=rl4vla_store)
+    msg = str(e.value)
+    assert "python -m mani_skill.utils.download_asset widowx250s" in msg
+    assert str(tmp_path / "data" / "robots" / "widowx") in msg and "ManiSkill-WidowX250S" in msg
+    assert list(tmp_path.iterdir()) == []  # no empty folder left behind
+
+
+def test_widowx_empty_or_partial_folder_is_reported_as_such(tmp_path, monkeypatch):
+    from vla_gen_bench.envs.robots import resolve_robot
+
+    monkeypatch.setenv("MS_ASSET_DIR", str(tmp_path))
+    folder = tmp_path / "data" / "robots" / "widowx"
+    folder.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="exists but is empty .*failed ManiSkill download.*delete"):
+        resolve_robot("widowx250s")
+    (folder / "wx250s.urdf").write_text(
+        '<robot name="wx250s"><link name="base_link"><visual><geometry><mesh filename="meshes/base.stl"/>'
+        "</geometry></visual></link></robot>"
+    )
+    with pytest.raises(FileNotFoundError, match="mesh files that are missing .*base.stl"):
+        resolve_robot("widowx250s")
+    (folder / "meshes").mkdir()
+    (folder / "meshes" / "base.stl").write_bytes(b"solid x\nendsolid x\n")
+    assert resolve_robot("widowx250s") == "vgb_widowx250s"
+
+
+@pytest.mark.skipif(
+    not widowx_urdf_path().exists(), reason="WidowX-250S files not installed (see docs/paper_profile.md)"
+)
+def test_widowx_profile_runs_with_real_robot_files(rl4vla_store):
+    """Not in CI: with ManiSkill's widowx250s download present, the full profile builds, resets at the paper's initial
+    joints, and a +x action moves the end effector +x in the base frame (target-referenced raw metres)."""
+    from vla_gen_bench.envs.profiles import get_profile
+    from vla_gen_bench.envs.robots import WIDOWX_REST_QPOS
+    from vla_gen_bench.eval.runner import make_env
+
+    env = make_env(asset_store=rl4vla_store, **get_profile("rl4vla").env_kwargs())
+    try:
+        u = env.unwrapped
+        env.reset(seed=0, options={"episode": episode("ind", 0, 0, rl4vla_store)})
+        q = u.agent.robot.get_qpos()[0].cpu().numpy()
+        assert np.allclose(q[:6], WIDOWX_REST_QPOS, atol=0.02)
+        before = u.proprio()[0][-7:-4].copy()
+        for _ in range(3):
+            *_, info = env.step(np.array([0.02, 0, 0, 0, 0, 0, 1.0], dtype=np.float32))
+        after = u.proprio()[0][-7:-4]
+        assert after[0] - before[0] == pytest.approx(0.06, abs=0.015)
+        assert "success" in info and "is_grasped" in info
+    finally:
+        env.close()

@@ -1,0 +1,114 @@
+"""Profiles as data: selection, quirk switches, the paper's camera geometry; the catalog never changes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vla_gen_bench.envs.profiles import (
+    PAPER_QUIRKS,
+    PROFILES,
+    RL4VLA_CAMERA_POSE,
+    ProfileError,
+    Quirks,
+    _qrot,
+    get_profile,
+)
+from vla_gen_bench.variants import CATALOG, catalog_hash, episode
+
+
+def test_named_profiles_and_defaults():
+    assert get_profile("vgb").env_kwargs() == {"robot": "panda", "camera": "default", "sim_freq": 100,
+                                               "lighting": "default"}  # fmt: skip
+    p = get_profile("rl4vla")
+    assert p.env_kwargs() == {
+        "robot": "widowx250s",
+        "camera": "rl4vla",
+        "sim_freq": 500,
+        "lighting": "rl4vla",
+    }
+    assert p.env_kwargs(robot="panda")["robot"] == "panda"
+    assert p.quirks == Quirks()  # our fixed behaviour by default
+    assert get_profile("rl4vla-paper").quirks == PAPER_QUIRKS
+
+
+def test_quirks_from_the_profile_string():
+    p = get_profile("rl4vla:eval_temperature=0.6, random_episodes=true")
+    assert p.quirks.eval_temperature == 0.6 and p.quirks.random_episodes and not p.quirks.duplicate_target
+    assert p.robot == "widowx250s" and p.name.startswith("rl4vla:")
+    assert get_profile("rl4vla:success=once").quirks.success == "once"
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [("rl4vl", "did you mean 'rl4vla'"), ("rl4vla:temperature=0.6", "did you mean 'eval_temperature'"),
+     ("rl4vla:random_episodes=maybe", "true/false"), ("rl4vla:eval_temperature=-1", ">= 0"),
+     ("rl4vla:success=sometimes", "'at_end' or 'once'")],
+)  # fmt: skip
+def test_bad_profile_strings_say_what_is_allowed(spec, match):
+    with pytest.raises(ProfileError, match=match):
+        get_profile(spec)
+
+
+def test_temperature_quirk_applies_to_openvla_only_and_never_overrides_the_user():
+    p = get_profile("rl4vla-paper")
+    assert p.policy_kwargs("openvla:/ckpt", {})["temperature"] == 0.6
+    assert p.policy_kwargs("openvla:/ckpt", {"temperature": 0.0})["temperature"] == 0.0
+    assert "temperature" not in p.policy_kwargs("scripted", {})
+    assert "temperature" not in get_profile("rl4vla").policy_kwargs("openvla:/ckpt", {})
+
+
+def test_success_quirk():
+    assert get_profile("rl4vla").success(False, True) is False
+    assert get_profile("rl4vla:success=once").success(False, True) is True
+
+
+def test_fixed_manifests_by_default_random_draws_as_a_switch(store):
+    ours, paper = get_profile("rl4vla"), get_profile("rl4vla:random_episodes=true")
+    for name in ("ind", "unseen_table", "unseen_objects"):
+        assert ours.episode(name, 0, 3, store) == episode(name, 0, 3, store)
+    a = [paper.episode("unseen_table", 0, k, store) for k in range(8)]
+    assert a == [paper.episode("unseen_table", 0, k, store) for k in range(8)]  # deterministic (resumable)
+    ctrl = [paper.episode("ind", 0, k, store) for k in range(8)]
+    # no longer matched to the control arm: the base draws differ
+    assert (
+        sum(x.object_xy == c.object_xy and x.objects == c.objects for x, c in zip(a, ctrl, strict=True)) < 4
+    )
+    assert all(x.meta["matched"] == "none" and x.meta["seed"] == 0 for x in a)
+
+
+def test_duplicate_target_quirk_only_in_the_unseen_multi_object_variant(store):
+    on = get_profile("rl4vla:duplicate_target=true")
+    n = 400
+    single = [on.episode("multi_object_unseen", 0, k, store) for k in range(n)]
+    dup = [s for s in single if len(s.objects) == 1]
+    rate = 1 / (len(store.ids("object", "unseen")) - 1)
+    assert abs(len(dup) / n - rate) < 0.06 and dup
+    for s in dup:
+        full = episode("multi_object_unseen", 0, s.meta["episode"], store)
+        assert (
+            s.objects == full.objects[:1] and s.object_xy == full.object_xy[1:2]
+        )  # target at the distractor cell
+    assert all(len(on.episode("multi_object_seen", 0, k, store).objects) == 2 for k in range(50))
+    assert all(
+        len(get_profile("rl4vla").episode("multi_object_unseen", 0, k, store).objects) == 2 for k in range(50)
+    )
+
+
+def test_profiles_never_change_the_catalog(store):
+    before = catalog_hash(store=store)
+    for name in PROFILES:
+        get_profile(name).episode("reposition", 0, 0, store)
+    assert catalog_hash(store=store) == before and len(CATALOG) == len({v.name for v in CATALOG})
+
+
+def test_paper_camera_looks_down_43_5_degrees_at_the_workspace():
+    from vla_gen_bench.episode import GRID_CENTER
+
+    p, q = RL4VLA_CAMERA_POSE[:3], RL4VLA_CAMERA_POSE[3:]
+    fwd = _qrot(q, (1.0, 0.0, 0.0))
+    assert math.degrees(math.asin(-fwd[2])) == pytest.approx(43.5, abs=0.2)
+    t = -p[2] / fwd[2]
+    hit = (p[0] + t * fwd[0], p[1] + t * fwd[1])
+    assert math.dist(hit, GRID_CENTER) < 0.05  # the optical axis meets the table inside the 15 cm grid

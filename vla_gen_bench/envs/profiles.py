@@ -1,0 +1,237 @@
+"""Profiles: which robot, camera, physics rate, lighting and asset source a run uses, and how the paper's quirks are
+set. The variant catalog is the same under every profile; a profile only changes what RL4VLA did differently.
+
+* ``vgb`` (default): the benchmark as designed (Panda, 224x224 camera, 100 Hz physics, procedural assets).
+* ``rl4vla``: the paper's WidowX-250S with its controller, base pose and initial joints, 500 Hz physics, its
+  640x480 third-person camera (intrinsics and mount pose), its lighting, and assets read from an RL4VLA folder
+  (``more_carrot`` / ``more_plate`` / ``more_table``, see :mod:`vla_gen_bench.assets.rl4vla`). Quirks stay at our
+  fixed behaviour.
+* ``rl4vla-paper``: ``rl4vla`` with every quirk as the paper had it.
+
+Quirks can also be set one by one: ``rl4vla:eval_temperature=0.6,random_episodes=true`` (see :class:`Quirks`).
+This module is plain data plus pure functions (no simulator import); ``docs/paper_profile.md`` explains each field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+from vla_gen_bench.envs.robots import WIDOWX_BASE_POSE
+
+# ---- the paper's policy camera (spec rl4vla.md §1): "3rd_view_camera" on the WidowX base_link, Logitech C920
+RL4VLA_CAMERA_SIZE = (640, 480)
+RL4VLA_INTRINSICS = (623.588, 623.588, 319.501, 239.545)  # fx, fy, cx, cy (pixels)
+RL4VLA_CAMERA_MOUNT = (
+    (0.0, -0.16, 0.36),
+    (0.8992917, -0.09263245, 0.35892478, 0.23209205),
+)  # p, q_wxyz in base_link
+# Lighting of the paper's scene: ambient 0.3 and three directional lights (direction, intensity), no shadows.
+RL4VLA_LIGHTING = {"ambient": 0.3, "directional": (((0.0, 0.0, -1.0), 2.2), ((-1.0, -0.5, -1.0), 0.7),
+                                                   ((1.0, 1.0, -1.0), 0.7))}  # fmt: skip
+RL4VLA_SIM_FREQ = 500
+
+
+def _qmul(a, b):
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return (w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2)  # fmt: skip
+
+
+def _qrot(q, v):
+    """Rotate vector v by unit quaternion q (wxyz)."""
+    w, x, y, z = _qmul(_qmul(q, (0.0, *v)), (q[0], -q[1], -q[2], -q[3]))
+    return (x, y, z)
+
+
+def mounted_pose(
+    base: tuple[float, ...], mount: tuple[tuple[float, ...], tuple[float, ...]]
+) -> tuple[float, ...]:
+    """World pose (x, y, z, qw, qx, qy, qz) of a frame mounted at ``mount`` = (p, q) on a link at ``base``."""
+    bp, bq = base[:3], base[3:]
+    p, q = mount
+    off = _qrot(bq, p)
+    wq = _qmul(bq, q)
+    n = math.sqrt(sum(c * c for c in wq))
+    return (*(bp[i] + off[i] for i in range(3)), *(c / n for c in wq))
+
+
+# The robot base never moves, so the paper's base-mounted camera is a fixed world pose: base pose (robots.py) x mount.
+RL4VLA_CAMERA_POSE = mounted_pose(WIDOWX_BASE_POSE, RL4VLA_CAMERA_MOUNT)
+
+
+class ProfileError(ValueError):
+    """Unknown profile or quirk, or a profile whose files are missing; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """Where RL4VLA's evaluation differs from ours. Defaults are our fixed behaviour; the paper's value is named."""
+
+    eval_temperature: float = 0.0
+    """OpenVLA sampling temperature at evaluation: 0 = greedy (ours); the paper samples at 0.6. Applied to
+    ``openvla:`` policies that were not given ``--policy-arg temperature=...``; other policies set their own."""
+    success: Literal["at_end", "once"] = "at_end"
+    """Which success a record scores: at the final step (ours and the paper's) or at any step (``once``)."""
+    duplicate_target: bool = False
+    """RL4VLA MultiCarrot-v1 test bug: in 1 of (n-1) episodes (n = unseen objects; 1/8 in the paper) the distractor
+    equals the target, so the scene holds only the target, standing at the distractor's cell. Off = always a real
+    distractor (ours); on = reproduce it in ``multi_object_unseen``-like variants."""
+    random_episodes: bool = False
+    """The paper draws every episode's configuration at random per run (``episode_id``), so variants are not matched
+    to the control arm. Off = our fixed manifests (episode k of every variant shares the control arm's base draw);
+    on = each variant draws independently (still deterministic from the seed, so resumable)."""
+
+    def __post_init__(self):
+        if self.eval_temperature < 0:
+            raise ProfileError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
+        if self.success not in ("at_end", "once"):
+            raise ProfileError(f"success must be 'at_end' or 'once', got {self.success!r}")
+
+
+PAPER_QUIRKS = Quirks(eval_temperature=0.6, success="at_end", duplicate_target=True, random_episodes=True)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One profile: env settings, the asset source, and the quirks."""
+
+    name: str
+    description: str
+    robot: str = "panda"
+    camera: str = "default"
+    sim_freq: int = 100
+    lighting: str = "default"
+    assets: Literal["procedural", "rl4vla"] = "procedural"
+    """``procedural``: the built-in pack (or ``--asset-pack``); ``rl4vla``: a folder in RL4VLA's layout."""
+    quirks: Quirks = field(default_factory=Quirks)
+
+    # ----------------------------------------------------------------- what a run uses
+    def env_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments of ``make_env`` / ``gym.make`` (``overrides`` win, e.g. ``robot="panda"``)."""
+        kw = {
+            "robot": self.robot,
+            "camera": self.camera,
+            "sim_freq": self.sim_freq,
+            "lighting": self.lighting,
+        }
+        kw.update(overrides)
+        return kw
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # ----------------------------------------------------------------- quirks applied
+    def episode(self, variant, seed: int, k: int, store):
+        """Episode ``k`` of ``variant`` for ``seed`` under this profile's quirks (the catalog is untouched)."""
+        from vla_gen_bench.variants import episode, get_variant
+
+        v = get_variant(variant)
+        if not self.quirks.random_episodes:
+            spec = episode(v, seed, k, store)
+        else:
+            drawn = independent_seed(v.name, seed)
+            spec = episode(v, drawn, k, store)
+            spec.meta.update({"seed": int(seed), "manifest_seed": drawn, "matched": "none"})
+        if self.quirks.duplicate_target:
+            spec = duplicate_target(v, spec, seed, k, store)
+        return spec
+
+    def success(self, success_at_end: bool, success_once: bool) -> bool:
+        return bool(success_at_end if self.quirks.success == "at_end" else success_once)
+
+    def policy_kwargs(self, policy: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The policy adapter's keyword arguments with the profile's evaluation temperature (OpenVLA only)."""
+        out = dict(kwargs)
+        if self.quirks.eval_temperature and policy.startswith("openvla:") and "temperature" not in out:
+            out["temperature"] = self.quirks.eval_temperature
+        return out
+
+
+def independent_seed(variant: str, seed: int) -> int:
+    """A per-variant manifest seed: episodes of different variants stop sharing base draws (the paper's i.i.d. draws)."""
+    h = hashlib.sha256(f"rl4vla-random:{variant}:{int(seed)}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def duplicate_target(variant, spec, seed: int, k: int, store):
+    """RL4VLA's MultiCarrot-test quirk on an episode of a variant whose target and distractor objects are both drawn
+    from the unseen pool: with probability 1/(n-1), the distractor slot repeats the target, so only the target is in
+    the scene, at the distractor's cell. Other variants and other episodes are returned unchanged."""
+    import numpy as np
+
+    d = getattr(variant, "distractor", None)
+    if d is None or d.kind != "object" or d.pool != "unseen" or variant.objects.split != "unseen":
+        return spec
+    if len(spec.objects) < 2:
+        return spec
+    n = len(store.ids("object", "unseen"))
+    if n < 2 or int(np.random.default_rng([int(seed), int(k), 99]).integers(n - 1)) != 0:
+        return spec
+    meta = dict(spec.meta, quirk="duplicate_target")
+    return replace(spec, objects=spec.objects[:1], object_xy=spec.object_xy[1:2], object_yaw=spec.object_yaw[:1],
+                   meta=meta)  # fmt: skip
+
+
+PROFILES: dict[str, Profile] = {
+    "vgb": Profile("vgb", "the benchmark as designed: Panda, 224x224 camera, 100 Hz physics, procedural assets"),
+    "rl4vla": Profile(
+        "rl4vla",
+        "RL4VLA's robot (WidowX-250S, its controller, base pose and initial joints), 5 Hz control on 500 Hz physics, "
+        "its 640x480 camera and lighting, assets from an RL4VLA folder; our evaluation rules",
+        robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ, lighting="rl4vla", assets="rl4vla",
+    ),
+    "rl4vla-paper": Profile(
+        "rl4vla-paper", "the rl4vla profile with every quirk as the paper had it (temperature 0.6, random draws, "
+        "the duplicate-target bug)", robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ,
+        lighting="rl4vla", assets="rl4vla", quirks=PAPER_QUIRKS,
+    ),
+}  # fmt: skip
+
+
+def get_profile(spec: str | Profile) -> Profile:
+    """A profile by name, optionally with quirks: ``"rl4vla:eval_temperature=0.6,random_episodes=true"``."""
+    if isinstance(spec, Profile):
+        return spec
+    name, _, rest = str(spec).partition(":")
+    name = name.strip()
+    if name not in PROFILES:
+        close = difflib.get_close_matches(name, list(PROFILES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ProfileError(f"unknown profile {name!r}{hint}; allowed: {', '.join(PROFILES)}")
+    prof = PROFILES[name]
+    if not rest.strip():
+        return prof
+    names = [f.name for f in fields(Quirks)]
+    changes: dict[str, Any] = {}
+    for item in rest.split(","):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if key not in names or not eq:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ProfileError(
+                f"bad quirk {item.strip()!r}{hint}: expected key=value with key in {', '.join(names)}"
+            )
+        changes[key] = _parse_quirk(key, raw.strip())
+    return replace(prof, name=f"{name}:{rest.strip()}", quirks=replace(prof.quirks, **changes))
+
+
+def _parse_quirk(key: str, raw: str) -> Any:
+    kind = type(getattr(Quirks(), key))
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ProfileError(f"quirk {key} is true/false, got {raw!r}")
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ProfileError(f"quirk {key} is a number, got {raw!r}") from None
+    return raw
