@@ -81,11 +81,7 @@ class ShapeAsset:
     @property
     def grasp_pose(self) -> tuple[float, float, float]:
         """(x, y, yaw) of the grasp in the object frame (see ``grasp``)."""
-        if self.grasp is not None:
-            return self.grasp
-        lo, hi = self.bounds
-        c = (lo + hi) / 2
-        return float(c[0]), float(c[1]), 0.0 if (hi - lo)[0] <= (hi - lo)[1] else math.pi / 2
+        return self.grasp if self.grasp is not None else bbox_grasp(*self.bounds)
 
 
 def _rotate(q, v):
@@ -98,6 +94,12 @@ def _rotate(q, v):
         ]
     )
     return v @ r.T
+
+
+def bbox_grasp(lo: np.ndarray, hi: np.ndarray) -> tuple[float, float, float]:
+    """(x, y, yaw) grasp at the bounding-box centre, fingers closing across its narrower horizontal side."""
+    c = (lo + hi) / 2
+    return float(c[0]), float(c[1]), 0.0 if (hi - lo)[0] <= (hi - lo)[1] else math.pi / 2
 
 
 def _part_corners(p: Part) -> np.ndarray:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from vla_gen_bench.assets.procedural import bbox_grasp
 from vla_gen_bench.assets.store import AssetError, AssetStore, ManifestEntry
 
 FOLDERS = {"object": "more_carrot", "receptacle": "more_plate", "table": "more_table"}
@@ -94,11 +94,7 @@ class MeshAsset:
     @property
     def grasp_pose(self) -> tuple[float, float, float]:
         """(x, y, yaw): the bounding-box centre, fingers closing across its narrower horizontal side."""
-        if self.grasp is not None:
-            return self.grasp
-        lo, hi = self.bounds
-        c = (lo + hi) / 2
-        return float(c[0]), float(c[1]), 0.0 if (hi - lo)[0] <= (hi - lo)[1] else math.pi / 2
+        return self.grasp if self.grasp is not None else bbox_grasp(*self.bounds)
 
 
 def find_root(path: str | Path | None = None) -> Path:
