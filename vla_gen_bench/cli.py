@@ -322,15 +322,22 @@ COMMANDS = {
 }
 
 
+def _summary(entry) -> str:
+    """First docstring line of a command; a command whose module cannot be imported says why instead."""
+    try:
+        cls, _ = _entry(entry)
+    except ImportError as e:
+        return f"(unavailable: {e})"
+    return cls.__doc__.splitlines()[0]
+
+
 def _usage() -> str:
     lines = ["usage: vgb <command> [options]   (vgb <command> --help for details)", ""]
     for g, subs in GROUPS.items():
         for s, entry in subs.items():
-            cls, _ = _entry(entry)
-            lines.append(f"  vgb {g + ' ' + s:22s} {cls.__doc__.splitlines()[0]}")
+            lines.append(f"  vgb {g + ' ' + s:22s} {_summary(entry)}")
     for c, entry in COMMANDS.items():
-        cls, _ = _entry(entry)
-        lines.append(f"  vgb {c:22s} {cls.__doc__.splitlines()[0]}")
+        lines.append(f"  vgb {c:22s} {_summary(entry)}")
     return "\n".join(lines)
 
 
