@@ -1,0 +1,119 @@
+"""A PyTorch ``Dataset`` over a demonstration folder written by :mod:`vla_gen_bench.training.demos`.
+
+Each item is one kept step: ``{"image": (H, W, 3) uint8, "instruction": str, "action": (7,) float32,
+"state": (16,) float32, "episode": int, "t": int}``. The small per-episode arrays are read once at construction;
+images stay on disk (one memory-mapped ``.npy`` per episode, opened on first use in each worker process), so a
+dataset of any size costs almost no memory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla_gen_bench.training.demos import CARD_NAME, STATS_NAME, IdleFilter, action_statistics
+
+
+class DatasetError(ValueError):
+    """A folder that is not a (complete) demonstration dataset."""
+
+
+class DemoDataset:
+    """Kept steps of the first ``max_episodes`` episodes (sorted by name) of a demonstration folder.
+
+    Args:
+        root: the folder ``vgb collect-demos`` wrote.
+        max_episodes: use only this many episodes (``--demos N``); None = all.
+        filter: recompute the keep mask with this :class:`IdleFilter` instead of the one stored at collection.
+    """
+
+    def __init__(self, root: str | Path, max_episodes: int | None = None, filter: IdleFilter | None = None):
+        self.root = Path(root)
+        folder = self.root / "episodes"
+        if not folder.is_dir():
+            raise DatasetError(
+                f"{self.root} is not a demonstration dataset (no episodes/); run 'vgb collect-demos'"
+            )
+        files = sorted(p for p in folder.glob("*.npz") if ".tmp" not in p.name)
+        if max_episodes is not None:
+            if max_episodes > len(files):
+                raise DatasetError(f"{self.root} has {len(files)} episodes, {max_episodes} were asked for")
+            files = files[:max_episodes]
+        if not files:
+            raise DatasetError(f"{self.root} holds no episodes")
+        self.names: list[str] = []
+        self.instructions: list[str] = []
+        actions, states, index = [], [], []
+        for e, p in enumerate(files):
+            with np.load(p) as z:
+                keep = z["keep"].astype(bool) if filter is None else filter(z["actions"], z["success"])
+                ts = np.nonzero(keep)[0]
+                actions.append(z["actions"][ts].astype(np.float32))
+                states.append(z["states"][ts].astype(np.float32))
+                self.instructions.append(str(z["instruction"]))
+            self.names.append(p.name.removesuffix(".npz"))
+            index.append(np.stack([np.full(len(ts), e), ts], 1))
+        self.actions = np.concatenate(actions)  # (N, 7)
+        self.states = np.concatenate(states)  # (N, 16)
+        self.index = np.concatenate(index).astype(np.int64)  # (N, 2): episode, step
+        self._images: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.names)
+
+    def image(self, i: int) -> np.ndarray:
+        e, t = self.index[i]
+        arr = self._images.get(int(e))
+        if arr is None:
+            arr = np.load(self.root / "episodes" / f"{self.names[e]}.images.npy", mmap_mode="r")
+            self._images[int(e)] = arr
+        return np.array(arr[t])  # copy one frame out of the memory map
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i = int(i) % len(self)
+        e, t = self.index[i]
+        return {
+            "image": self.image(i),
+            "instruction": self.instructions[e],
+            "action": self.actions[i],
+            "state": self.states[i],
+            "episode": int(e),
+            "t": int(t),
+        }
+
+    def __getstate__(self):  # memory maps are reopened in each DataLoader worker
+        d = dict(self.__dict__)
+        d["_images"] = {}
+        return d
+
+    def card(self) -> dict[str, Any]:
+        p = self.root / CARD_NAME
+        return json.loads(p.read_text()) if p.is_file() else {}
+
+    def statistics(self, key: str | None = None) -> dict[str, Any]:
+        """``dataset_statistics.json`` content for exactly these steps (a subset has its own q01/q99)."""
+        key = key or self.card().get("config", {}).get("key") or "vgb_demos"
+        return {
+            key: {
+                "action": action_statistics(self.actions),
+                "num_transitions": len(self),
+                "num_trajectories": self.num_episodes,
+            }
+        }
+
+    def stored_statistics(self) -> dict[str, Any]:
+        p = self.root / STATS_NAME
+        if not p.is_file():
+            raise DatasetError(
+                f"{p} is missing; re-run 'vgb collect-demos' with the same options to finish it"
+            )
+        return json.loads(p.read_text())

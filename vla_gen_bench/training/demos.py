@@ -1,0 +1,501 @@
+"""Demonstrations from the scripted oracle, on training pools only.
+
+Collection reuses the evaluation runner's loop (:func:`vla_gen_bench.eval.runner.run_batch`) and records each
+transition in its ``on_step`` hook: the image the policy would see *before* the step, the proprio state, the action
+executed, the reward and the success flag after the step. One worker process per simulator (the CPU simulator runs
+one env per process); every episode is written as soon as it is done, so an interrupted run resumes where it stopped.
+
+On-disk format (``<out>/``)::
+
+    dataset.json                 the card: config, counts, planner success rate, filter, action statistics
+    dataset_statistics.json      {key: {"action": {mean, std, min, max, q01, q99, mask}, "proprio": ...,
+                                  "num_transitions", "num_trajectories"}} -- OpenVLA's format; SFT copies it
+                                  next to its checkpoints so ``--policy openvla:<dir>`` de-normalises with it
+    README.md                    the card, for people
+    episodes/<name>.npz          one episode (all steps, unfiltered, compressed):
+                                    actions (T, 7) float32   [dx, dy, dz (m), drx, dry, drz (rad), gripper ±1]
+                                    states (T, 16) float32   proprio before each step (qpos 9, TCP pose 7)
+                                    rewards (T,) float32, success (T,) bool (after each step)
+                                    keep (T,) bool           idle-action filter + success truncation
+                                    instruction, variant, seed, episode, spec (JSON str)
+    episodes/<name>.images.npy   (T, H, W, 3) uint8, the policy-camera image before each step (uncompressed, so
+                                 the Dataset memory-maps it and reads single frames lazily)
+    failed/<name>.json           episodes the planner did not finish (kept out of the dataset; resume skips them)
+
+``<name>`` is ``s<seed>_e<episode:06d>``. The idle-action filter follows RL4VLA (shared/spec/rl4vla.md §6): keep step
+``i`` if ``|Δxyz| > 0.01 m`` or ``|Δrot| > 0.06 rad`` or the gripper command differs from step ``i - 1``; then cut the
+episode once success has held for 6 consecutive steps (read at the unfiltered index here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATS_NAME = "dataset_statistics.json"
+CARD_NAME = "dataset.json"
+DEFAULT_KEY = "vgb_demos"
+
+
+# ---------------------------------------------------------------------------------------------- idle filter
+@dataclass(frozen=True)
+class IdleFilter:
+    """RL4VLA's idle-action filter (the thresholds are the paper's)."""
+
+    min_translation: float = 0.01
+    """Keep a step whose translation norm exceeds this (m)."""
+    min_rotation: float = 0.06
+    """... or whose rotation norm exceeds this (rad)."""
+    keep_gripper_changes: bool = True
+    """... or whose gripper command differs from the previous step's (the first step counts as a change)."""
+    success_hold: int = 6
+    """Drop every step after success has held this many consecutive steps (0 = no truncation)."""
+    enabled: bool = True
+    """False keeps every step (truncation still applies when ``success_hold`` > 0)."""
+    keep_idle_after_success: bool = False
+    """Also keep the idle steps while success holds (before the truncation): shows the policy to stay still once
+    the object is placed. Not in the paper (False there)."""
+
+    def __call__(self, actions: np.ndarray, success: np.ndarray | None = None) -> np.ndarray:
+        """``(T, 7)`` actions (and ``(T,)`` success after each step) -> ``(T,)`` bool mask of steps to keep."""
+        a = np.asarray(actions, dtype=np.float64)
+        t = len(a)
+        if not self.enabled:
+            keep = np.ones(t, dtype=bool)
+        else:
+            moving = (np.linalg.norm(a[:, :3], axis=1) > self.min_translation) | (
+                np.linalg.norm(a[:, 3:6], axis=1) > self.min_rotation
+            )
+            grip = a[:, 6]
+            toggled = np.ones(t, dtype=bool)
+            toggled[1:] = grip[1:] != grip[:-1]
+            keep = moving | (toggled if self.keep_gripper_changes else False)
+        if success is not None and self.keep_idle_after_success:
+            keep = keep | np.asarray(success, dtype=bool)
+        if success is not None and self.success_hold > 0:
+            s = np.asarray(success, dtype=bool)
+            run = 0
+            for i in range(t):
+                run = run + 1 if s[i] else 0
+                if run >= self.success_hold:
+                    keep[i + 1 :] = False
+                    break
+        return keep
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def action_statistics(actions: np.ndarray, gripper_dim: int = 6) -> dict[str, Any]:
+    """OpenVLA-style statistics of ``(N, 7)`` actions; the gripper is not normalised (mask False)."""
+    a = np.asarray(actions, dtype=np.float64)
+    mask = [True] * a.shape[1]
+    mask[gripper_dim] = False
+    return {
+        "mean": a.mean(0).tolist(),
+        "std": a.std(0).tolist(),
+        "max": a.max(0).tolist(),
+        "min": a.min(0).tolist(),
+        "q01": np.quantile(a, 0.01, axis=0).tolist(),
+        "q99": np.quantile(a, 0.99, axis=0).tolist(),
+        "mask": mask,
+    }
+
+
+def _plain_stats(x: np.ndarray) -> dict[str, Any]:
+    x = np.asarray(x, dtype=np.float64)
+    return {"mean": x.mean(0).tolist(), "std": x.std(0).tolist(), "max": x.max(0).tolist(),
+            "min": x.min(0).tolist(), "q01": np.quantile(x, 0.01, axis=0).tolist(),
+            "q99": np.quantile(x, 0.99, axis=0).tolist()}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class DemoConfig:
+    """What to collect (the ``vgb collect-demos`` options minus the CLI-only ones)."""
+
+    episodes: int = 300
+    """Episodes to attempt (successful ones are kept); indices 0..episodes-1 of the training manifest."""
+    out: Path = Path("data/demos")
+    """Dataset folder (created; re-running the same command resumes it)."""
+    workers: int = 2
+    """Simulator processes."""
+    variant: str = "ind"
+    """Variant whose episode manifest gives the initial configurations; it must use training pools only."""
+    seed: int = 1000
+    """Manifest seed; keep it disjoint from the evaluation seeds (0-2)."""
+    camera: str = "fast"
+    """Policy-camera profile (default 224², fast 128², paper 640x480): the images the policy sees at evaluation."""
+    camera_size: tuple[int, int] | None = None
+    """Override the camera's (width, height)."""
+    sim_freq: int = 100
+    filter: IdleFilter = IdleFilter()
+    """Idle-action filter (stored as the ``keep`` mask; the raw steps stay on disk)."""
+    key: str = DEFAULT_KEY
+    """Dataset key in dataset_statistics.json (the checkpoint's ``unnorm_key``)."""
+
+
+class DemoConfigError(ValueError):
+    """Options that cannot produce a training dataset."""
+
+
+def episode_name(seed: int, k: int) -> str:
+    return f"s{int(seed)}_e{int(k):06d}"
+
+
+def training_specs(variant: str, seed: int, n: int) -> list:
+    """Episode specs ``0..n-1`` of ``variant``/``seed``; every one is checked against the test pools.
+
+    Raises:
+        TrainingPoolError: a spec uses something from a test pool (unseen assets, overlays, paraphrases, ...).
+        DemoConfigError: the seed is one of the evaluation seeds.
+    """
+    from vla_gen_bench.variants import check_training_spec, episode, get_variant
+
+    if int(seed) in EVAL_SEEDS:
+        raise DemoConfigError(
+            f"seed {seed} is an evaluation seed ({', '.join(map(str, EVAL_SEEDS))}); training demos must use "
+            "other seeds (e.g. --seed 1000)"
+        )
+    v = get_variant(variant)
+    specs = []
+    for k in range(int(n)):
+        spec = episode(v, seed, k)
+        check_training_spec(spec)
+        specs.append(spec)
+    return specs
+
+
+EVAL_SEEDS = (0, 1, 2)
+
+
+# ---------------------------------------------------------------------------------------------- one worker
+class DemoWorker:
+    """One simulator process: collects the episodes it is given and writes each as soon as it is done."""
+
+    def __init__(self, cfg: DemoConfig):
+        self.cfg = cfg
+        self.env = None
+
+    def setup(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        from vla_gen_bench.eval.runner import make_env
+
+        self.env = make_env(
+            camera=self.cfg.camera, camera_size=self.cfg.camera_size, sim_freq=self.cfg.sim_freq
+        )
+
+    def collect(self, k: int) -> dict[str, Any]:
+        """Run episode ``k`` with the oracle and write it; returns a short record."""
+        from vla_gen_bench.eval.runner import run_batch
+        from vla_gen_bench.policies.scripted import ScriptedPolicy
+        from vla_gen_bench.variants import episode
+
+        cfg = self.cfg
+        spec = episode(cfg.variant, cfg.seed, k)
+        from vla_gen_bench.variants import check_training_spec
+
+        check_training_spec(spec)
+        env = self.env
+        rec: dict[str, list] = {"images": [], "states": [], "actions": [], "rewards": [], "success": []}
+
+        def on_step(t, obs, action, next_obs, reward, info):
+            rec["images"].append(obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy())
+            rec["states"].append(state_before[0])
+            rec["actions"].append(np.asarray(action[0], dtype=np.float32))
+            rec["rewards"].append(float(reward[0]))
+            rec["success"].append(bool(np.asarray(info["success"]).reshape(-1)[0]))
+            state_before[0] = env.unwrapped.proprio()[0]
+
+        # proprio before each step: read after reset (in the policy's first act) and after every step
+        state_before: list[np.ndarray] = [np.zeros(16, np.float32)]
+        policy = _StateTap(ScriptedPolicy(), env, state_before)
+        t0 = time.perf_counter()
+        seed = int(cfg.seed) * 1_000_003 + int(k)
+        res = run_batch(env, [policy], [seed], [spec], on_step=on_step)[0]
+        wall = time.perf_counter() - t0
+        name = episode_name(cfg.seed, k)
+        row = {"name": name, "episode": int(k), "success": bool(res.success_at_end), "failure": res.failure,
+               "steps": len(rec["actions"]), "wall_s": round(wall, 3)}  # fmt: skip
+        root = Path(cfg.out)
+        if not res.success_at_end:
+            _atomic_write_text(root / "failed" / f"{name}.json", json.dumps(row) + "\n")
+            return {**row, "kept": 0}
+        actions = np.stack(rec["actions"]).astype(np.float32)
+        success = np.asarray(rec["success"], dtype=bool)
+        keep = cfg.filter(actions, success)
+        save_episode(
+            root / "episodes", name, images=np.stack(rec["images"]), actions=actions,
+            states=np.stack(rec["states"]).astype(np.float32), rewards=np.asarray(rec["rewards"], np.float32),
+            success=success, keep=keep, instruction=res.instruction, variant=cfg.variant, seed=cfg.seed,
+            episode=k, spec=json.dumps(spec.to_dict(), default=str),
+        )  # fmt: skip
+        return {**row, "kept": int(keep.sum())}
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+
+class _StateTap:
+    """Wraps the oracle so the proprio state before the first step is recorded (``run_batch`` resets the env)."""
+
+    def __init__(self, policy, env, state_before: list):
+        self.policy, self.env, self.state_before = policy, env, state_before
+        self.spec, self.metadata = policy.spec, policy.metadata
+        self._first = True
+
+    def reset(self, instruction: str) -> None:
+        self._first = True
+        self.policy.reset(instruction)
+
+    def act(self, obs):
+        if self._first:
+            self.state_before[0] = np.asarray(obs["state"], dtype=np.float32)
+            self._first = False
+        return self.policy.act(obs)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_episode(folder: Path, name: str, images: np.ndarray, **arrays: Any) -> None:
+    """Write ``<name>.images.npy`` then ``<name>.npz`` (the npz is the commit marker: written last, atomically)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    img_tmp = folder / f"{name}.images.tmp{os.getpid()}.npy"
+    np.save(img_tmp, np.ascontiguousarray(images, dtype=np.uint8))
+    os.replace(img_tmp, folder / f"{name}.images.npy")
+    tmp = folder / f"{name}.tmp{os.getpid()}.npz"
+    np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, folder / f"{name}.npz")
+
+
+def done_names(root: Path) -> set[str]:
+    """Episodes already finished (kept or failed) in a dataset folder."""
+    root = Path(root)
+    out = {p.name.removesuffix(".npz") for p in (root / "episodes").glob("*.npz") if ".tmp" not in p.name}
+    out |= {p.stem for p in (root / "failed").glob("*.json")}
+    return out
+
+
+def _worker_main(cfg: DemoConfig, tasks, results) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    w = DemoWorker(cfg)
+    try:
+        w.setup()
+        results.put(("ready", None))
+        while True:
+            k = tasks.get()
+            if k is None:
+                break
+            results.put(("done", w.collect(k)))
+    except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
+        import traceback
+
+        results.put(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+    finally:
+        w.close()
+
+
+# ---------------------------------------------------------------------------------------------- collection
+def collect(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
+    """Collect (or resume) a dataset and write its card and statistics. Returns the card."""
+    specs = training_specs(cfg.variant, cfg.seed, cfg.episodes)  # refuses test pools before any work
+    del specs
+    root = Path(cfg.out)
+    root.mkdir(parents=True, exist_ok=True)
+    card_cfg = _cfg_dict(cfg)
+    old = root / CARD_NAME
+    if old.is_file():
+        prev = json.loads(old.read_text()).get("config", {})
+        for f in ("variant", "seed", "camera", "camera_size", "sim_freq"):
+            if prev.get(f) != card_cfg.get(f):
+                raise DemoConfigError(
+                    f"{root} holds a dataset with {f}={prev.get(f)!r}, this command asks for {card_cfg.get(f)!r}; "
+                    "use another --out or the same options to resume"
+                )
+        if prev.get("filter") not in (None, card_cfg["filter"]):
+            refilter(root, cfg.filter)  # cheap: the raw steps are on disk, only the keep masks change
+    _atomic_write_text(
+        root / CARD_NAME, json.dumps({"config": card_cfg, "status": "collecting"}, indent=2) + "\n"
+    )
+    done = done_names(root)
+    todo = [k for k in range(cfg.episodes) if episode_name(cfg.seed, k) not in done]
+    t0 = time.perf_counter()
+    rows = list(_run(cfg, todo, progress))
+    wall = time.perf_counter() - t0
+    card = write_card(root, cfg, session={"attempted_now": len(todo), "wall_s": round(wall, 1),
+                                          "episodes_per_min": round(len(rows) / wall * 60, 2) if rows else None})  # fmt: skip
+    return card
+
+
+def refilter(root: Path, filt: IdleFilter) -> int:
+    """Recompute the stored keep mask of every episode with ``filt``; returns the number of episodes rewritten."""
+    n = 0
+    for p in sorted((Path(root) / "episodes").glob("*.npz")):
+        if ".tmp" in p.name:
+            continue
+        with np.load(p) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["keep"] = filt(arrays["actions"], arrays["success"])
+        tmp = p.with_name(p.name.removesuffix(".npz") + f".tmp{os.getpid()}.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, p)
+        n += 1
+    return n
+
+
+def _run(cfg: DemoConfig, todo: list[int], progress: bool):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if not todo:
+        return
+    console = Console(stderr=True)
+    cols = (TextColumn("demos"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
+            TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    with Progress(*cols, console=console, disable=not progress) as bar:
+        task = bar.add_task("demos", total=len(todo), ok=0)
+        ok = 0
+        if cfg.workers <= 1:
+            w = DemoWorker(cfg)
+            w.setup()
+            try:
+                for k in todo:
+                    row = w.collect(k)
+                    ok += row["success"]
+                    bar.update(task, advance=1, ok=ok)
+                    yield row
+            finally:
+                w.close()
+            return
+        import multiprocessing as mp
+        import queue
+
+        ctx = mp.get_context("spawn")
+        tasks, results = ctx.Queue(), ctx.Queue()
+        n = min(cfg.workers, len(todo))
+        procs = [ctx.Process(target=_worker_main, args=(cfg, tasks, results), daemon=True) for _ in range(n)]
+        for p in procs:
+            p.start()
+        for k in todo:
+            tasks.put(k)
+        for _ in procs:
+            tasks.put(None)
+        try:
+            got = 0
+            while got < len(todo):
+                try:
+                    kind, payload = results.get(timeout=5)
+                except queue.Empty:
+                    dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+                    if dead:
+                        raise RuntimeError(f"demo worker died (exit code {dead[0].exitcode})") from None
+                    continue
+                if kind == "error":
+                    raise RuntimeError(f"demo worker failed: {payload}")
+                if kind == "done":
+                    got += 1
+                    ok += payload["success"]
+                    bar.update(task, advance=1, ok=ok)
+                    yield payload
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.terminate()
+
+
+def _cfg_dict(cfg: DemoConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["out"] = str(cfg.out)
+    d["camera_size"] = list(cfg.camera_size) if cfg.camera_size else None
+    return d
+
+
+def write_card(root: Path, cfg: DemoConfig, session: dict | None = None) -> dict[str, Any]:
+    """(Re)compute the card and ``dataset_statistics.json`` from what is on disk."""
+    root = Path(root)
+    eps = sorted((root / "episodes").glob("*.npz"))
+    eps = [p for p in eps if ".tmp" not in p.name]
+    failed = sorted((root / "failed").glob("*.json"))
+    actions, states, steps, kept, shape = [], [], 0, 0, None
+    names = []
+    for p in eps:
+        with np.load(p) as z:
+            keep = z["keep"].astype(bool)
+            actions.append(z["actions"][keep])
+            states.append(z["states"][keep])
+            steps += len(keep)
+            kept += int(keep.sum())
+        names.append(p.name.removesuffix(".npz"))
+        if shape is None:
+            shape = list(np.load(root / "episodes" / f"{names[-1]}.images.npy", mmap_mode="r").shape[1:])
+    n_ok, n_fail = len(eps), len(failed)
+    card: dict[str, Any] = {
+        "config": _cfg_dict(cfg),
+        "status": "complete" if n_ok + n_fail >= cfg.episodes else "partial",
+        "format": "vgb-demos/1 (see vla_gen_bench/training/demos.py)",
+        "episodes_kept": n_ok,
+        "episodes_failed": n_fail,
+        "planner_success_rate": round(n_ok / (n_ok + n_fail), 4) if n_ok + n_fail else None,
+        "steps_total": steps,
+        "steps_kept": kept,
+        "kept_fraction": round(kept / steps, 4) if steps else None,
+        "image_shape": shape,
+        "episodes": names,
+        "session": session or {},
+    }
+    if actions:
+        stats = {
+            cfg.key: {
+                "action": action_statistics(np.concatenate(actions)),
+                "proprio": _plain_stats(np.concatenate(states)),
+                "num_transitions": kept,
+                "num_trajectories": n_ok,
+            }
+        }
+        _atomic_write_text(root / STATS_NAME, json.dumps(stats, indent=2) + "\n")
+        card["action_statistics"] = stats[cfg.key]["action"]
+    _atomic_write_text(root / CARD_NAME, json.dumps(card, indent=2) + "\n")
+    _atomic_write_text(root / "README.md", _card_markdown(card))
+    return card
+
+
+def _card_markdown(card: dict[str, Any]) -> str:
+    c = card["config"]
+    lines = [
+        f"# Demonstrations: scripted oracle on `{c['variant']}` (seed {c['seed']})",
+        "",
+        f"* status: {card['status']}; format: {card['format']}",
+        f"* episodes kept {card['episodes_kept']}, failed {card['episodes_failed']}, planner success rate "
+        f"{card['planner_success_rate']}",
+        f"* steps {card['steps_total']}, kept by the idle filter {card['steps_kept']} ({card['kept_fraction']})",
+        f"* images {card['image_shape']} from camera `{c['camera']}` (size override {c['camera_size']})",
+        f"* filter: {c['filter']}",
+    ]
+    if "action_statistics" in card:
+        s = card["action_statistics"]
+        lines += ["", "| stat | dx | dy | dz | drx | dry | drz | gripper |", "|---|" + "---|" * 7]
+        for k in ("q01", "q99", "mean", "std"):
+            lines.append(f"| {k} | " + " | ".join(f"{v:.4f}" for v in s[k]) + " |")
+    return "\n".join(lines) + "\n"
