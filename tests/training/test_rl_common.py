@@ -1,0 +1,127 @@
+"""Shared helpers for the RL tests (a micro checkpoint per process) and tests of the shared pieces."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@functools.lru_cache(maxsize=1)
+def micro_ckpt() -> Path:
+    """A ``micro`` random-init checkpoint (HF layout), written once per test process."""
+    from vla_gen_bench.models.checkpoint import init_checkpoint
+
+    return init_checkpoint("micro", Path(tempfile.mkdtemp(prefix="vgb-rl-")) / "micro", seed=0)
+
+
+def micro_ac(with_value: bool = True, seed: int = 0, perturb: float = 0.05, **model):
+    """A micro actor-critic whose LoRA B matrices are perturbed (so the adapters change the policy)."""
+    import torch
+
+    from vla_gen_bench.training.rl_common import ModelConfig, build_actor_critic
+
+    ac = build_actor_critic(ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32", **model),
+                            with_value=with_value, seed=seed)  # fmt: skip
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for n, p in ac.vla.model.named_parameters():
+            if "lora_B" in n and perturb:
+                p.copy_(torch.randn(p.shape, generator=g) * perturb)
+    return ac
+
+
+def images(n: int, seed: int = 0, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    out[: n // 2, :20] = 255  # two visibly different kinds of image
+    return out
+
+
+def fake_trajectories(ac, n: int, horizon: int = 4, groups=None, returns=None, seed: int = 0):
+    """Trajectories recorded by the real RolloutPolicy on random images (no simulator)."""
+    from vla_gen_bench.training.rl_common import RolloutPolicy, Trajectory
+
+    pol = RolloutPolicy(ac, temperature=1.0, seed=seed)
+    out = []
+    for i in range(n):
+        pol.records = []
+        imgs = images(horizon, seed=seed * 100 + i)
+        for t in range(horizon):
+            pol.act_batch(imgs[t : t + 1], ["put red cube on plate"])
+        rec = pol.records
+        rewards = np.zeros(horizon, np.float32)
+        if returns is not None:
+            rewards[-1] = returns[i]
+        values = np.concatenate([r["values"] for r in rec]) if rec[0]["values"] is not None else None
+        out.append(Trajectory(
+            images=imgs, instruction="put red cube on plate", tokens=np.concatenate([r["tokens"] for r in rec]),
+            log_probs=np.concatenate([r["log_probs"] for r in rec]), values=values, rewards=rewards,
+            last_value=0.3, success=bool(rewards.sum() > 0.5), grasped=False, seed=1000, episode=i,
+            group=groups[i] if groups is not None else i,
+        ))  # fmt: skip
+    return out
+
+
+# ------------------------------------------------------------------------------------------ tests
+def test_training_items_refuse_test_pools_and_eval_seeds():
+    from vla_gen_bench.training.rl_common import training_items
+    from vla_gen_bench.variants import TrainingPoolError
+
+    items = training_items("ind", 1000, 0, 3, repeats=2)
+    assert [it.group for it in items] == [0, 0, 1, 1, 2, 2]
+    assert items[0].spec == items[1].spec and items[0].spec != items[2].spec
+    for variant in ("unseen_objects", "unseen_table"):
+        with pytest.raises(TrainingPoolError, match="test pool"):
+            training_items(variant, 1000, 0, 2)
+    with pytest.raises(ValueError, match="evaluation seeds"):
+        training_items("ind", 0, 0, 1)
+
+
+def test_training_config_on_a_test_pool_is_refused(tmp_path):
+    """train() checks every episode before rolling out: a test-pool variant never reaches the simulator."""
+    from vla_gen_bench.training.ppo import PPOConfig, train
+    from vla_gen_bench.training.rl_common import ModelConfig, RolloutConfig
+    from vla_gen_bench.variants import TrainingPoolError
+
+    class NoEnv:  # any use of the env would fail loudly
+        class unwrapped:  # noqa: N801
+            num_envs = 1
+
+    cfg = PPOConfig(out=tmp_path / "run", model=ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32"),
+                    rollout=RolloutConfig(variant="unseen_objects", workers=0), iterations=1)  # fmt: skip
+    with pytest.raises(TrainingPoolError):
+        train(cfg, env=NoEnv())
+
+
+def test_recipes_hold_released_and_paper_values():
+    from vla_gen_bench.training.rl_commands import TrainPPO, resolve_config
+
+    for preset in ("tiny", "openvla-7b"):
+        rel = resolve_config("ppo", TrainPPO(preset=preset))
+        pap = resolve_config("ppo", TrainPPO(preset=preset, hparams="paper"))
+        assert (rel.gamma, rel.gae_lambda, rel.clip_coef, rel.hparams) == (0.99, 0.95, 0.2, "released")
+        assert (pap.gamma, pap.gae_lambda, pap.clip_coef, pap.hparams) == (0.96, 0.85, 0.1, "paper")
+        assert rel.update_epochs == 1 and rel.rollout.temperature == 1.0
+    cfg = resolve_config(
+        "ppo", TrainPPO(set=("gamma=0.5", "rollout.workers=1", "eval.seeds=[0,1]"), iterations=3)
+    )
+    assert (cfg.gamma, cfg.rollout.workers, cfg.eval.seeds, cfg.iterations) == (0.5, 1, (0, 1), 3)
+    with pytest.raises(ValueError, match="did you mean 'paper'"):
+        resolve_config("ppo", TrainPPO(hparams="papr"))
+    with pytest.raises(ValueError, match="did you mean 'gamma'"):
+        resolve_config("ppo", TrainPPO(set=("gama=0.5",)))
+    with pytest.raises(FileNotFoundError, match="available: openvla-7b, tiny"):
+        resolve_config("grpo", TrainPPO(preset="huge"))
+
+
+def test_metrics_log_keeps_columns_across_resume(tmp_path):
+    from vla_gen_bench.training.rl_common import MetricsLog
+
+    MetricsLog(tmp_path / "m.csv").log({"iteration": 1, "loss": 0.5})
+    log = MetricsLog(tmp_path / "m.csv")
+    log.log({"iteration": 2, "loss": 0.25, "extra": 1})
+    assert log.rows() == [{"iteration": "1", "loss": "0.5"}, {"iteration": "2", "loss": "0.25"}]
