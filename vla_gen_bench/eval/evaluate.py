@@ -97,15 +97,12 @@ class EvalConfigError(ValueError):
 
 # ---------------------------------------------------------------------------------------------- helpers
 def policy_kwargs(cfg: Evaluate) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in cfg.policy_arg:
-        if "=" not in kv:
-            raise EvalConfigError(f"--policy-arg must be key=value, got {kv!r}")
-        k, v = kv.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
+    from vla_gen_bench.options import parse_key_values
+
+    try:
+        out = parse_key_values(cfg.policy_arg, "--policy-arg")
+    except ValueError as e:
+        raise EvalConfigError(str(e)) from None
     if cfg.unnorm_key is not None:
         out["unnorm_key"] = cfg.unnorm_key
     prof = run_profile(cfg)

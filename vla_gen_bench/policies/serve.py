@@ -230,16 +230,9 @@ class Serve:
 
 def parse_policy_args(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """``["seed=3", "name=x"]`` -> ``{"seed": 3, "name": "x"}``; ValueError on an item without '='."""
-    out: dict[str, Any] = {}
-    for kv in items:
-        key, sep, value = kv.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--policy-arg must be key=value, got {kv!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+    from vla_gen_bench.options import parse_key_values
+
+    return parse_key_values(items, "--policy-arg")
 
 
 def serve_command(cfg: Serve) -> int:

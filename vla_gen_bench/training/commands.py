@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import tomllib
 
+from vla_gen_bench.options import parse_key_values
 from vla_gen_bench.training.demos import IdleFilter
 
 
@@ -153,15 +154,7 @@ def build_configs(cfg: TrainSFT):
         s["eval_seeds"] = tuple(s["eval_seeds"])
     name = raw.get("name", path.stem)
     s.setdefault("out", f"runs/baselines/{name.replace('_', '-')}")
-    overrides: dict[str, Any] = {}
-    for kv in cfg.set:
-        if "=" not in kv:
-            raise ValueError(f"--set expects key=value, got {kv!r}")
-        k, v = kv.split("=", 1)
-        try:
-            overrides[k] = json.loads(v)
-        except json.JSONDecodeError:
-            overrides[k] = v
+    overrides = parse_key_values(cfg.set, "--set")
     _check_keys(overrides, SFTConfig, "--set", "sft")
     s.update(overrides)
     for k in ("init", "time_budget_min", "max_steps", "eval_episodes", "device"):

@@ -181,15 +181,10 @@ def _deep_merge(a: dict, b: dict) -> dict:
 
 def parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
     """``("gamma=0.96", "rollout.workers=1")`` -> nested dict (values parsed as JSON when possible)."""
+    from vla_gen_bench.options import parse_key_values
+
     out: dict[str, Any] = {}
-    for kv in items:
-        if "=" not in kv:
-            raise ValueError(f"--set must be key=value (e.g. gamma=0.96, rollout.workers=1), got {kv!r}")
-        key, val = kv.split("=", 1)
-        try:
-            value: Any = json.loads(val)
-        except json.JSONDecodeError:
-            value = val
+    for key, value in parse_key_values(items, "--set (e.g. gamma=0.96, rollout.workers=1)").items():
         d = out
         *parents, leaf = key.split(".")
         for p in parents:
