@@ -53,3 +53,19 @@ def test_cards_check_detects_stale_cards(tmp_path, capsys):
     (tmp_path / "reposition.md").write_text("edited by hand")
     assert main(["cards", "--out", str(tmp_path), "--check"]) == 1
     assert "reposition.md" in capsys.readouterr().err
+
+
+def test_repeated_key_value_flags_accumulate():
+    """`--set a=1 --set b=2` keeps both (tyro's default for a tuple would keep only the last flag)."""
+    import tyro
+
+    from vla_gen_bench.eval.evaluate import Evaluate
+    from vla_gen_bench.policies.serve import Serve
+    from vla_gen_bench.training.commands import TrainSFT
+    from vla_gen_bench.training.rl_commands import TrainPPO
+
+    assert tyro.cli(TrainSFT, args=["--set", "lr=1", "--set", "seed=2"]).set == ("lr=1", "seed=2")
+    assert tyro.cli(TrainPPO, args=["--set", "lr=1", "--set", "seed=2"]).set == ("lr=1", "seed=2")
+    for cls, required in ((Evaluate, ["--out", "x"]), (Serve, [])):
+        args = ["--policy", "scripted", *required, "--policy-arg", "a=1", "--policy-arg", "b=2"]
+        assert tyro.cli(cls, args=args).policy_arg == ("a=1", "b=2")

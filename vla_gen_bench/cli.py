@@ -227,7 +227,7 @@ class RunEpisode:
     """Run one episode of a policy and print its result (JSON); optionally save the policy-view video."""
 
     policy: str = "scripted"
-    """scripted | random | zero | openvla:<dir> | ws://host:port | package.module:ClassName"""
+    """scripted | scripted-smooth | random | zero | openvla:<dir> | ws://host:port | package.module:ClassName"""
     seed: int = 0
     video: Path | None = None
     """Write the policy's view as mp4 here."""

@@ -99,3 +99,29 @@ def test_collect_two_episodes_writes_a_valid_dataset(tmp_path):
     assert len(done_names(out)) == 2
     again = collect(DemoConfig(episodes=2, workers=1, out=out, camera="fast"), progress=False)
     assert again["session"]["attempted_now"] == 0 and again["episodes_kept"] == card["episodes_kept"]
+
+
+@pytest.mark.sim
+def test_dart_noise_perturbs_the_executed_actions_but_stores_the_clean_labels(tmp_path):
+    """Noise on what runs (translation, yaw, premature gripper closes), clean demonstrator labels on disk."""
+    from vla_gen_bench.training.demos import DemoConfig, DemoConfigError, IdleFilter, collect
+
+    out = tmp_path / "demos"
+    cfg = DemoConfig(episodes=1, workers=1, out=out, camera="fast", oracle="scripted-smooth", noise_xyz=0.01,
+                     noise_yaw=0.1, noise_gripper=0.3, filter=IdleFilter(enabled=False))  # fmt: skip
+    card = collect(cfg, progress=False)
+    assert card["episodes_kept"] == 1
+    z = np.load(next((out / "episodes").glob("*.npz")))
+    labels, executed = z["actions"], z["executed"]
+    moving = np.linalg.norm(labels[:, :3], axis=1) > 0.02
+    assert moving.any()
+    assert not np.allclose(labels[moving, :3], executed[moving, :3])  # noise on the executed reach/carry
+    # gripper noise: premature closes executed while reaching, labelled "open" (the recovery to learn)
+    premature = (executed[:, 6] < 0) & (labels[:, 6] > 0)
+    assert premature.any()
+    assert not ((executed[:, 6] > 0) & (labels[:, 6] < 0)).any()  # never opens a held object
+    # the labels are the demonstrator's own: at most max_step (the noise is not in them)
+    assert np.linalg.norm(labels[:, :3], axis=1).max() <= 0.04 + 1e-6
+    # resuming with another demonstrator or noise level is refused (the dataset would mix two)
+    with pytest.raises(DemoConfigError, match="noise_xyz"):
+        collect(DemoConfig(**{**cfg.__dict__, "noise_xyz": 0.0}), progress=False)

@@ -125,3 +125,15 @@ def test_metrics_log_keeps_columns_across_resume(tmp_path):
     log = MetricsLog(tmp_path / "m.csv")
     log.log({"iteration": 2, "loss": 0.25, "extra": 1})
     assert log.rows() == [{"iteration": "1", "loss": "0.5"}, {"iteration": "2", "loss": "0.25"}]
+
+
+def test_update_mode_keeps_batchnorm_on_running_statistics():
+    from torch import nn
+
+    from vla_gen_bench.training.rl_common import update_mode
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.1))
+    model.eval()
+    update_mode(model)
+    assert model.training and model[0].training and model[2].training
+    assert not model[1].training  # rollouts sampled with the running statistics; updates score with them too

@@ -160,3 +160,92 @@ def test_heldout_metrics_shapes(demos, tmp_path):
     s = heldout_metrics(vla, ds, batch_size=4, shuffle_images=True)
     assert m["n"] == len(ds) and len(m["ce_per_dim"]) == 7 and len(m["bin_err_per_dim"]) == 7
     assert m["ce"] > 0 and s["shuffled_images"] and m != s
+    assert len(m["decoded_bin_err_per_dim"]) == 7
+    # the first token has no action prefix: free decoding and teacher forcing agree on it
+    assert m["decoded_bin_err_per_dim"][0] == m["bin_err_per_dim"][0]
+
+
+def test_corrupt_prefix_replaces_inputs_only_at_the_given_rate():
+    import numpy as np
+    import torch
+
+    from vla_gen_bench.training.sft import corrupt_prefix
+
+    tok = torch.full((2000, 7), 800)
+    assert corrupt_prefix(tok, 0.0, 700, 256, np.random.default_rng(0)) is tok
+    out = corrupt_prefix(tok, 0.5, 700, 256, np.random.default_rng(0))
+    changed = (out != tok).float().mean().item()
+    assert 0.45 < changed < 0.5  # 0.5 minus the 1/256 draws that land on the same bin
+    assert int(out.min()) >= 700 and int(out.max()) < 956
+    assert torch.equal(tok, torch.full((2000, 7), 800))  # the targets are untouched
+
+
+def test_prefix_noise_feeds_the_corrupted_tokens_but_scores_the_true_ones(demos, tmp_path):
+    import numpy as np
+    import torch
+
+    from vla_gen_bench.models.checkpoint import load_openvla
+    from vla_gen_bench.training.dataset import DemoDataset
+    from vla_gen_bench.training.sft import Batcher, action_token_loss, corrupt_prefix, init_from_preset
+
+    init_from_preset("micro", tmp_path / "init", featurizer="conv")
+    vla = load_openvla(tmp_path / "init", device="cpu")
+    ds = DemoDataset(demos)
+    vla.config = vla.config.with_norm_stats(ds.statistics("k"))
+    b = Batcher(vla, "k")([ds[i] for i in range(4)])
+    net = vla.network.eval()
+    args = (net, b["pixel_values"], b["input_ids"], b["attention_mask"], b["action_tokens"])
+    with torch.no_grad():
+        plain, _ = action_token_loss(*args)
+        same, _ = action_token_loss(*args, input_action_tokens=b["action_tokens"])
+        fed = corrupt_prefix(b["action_tokens"], 1.0, net.action_begin, 256, np.random.default_rng(1))
+        noisy, _ = action_token_loss(*args, input_action_tokens=fed)
+    assert plain.item() == pytest.approx(same.item())
+    assert noisy.item() != pytest.approx(plain.item())  # later tokens see other inputs
+
+
+def test_conv_featurizer_options_coords_and_patch_grid(tmp_path):
+    import numpy as np
+
+    from vla_gen_bench.models.checkpoint import load_openvla
+    from vla_gen_bench.models.vision import ConvFeaturizer
+    from vla_gen_bench.training.sft import init_from_preset
+
+    init_from_preset("micro", tmp_path / "g8", featurizer="conv", image_size=128, patch_grid=8, conv_coords=True)
+    vla = load_openvla(tmp_path / "g8", device="cpu")
+    conv = [m for m in vla.network.modules() if isinstance(m, ConvFeaturizer)]
+    assert conv and all(m.coords and m.num_patches == 64 for m in conv)
+    assert vla.config.preset == "micro+conv128g8xy"
+    assert vla.predict_action(np.zeros((1, 128, 128, 3), np.uint8), ["put a on b"]).actions.shape == (1, 7)
+    with pytest.raises(ValueError, match="patch_grid"):
+        init_from_preset("micro", tmp_path / "bad", featurizer="conv", image_size=128, patch_grid=3)
+    with pytest.raises(ValueError, match="need featurizer=.conv."):
+        init_from_preset("micro", tmp_path / "bad2", conv_coords=True)
+
+
+def test_keypoint_featurizer_with_batchnorm_localises_and_standardises():
+    import torch
+
+    from vla_gen_bench.models.vision import ConvFeaturizer
+
+    torch.manual_seed(0)
+    f = ConvFeaturizer(img_size=64, patch_size=4, embed_dim=16, widths=[8, 16], keypoints=5, batchnorm=True)
+    assert f.num_patches == 5
+    x = torch.rand(6, 3, 64, 64)
+    out = f.train()(x)
+    assert out.shape == (6, 5, 16)
+    # in training mode every (token, channel) is standardised over the batch (plus the position embedding)
+    z = (out - f.pos_embed).reshape(6, -1)
+    assert torch.allclose(z.mean(0), torch.zeros(80), atol=1e-5)
+    assert f.norm.running_mean.abs().sum() > 0  # running statistics for evaluation
+    assert f.eval()(x[:1]).shape == (1, 5, 16)  # batch of one at evaluation
+    # a keypoint follows a bright square: its soft-argmax x moves right with the square
+    f.kp_temperature.data.fill_(3.0)
+    img = torch.zeros(2, 3, 64, 64)
+    img[0, :, 20:28, 8:16] = 1.0
+    img[1, :, 20:28, 44:52] = 1.0
+    with torch.no_grad():
+        att = torch.softmax(f.kp_logits(f.stages(img)).flatten(2) * f.kp_temperature.exp(), -1)
+        xs = torch.linspace(-1, 1, 16)[None, :].expand(16, 16).reshape(-1)
+        kx = att @ xs  # (2, k)
+    assert (kx[1] - kx[0]).abs().max() > 0.05

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tyro
 
@@ -33,7 +33,7 @@ class Evaluate:
     """Score a policy on a suite of variants; resumable (re-run the same command), parallel, with a report."""
 
     policy: str
-    """scripted | random | zero | openvla:<dir> | ws://host:port | package.module:ClassName"""
+    """scripted | scripted-smooth | random | zero | openvla:<dir> | ws://host:port | package.module:ClassName"""
     out: Path
     """Run directory (episodes.jsonl, summary.csv, report.html, videos/ ...). Re-running resumes it."""
     suite: str = "smoke"
@@ -59,7 +59,7 @@ class Evaluate:
     """Generated table pack (name under $VGB_CACHE/assets/packs or a path); default: the built-in procedural pack."""
     unnorm_key: str | None = None
     """OpenVLA: which dataset statistics de-normalise actions."""
-    policy_arg: tuple[str, ...] = ()
+    policy_arg: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     """Extra keyword arguments for the policy adapter, as key=value (values parsed as JSON when possible)."""
     videos: int = 2
     """Policy-view videos kept per variant: this many successes and this many failures."""

@@ -60,7 +60,10 @@ class ConvFeaturizer(nn.Module):
     """A small CNN that yields ``(S / patch_size)^2`` patch tokens; an option for CPU-scale training (DESIGN §8).
 
     Stages of 3x3 stride-2 convolutions (GroupNorm, GELU) until the stride equals ``patch_size``, a 1x1
-    projection to ``embed_dim``, and a learned position embedding per patch.
+    projection to ``embed_dim``, optional batch normalisation of the tokens (``batchnorm``), and a learned position
+    embedding per patch. ``keypoints`` > 0 replaces the patch grid by spatial soft-argmax keypoints. ``coords`` appends two constant
+    channels holding each pixel's x and y in [-1, 1] to the input (CoordConv, Liu et al. 2018), so features can
+    say *where* inside a patch something is; without them a 4x4 grid localises to about a patch (32 px at 128).
     """
 
     def __init__(
@@ -69,6 +72,9 @@ class ConvFeaturizer(nn.Module):
         patch_size: int = 16,
         embed_dim: int = 96,
         widths: tuple[int, ...] = (32, 64),
+        coords: bool = False,
+        keypoints: int = 0,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         n_stages = int(round(math.log2(patch_size)))
@@ -78,19 +84,50 @@ class ConvFeaturizer(nn.Module):
             )
         widths = tuple(widths) + (widths[-1],) * max(0, n_stages - len(widths))
         layers: list[nn.Module] = []
-        c = 3
+        self.coords = bool(coords)
+        c = 5 if self.coords else 3
         for w in widths[:n_stages]:
             layers += [nn.Conv2d(c, w, 3, stride=2, padding=1), nn.GroupNorm(min(8, w), w), nn.GELU()]
             c = w
         self.stages = nn.Sequential(*layers)
-        self.proj = nn.Conv2d(c, embed_dim, 1)
-        self.num_patches = (img_size // patch_size) ** 2
+        self.keypoints = int(keypoints)
+        if self.keypoints:
+            # spatial soft-argmax (Levine et al. 2016): K attention maps over the (S / patch_size)^2 feature map;
+            # token k = linear([x_k, y_k, features pooled under map k]) + a learned embedding of k
+            self.kp_logits = nn.Conv2d(c, self.keypoints, 1)
+            self.kp_temperature = nn.Parameter(torch.zeros(()))  # log temperature
+            self.proj = nn.Linear(c + 2, embed_dim)
+            self.num_patches = self.keypoints
+        else:
+            self.proj = nn.Conv2d(c, embed_dim, 1)
+            self.num_patches = (img_size // patch_size) ** 2
+        # standardise every (token, channel) over the batch: what differs between images then has unit scale from
+        # the first step (without it the image-dependent part is ~1 % of a token and a from-scratch model spends
+        # tens of thousands of samples predicting from the prompt alone)
+        self.norm = nn.BatchNorm1d(self.num_patches * embed_dim) if batchnorm else None
         self.pos_embed = nn.Parameter(torch.randn(1, self.num_patches, embed_dim) * 0.02)
         self.embed_dim = embed_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(self.stages(x))  # (b, d, h, w)
-        return x.flatten(2).transpose(1, 2) + self.pos_embed  # (b, h*w, d)
+        if self.coords:
+            b, _, h, w = x.shape
+            ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)[:, None].expand(h, w)
+            xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)[None, :].expand(h, w)
+            x = torch.cat([x, torch.stack([xs, ys]).expand(b, 2, h, w)], 1)
+        f = self.stages(x)  # (b, c, h, w)
+        if self.keypoints:
+            b, c, h, w = f.shape
+            att = torch.softmax(self.kp_logits(f).flatten(2) * self.kp_temperature.exp(), -1)  # (b, k, h*w)
+            ys = torch.linspace(-1, 1, h, device=f.device, dtype=f.dtype)[:, None].expand(h, w).reshape(-1)
+            xs = torch.linspace(-1, 1, w, device=f.device, dtype=f.dtype)[None, :].expand(h, w).reshape(-1)
+            xy = torch.stack([att @ xs, att @ ys], -1)  # (b, k, 2) expected coordinates
+            feats = att @ f.flatten(2).transpose(1, 2)  # (b, k, c)
+            tokens = self.proj(torch.cat([xy, feats], -1))  # (b, k, d)
+        else:
+            tokens = self.proj(f).flatten(2).transpose(1, 2)  # (b, h*w, d)
+        if self.norm is not None:
+            tokens = self.norm(tokens.reshape(len(tokens), -1)).reshape(tokens.shape)
+        return tokens + self.pos_embed
 
 
 def build_featurizer(config, index: int) -> nn.Module:

@@ -9,8 +9,8 @@ from typing import Any
 
 from vla_gen_bench.policies.base import Policy
 
-BUILTIN = ("scripted", "random", "zero")
-FORMS = "scripted | random | zero | openvla:<checkpoint dir> | ws://host:port | package.module:ClassName"
+BUILTIN = ("scripted", "scripted-smooth", "random", "zero")
+FORMS = "scripted | scripted-smooth | random | zero | openvla:<checkpoint dir> | ws://host:port | package.module:ClassName"
 
 
 class PolicyError(ValueError):
@@ -23,6 +23,10 @@ def resolve_policy(spec: str, **kwargs: Any) -> Policy:
         from vla_gen_bench.policies.scripted import ScriptedPolicy
 
         return ScriptedPolicy()
+    if spec == "scripted-smooth":
+        from vla_gen_bench.policies.scripted import SmoothScriptedPolicy
+
+        return SmoothScriptedPolicy()
     if spec == "random":
         from vla_gen_bench.policies.simple import RandomPolicy
 

@@ -146,3 +146,89 @@ class ScriptedPolicy:
 def _hold(tgt, obj) -> np.ndarray:
     """xy offset of the gripper from the object's origin (keeps the object centred over the receptacle)."""
     return tgt[:2] - obj[:2]
+
+
+@dataclass
+class SmoothScriptedPolicy(ScriptedPolicy):
+    """The same privileged pick-and-place, written to be easy to imitate: a demonstrator for SFT, not the oracle.
+
+    :class:`ScriptedPolicy` jumps up to 8 cm per step and switches phase on tight gates (the descent starts only
+    within 1.2 cm and 0.05 rad of the pre-grasp pose), so each demonstration holds ~14 decisive frames and one
+    precise "now descend" frame; a small image policy trained on it hovers above the object. This demonstrator is
+    a proportional controller on a *funnel*: every step moves ``gain`` of the remaining error (at most
+    ``max_step``), the allowed height above the grasp point shrinks with the horizontal error
+    (``funnel`` m per m), so reach and descent are one smooth motion, the yaw turns at the same time, and the
+    gripper closes once the target is within ``grasp_tol`` of the grasp point. The object is released
+    ``release_above`` over the receptacle, as RL4VLA's motion planner does (3 cm). Every action is a function of
+    the current state (plus the phase, which the image shows: gripper open/closed, object in hand), which is what
+    a memoryless policy can learn, and what makes noise-injected (DART) collection label correctly.
+    """
+
+    metadata: dict[str, Any] = field(default_factory=lambda: {"name": "scripted-smooth", "kind": "oracle"})
+    gain: float = 0.5
+    max_step: float = 0.04
+    yaw_gain: float = 0.7
+    funnel: float = 3.0
+    grasp_tol: float = 0.01
+    yaw_tol: float = 0.12
+    release_above: float = 0.03
+    release_tol: float = 0.015
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        p = obs["privileged"]
+        tgt = np.asarray(p["ee_target_pose"], dtype=np.float64)
+        obj = np.asarray(p["object_pose"], dtype=np.float64)
+        rec = np.asarray(p["receptacle_pose"], dtype=np.float64)
+        gx, gy, gyaw = (float(v) for v in p["object_grasp"])
+        obj_yaw = _yaw_of(obj[3:])
+        c, s = math.cos(obj_yaw), math.sin(obj_yaw)
+        grasp_xy = obj[:2] + np.array([c * gx - s * gy, s * gx + c * gy])
+        h_obj, h_rec = float(p["object_height"]), float(p["receptacle_height"])
+        grasp_z = obj[2] + max(0.012, min(h_obj - 0.014, 0.5 * h_obj))
+        if self._goal_yaw is None or self.phase == "approach":
+            self._goal_yaw = _wrap(obj_yaw + gyaw + math.pi / 2, math.pi)
+        yaw_err = abs(_wrap(self._goal_yaw - tcp_yaw(tgt[3:])))
+        held = self.phase in ("lift", "carry") and np.linalg.norm(tgt[:3] - obj[:3]) > LOST_M
+        if held or (self.phase == "retreat" and np.linalg.norm(obj[:2] - rec[:2]) > OFF_TARGET_M):
+            self.phase = "approach"  # dropped on the way, or placed and moved again: start over
+        grip = 1.0
+        if self.phase == "approach":
+            xy_err = float(np.linalg.norm(grasp_xy - tgt[:2]))
+            goal = np.array([*grasp_xy, grasp_z + min(PRE_GRASP_ABOVE, self.funnel * xy_err)])
+            at_grasp = np.linalg.norm(np.array([*grasp_xy, grasp_z]) - tgt[:3]) < self.grasp_tol
+            if at_grasp and yaw_err < self.yaw_tol:
+                self.phase, self.counter = "close", 0
+        if self.phase == "close":
+            goal, grip = tgt[:3], -1.0
+            self.counter += 1
+            if self.counter > GRIPPER_STEPS:
+                self.phase = "lift"
+        if self.phase == "lift":
+            goal, grip = np.array([*tgt[:2], CARRY_Z]), -1.0
+            if tgt[2] > CARRY_Z - 0.04:
+                self.phase = "carry"
+        if self.phase == "carry":
+            drop_xy = rec[:2] + _hold(tgt, obj)
+            drop_z = rec[2] + h_rec + (tgt[2] - obj[2]) + self.release_above
+            xy_err = float(np.linalg.norm(drop_xy - tgt[:2]))
+            goal = np.array([*drop_xy, drop_z + min(CARRY_Z - drop_z, self.funnel * xy_err)])
+            grip = -1.0
+            if np.linalg.norm(np.array([*drop_xy, drop_z]) - tgt[:3]) < self.release_tol:
+                self.phase, self.counter = "release", 0
+        if self.phase == "release":
+            goal, grip = tgt[:3], 1.0
+            self.counter += 1
+            if self.counter > GRIPPER_STEPS:
+                self.phase = "retreat"
+        if self.phase == "retreat":
+            goal = np.array([*tgt[:2], CARRY_Z])
+        return self._smooth_toward(tgt, goal, grip)
+
+    def _smooth_toward(self, tgt, goal, grip: float) -> np.ndarray:
+        d = self.gain * (goal - tgt[:3])
+        n = float(np.linalg.norm(d))
+        if n > self.max_step:
+            d = d * (self.max_step / n)
+        err = _wrap(self._goal_yaw - tcp_yaw(tgt[3:]))
+        dyaw = float(np.clip(self.yaw_gain * err, -MAX_STEP_RAD, MAX_STEP_RAD))
+        return np.array([*d, 0.0, 0.0, dyaw, grip], dtype=np.float32)

@@ -26,9 +26,10 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+import tyro
 
 from vla_gen_bench.policies.base import Policy
 from vla_gen_bench.policies.remote import packb, unpackb
@@ -216,7 +217,7 @@ class Serve:
     """Serve a policy over the openpi websocket protocol (point 'vgb evaluate --policy ws://host:port' at it)."""
 
     policy: str
-    """scripted | random | zero | openvla:<dir> | package.module:ClassName (anything --policy accepts)"""
+    """scripted | scripted-smooth | random | zero | openvla:<dir> | package.module:ClassName (anything --policy accepts)"""
     host: str = "0.0.0.0"
     """Interface to bind; 127.0.0.1 to accept local clients only."""
     port: int = 8000
@@ -224,7 +225,7 @@ class Serve:
     """Largest observation frame accepted; bigger ones close the connection with code 1009."""
     unnorm_key: str | None = None
     """Passed to the OpenVLA adapter (dataset statistics used to de-normalise actions)."""
-    policy_arg: tuple[str, ...] = ()
+    policy_arg: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     """key=value options for the policy's constructor (value parsed as JSON when it is JSON), as in 'vgb evaluate'."""
 
 

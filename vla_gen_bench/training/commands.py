@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
+import tyro
 
 from vla_gen_bench.options import parse_key_values
 from vla_gen_bench.training.demos import IdleFilter
@@ -41,13 +42,23 @@ class CollectDemos:
     """Idle-action filter (RL4VLA's thresholds); stored as a per-step keep mask, raw steps stay on disk."""
     key: str = "vgb_demos"
     """Dataset key in dataset_statistics.json (becomes the checkpoint's unnorm_key)."""
+    oracle: Literal["scripted", "scripted-smooth"] = "scripted"
+    """Demonstrator: the waypoint oracle, or its proportional funnel-shaped version (easier to imitate)."""
+    noise_xyz: float = 0.0
+    """DART noise (m std) on the executed translation while reaching/carrying; the stored action stays clean."""
+    noise_yaw: float = 0.0
+    """DART noise (rad std) on the executed yaw."""
+    noise_gripper: float = 0.0
+    """Probability per reaching step of closing the gripper on nothing for 2 steps (the label stays open)."""
 
 
 def _demo_config(cfg: CollectDemos):
     from vla_gen_bench.training.demos import DemoConfig
 
     return DemoConfig(episodes=cfg.episodes, out=cfg.out, workers=cfg.workers, variant=cfg.variant, seed=cfg.seed,
-                      camera=cfg.camera, camera_size=cfg.camera_size, filter=cfg.filter, key=cfg.key)  # fmt: skip
+                      camera=cfg.camera, camera_size=cfg.camera_size, filter=cfg.filter, key=cfg.key,
+                      oracle=cfg.oracle, noise_xyz=cfg.noise_xyz, noise_yaw=cfg.noise_yaw,
+                      noise_gripper=cfg.noise_gripper)  # fmt: skip
 
 
 def collect_demos(cfg: CollectDemos) -> int:
@@ -104,7 +115,7 @@ class TrainSFT:
     """Override the recipe's final in-training evaluation size (0 = skip)."""
     device: str | None = None
     """Override the training device (auto, cpu, cuda:0)."""
-    set: tuple[str, ...] = field(default_factory=tuple)
+    set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     """Any other SFT field as key=value (JSON values), e.g. --set lr=3e-4 --set label_sigma=0."""
 
 

@@ -14,6 +14,8 @@ On-disk format (``<out>/``)::
     README.md                    the card, for people
     episodes/<name>.npz          one episode (all steps, unfiltered, compressed):
                                     actions (T, 7) float32   [dx, dy, dz (m), drx, dry, drz (rad), gripper ±1]
+                                                             the demonstrator's (clean) action = the label
+                                    executed (T, 7) float32  what ran (= actions unless DART noise is on)
                                     states (T, 16) float32   proprio before each step (qpos 9, TCP pose 7)
                                     rewards (T,) float32, success (T,) bool (after each step)
                                     keep (T,) bool           idle-action filter + success truncation
@@ -137,6 +139,19 @@ class DemoConfig:
     """Idle-action filter (stored as the ``keep`` mask; the raw steps stay on disk)."""
     key: str = DEFAULT_KEY
     """Dataset key in dataset_statistics.json (the checkpoint's ``unnorm_key``)."""
+    oracle: str = "scripted"
+    """Demonstrator: ``scripted`` (the benchmark's waypoint oracle) or ``scripted-smooth`` (a proportional,
+    funnel-shaped version that is easier to imitate; see ``SmoothScriptedPolicy``)."""
+    noise_xyz: float = 0.0
+    """DART noise: std (m) of Gaussian noise added to the *executed* translation while the demonstrator moves
+    freely (reaching, carrying); the stored action stays the demonstrator's clean one, so the data show how to
+    recover from small errors. 0 = off."""
+    noise_yaw: float = 0.0
+    """DART noise on the executed yaw (rad std)."""
+    noise_gripper: float = 0.0
+    """Probability per reaching step of closing the gripper on nothing for ``GRIPPER_BURST`` steps (the label stays
+    "open"): the data then show how to recover from a premature close, the mistake that ends a small policy's
+    episodes. 0 = off."""
 
 
 class DemoConfigError(ValueError):
@@ -194,7 +209,7 @@ class DemoWorker:
     def collect(self, k: int) -> dict[str, Any]:
         """Run episode ``k`` with the oracle and write it; returns a short record."""
         from vla_gen_bench.eval.runner import run_batch
-        from vla_gen_bench.policies.scripted import ScriptedPolicy
+        from vla_gen_bench.policies.scripted import ScriptedPolicy, SmoothScriptedPolicy
         from vla_gen_bench.variants import episode
 
         cfg = self.cfg
@@ -203,19 +218,22 @@ class DemoWorker:
 
         check_training_spec(spec)
         env = self.env
-        rec: dict[str, list] = {"images": [], "states": [], "actions": [], "rewards": [], "success": []}
+        rec: dict[str, list] = {"images": [], "states": [], "actions": [], "executed": [], "rewards": [], "success": []}
 
         def on_step(t, obs, action, next_obs, reward, info):
             rec["images"].append(obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy())
             rec["states"].append(state_before[0])
-            rec["actions"].append(np.asarray(action[0], dtype=np.float32))
+            rec["actions"].append(policy.label.copy())  # the clean demonstrator action (= executed without noise)
+            rec["executed"].append(np.asarray(action[0], dtype=np.float32))
             rec["rewards"].append(float(reward[0]))
             rec["success"].append(bool(np.asarray(info["success"]).reshape(-1)[0]))
             state_before[0] = env.unwrapped.proprio()[0]
 
         # proprio before each step: read after reset (in the policy's first act) and after every step
         state_before: list[np.ndarray] = [np.zeros(16, np.float32)]
-        policy = _StateTap(ScriptedPolicy(), env, state_before)
+        oracle = SmoothScriptedPolicy() if cfg.oracle == "scripted-smooth" else ScriptedPolicy()
+        noise = np.random.default_rng([int(cfg.seed), int(k), 7])
+        policy = _StateTap(oracle, env, state_before, noise, cfg.noise_xyz, cfg.noise_yaw, cfg.noise_gripper)
         t0 = time.perf_counter()
         seed = int(cfg.seed) * 1_000_003 + int(k)
         res = run_batch(env, [policy], [seed], [spec], on_step=on_step)[0]
@@ -232,7 +250,7 @@ class DemoWorker:
         keep = cfg.filter(actions, success)
         save_episode(
             root / "episodes", name, images=np.stack(rec["images"]), actions=actions,
-            states=np.stack(rec["states"]).astype(np.float32), rewards=np.asarray(rec["rewards"], np.float32),
+            states=np.stack(rec["states"]).astype(np.float32), executed=np.stack(rec["executed"]), rewards=np.asarray(rec["rewards"], np.float32),
             success=success, keep=keep, instruction=res.instruction, variant=cfg.variant, seed=cfg.seed,
             episode=k, spec=json.dumps(spec.to_dict(), default=str),
         )  # fmt: skip
@@ -244,12 +262,21 @@ class DemoWorker:
             self.env = None
 
 
-class _StateTap:
-    """Wraps the oracle so the proprio state before the first step is recorded (``run_batch`` resets the env)."""
+NOISY_PHASES = ("approach", "carry")  # free motion; no noise while closing, lifting, releasing or retreating
+GRIPPER_BURST = 2  # steps a gripper-noise event keeps the gripper closed
 
-    def __init__(self, policy, env, state_before: list):
+
+class _StateTap:
+    """Wraps the oracle: records the proprio state before the first step (``run_batch`` resets the env) and the
+    clean action (``label``), and executes it with DART noise when asked."""
+
+    def __init__(self, policy, env, state_before: list, rng=None, noise_xyz: float = 0.0, noise_yaw: float = 0.0,
+                 noise_gripper: float = 0.0):  # fmt: skip
         self.policy, self.env, self.state_before = policy, env, state_before
         self.spec, self.metadata = policy.spec, policy.metadata
+        self.rng, self.noise_xyz, self.noise_yaw = rng, float(noise_xyz), float(noise_yaw)
+        self.noise_gripper, self._burst = float(noise_gripper), 0
+        self.label = np.zeros(7, np.float32)
         self._first = True
 
     def reset(self, instruction: str) -> None:
@@ -260,7 +287,22 @@ class _StateTap:
         if self._first:
             self.state_before[0] = np.asarray(obs["state"], dtype=np.float32)
             self._first = False
-        return self.policy.act(obs)
+            self._burst = 0
+        self.label = np.asarray(self.policy.act(obs), dtype=np.float32)
+        out = self.label.copy()
+        if (self.noise_xyz or self.noise_yaw) and getattr(self.policy, "phase", None) in NOISY_PHASES:
+            # noise proportional to the commanded motion (full strength at a 4 cm / 0.5 rad step), so the
+            # demonstrator still converges on the grasp and the drop point, where its steps are small
+            out[:3] += self.rng.normal(0.0, self.noise_xyz * min(1.0, float(np.linalg.norm(out[:3])) / 0.04), 3)
+            out[5] += self.rng.normal(0.0, self.noise_yaw * min(1.0, abs(float(out[5])) / 0.5))
+        if self.noise_gripper and getattr(self.policy, "phase", None) == "approach":
+            if self._burst == 0 and self.rng.random() < self.noise_gripper:
+                self._burst = GRIPPER_BURST
+            if self._burst > 0:
+                out[6], self._burst = -1.0, self._burst - 1
+        else:
+            self._burst = 0
+        return out
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -320,7 +362,8 @@ def collect(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     old = root / CARD_NAME
     if old.is_file():
         prev = json.loads(old.read_text()).get("config", {})
-        for f in ("variant", "seed", "camera", "camera_size", "sim_freq"):
+        for f in ("variant", "seed", "camera", "camera_size", "sim_freq", "oracle", "noise_xyz", "noise_yaw",
+                  "noise_gripper"):
             if prev.get(f) != card_cfg.get(f):
                 raise DemoConfigError(
                     f"{root} holds a dataset with {f}={prev.get(f)!r}, this command asks for {card_cfg.get(f)!r}; "

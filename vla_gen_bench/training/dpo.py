@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig
+from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig, update_mode
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def dpo_update(
 
     params = ac.actor_parameters()
     stats: dict[str, list[float]] = {"loss": [], "accuracy": [], "margin": [], "grad_norm": []}
-    ac.vla.model.train()
+    update_mode(ac.vla.model)
     for _epoch in range(cfg.update_epochs):
         order = torch.randperm(len(pairs), generator=generator).tolist()
         optimizer.zero_grad(set_to_none=True)

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig
+from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig, update_mode
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def grpo_update(ac, optimizer, batch, cfg: GRPOConfig, generator) -> dict[str, f
         "grad_norm": [],
     }
     n = len(batch)
-    ac.vla.model.train()
+    update_mode(ac.vla.model)
     for _epoch in range(cfg.update_epochs):
         order = torch.randperm(n, generator=generator)
         mbs = [order[i : i + cfg.minibatch_size] for i in range(0, n, cfg.minibatch_size)]

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig
+from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig, update_mode
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def ppo_update(
     old_values = torch.as_tensor(batch.values, dtype=torch.float32, device=dev)
     old_logp = torch.as_tensor(batch.log_probs, dtype=torch.float32, device=dev)
     params = ac.actor_parameters() + ac.value_parameters()
-    ac.vla.model.train()
+    update_mode(ac.vla.model)
     stats: dict[str, list[float]] = {"pg_loss": [], "v_loss": [], "entropy": [], "approx_kl": [], "clipfrac": [],
                                      "grad_norm": []}  # fmt: skip
     n = len(batch)

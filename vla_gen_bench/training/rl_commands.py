@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import tyro
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class _TrainRL:
     """Override the recipe's number of iterations."""
     workers: int | None = None
     """Override the number of CPU rollout worker processes."""
-    set: tuple[str, ...] = ()
+    set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     """Further overrides as key=value (nested with dots), e.g. --set gamma=0.96 --set eval.episodes=32."""
     dry_run: bool = False
     """Print the resolved configuration and exit."""

@@ -323,6 +323,18 @@ class ActorCritic:
         return self.vla.model.disable_adapter()
 
 
+def update_mode(model) -> None:
+    """``model.train()`` for an RL update, with batch-norm layers (the conv featurizer's ``batchnorm`` option) kept
+    in evaluation mode: the update must score actions with the same function that sampled them in the rollouts
+    (running statistics, not the minibatch's)."""
+    from torch import nn
+
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def resolve_key(norm_stats: dict, unnorm_key: str | None) -> str | None:
     """``unnorm_key`` or, when None, the checkpoint's only dataset key (ignoring ``random_init`` if another exists)."""
     if unnorm_key is not None:

@@ -53,6 +53,17 @@ class SFTConfig:
     image_size: int | None = None
     """With featurizer='conv': the input size in pixels (the patch grid stays the preset's, e.g. 4x4 for micro),
     so objects span more pixels without more tokens; None keeps the preset's."""
+    conv_coords: bool = False
+    """With featurizer='conv': CoordConv input (x, y channels), for localising objects within a patch."""
+    conv_keypoints: int = 0
+    """With featurizer='conv': > 0 replaces the patch grid by this many spatial soft-argmax keypoint tokens per
+    image (each = its expected (x, y) on a 16x16 feature map + the features pooled there); 0 = patch tokens."""
+    conv_batchnorm: bool = False
+    """With featurizer='conv': batch-normalise the visual tokens (each token and channel over the batch), so the
+    image-dependent signal enters the language model at unit scale from the start."""
+    patch_grid: int | None = None
+    """With featurizer='conv': patches per side (e.g. 8 = 64 tokens per image; more spatial detail for the Llama,
+    ~2x its cost); None keeps the preset's grid (4 for micro)."""
     num_demos: int | None = None
     """Use only the first N episodes of the dataset (None: all)."""
     lora_rank: int = 32
@@ -77,6 +88,10 @@ class SFTConfig:
     """Stop (and save) after this many minutes of training, whatever max_steps says."""
     label_sigma: float = 0.0
     """Gaussian soft labels over neighbouring bins, σ in bins (0 = hard one-hot labels)."""
+    prefix_noise: float = 0.0
+    """Probability of replacing each teacher-forced action token *in the input* by a random one (targets
+    unchanged): trains the model to read each dimension from the image rather than from the previous dimensions'
+    true values, which it does not have when it decodes its own (0 = plain teacher forcing, as OpenVLA)."""
     shift_aug: int = 0
     """Random image shift of up to this many pixels (replicate padding; 0 = no augmentation, as RL4VLA's SFT)."""
     grad_clip: float = 1.0
@@ -114,6 +129,20 @@ class SFTConfig:
 
 
 # ---------------------------------------------------------------------------------------------- loss
+def corrupt_prefix(action_tokens, prob: float, action_begin: int, n_bins: int, rng: np.random.Generator):
+    """A copy of ``(B, K)`` action tokens where each one is replaced, with probability ``prob``, by a uniformly
+    random action token: the teacher-forced prefix then stops being a shortcut (a model that reads the gripper off
+    the true ``dz`` token decodes it from its own noisy ``dz`` at evaluation)."""
+    import torch
+
+    if prob <= 0:
+        return action_tokens
+    b, k = action_tokens.shape
+    hit = torch.from_numpy(rng.random((b, k)) < prob)
+    rand = torch.from_numpy(rng.integers(0, n_bins, (b, k))) + action_begin
+    return torch.where(hit, rand.to(action_tokens.dtype), action_tokens)
+
+
 def soft_targets(bins, n_bins: int, sigma: float):
     """``(...,)`` bin indices -> ``(..., n_bins)`` Gaussian label distributions (one-hot when sigma == 0)."""
     import torch
@@ -127,9 +156,13 @@ def soft_targets(bins, n_bins: int, sigma: float):
 
 
 def action_token_loss(
-    network, pixel_values, input_ids, attention_mask, action_tokens, label_sigma: float = 0.0
+    network, pixel_values, input_ids, attention_mask, action_tokens, label_sigma: float = 0.0,
+    input_action_tokens=None,
 ):
     """Cross-entropy of the action tokens under the constrained (action-ids-only) softmax, teacher-forced.
+
+    ``input_action_tokens`` (default: ``action_tokens``) are the tokens fed as the teacher-forced prefix; passing a
+    corrupted copy (``corrupt_prefix``) trains against exposure bias while the targets stay ``action_tokens``.
 
     Returns:
         ``(loss, stats)``: a scalar tensor and ``{"acc": token accuracy, "bin_err": mean |argmax - target| in bins}``.
@@ -140,7 +173,8 @@ def action_token_loss(
     dev = network.device
     action_tokens = action_tokens.to(dev)
     k = action_tokens.shape[1]
-    ids = torch.cat([input_ids.to(dev), action_tokens], 1)
+    fed = action_tokens if input_action_tokens is None else input_action_tokens.to(dev)
+    ids = torch.cat([input_ids.to(dev), fed], 1)
     mask = torch.cat([attention_mask.to(dev), torch.ones_like(action_tokens)], 1)
     embeds, mask, pos = network.build_inputs(pixel_values, ids, mask)
     hidden = network.run_language_model(embeds, mask, pos).last_hidden_state
@@ -157,7 +191,9 @@ def action_token_loss(
 
 def heldout_metrics(vla, dataset, key: str | None = None, shuffle_images: bool = False, batch_size: int = 64,
                     seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    """Teacher-forced hard-label cross-entropy and mean |argmax - target| (bins, per action dim) on ``dataset``.
+    """Teacher-forced hard-label cross-entropy and mean |argmax - target| (bins, per action dim) on ``dataset``,
+    and the same error for greedy free decoding (``decoded_bin_err_per_dim``: each token conditioned on the model's
+    own previous tokens, as at evaluation; a large gap to the teacher-forced error is exposure bias).
 
     With ``shuffle_images`` every image is paired with another sample's prompt and actions: the gap to the
     unshuffled numbers measures how much the policy's predictions depend on what it sees.
@@ -168,7 +204,7 @@ def heldout_metrics(vla, dataset, key: str | None = None, shuffle_images: bool =
     net = vla.network.eval()
     batcher = Batcher(vla, key or vla.resolve_unnorm_key(None))
     gen = torch.Generator().manual_seed(seed)
-    ce, err = [], []
+    ce, err, dec = [], [], []
     with torch.no_grad():
         for s in range(0, len(dataset), batch_size):
             b = batcher([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))])
@@ -186,10 +222,16 @@ def heldout_metrics(vla, dataset, key: str | None = None, shuffle_images: bool =
             target = tok - net.action_begin
             ce.append(F.cross_entropy(logits.transpose(1, 2), target, reduction="none"))  # (b, k)
             err.append((logits.argmax(-1) - target).abs().float())
-    ce_t, err_t = torch.cat(ce), torch.cat(err)
+            # what the policy does at evaluation: greedy decoding from its own previous tokens
+            free = net.generate_actions(pv, b["input_ids"].to(net.device), b["attention_mask"].to(net.device),
+                                        n_tokens=k).tokens - net.action_begin  # fmt: skip
+            dec.append((free - target).abs().float())
+    ce_t, err_t, dec_t = torch.cat(ce), torch.cat(err), torch.cat(dec)
     return {"n": len(dataset), "ce": round(ce_t.mean().item(), 4),
             "ce_per_dim": [round(v, 4) for v in ce_t.mean(0).tolist()],
-            "bin_err_per_dim": [round(v, 2) for v in err_t.mean(0).tolist()], "shuffled_images": shuffle_images}  # fmt: skip
+            "bin_err_per_dim": [round(v, 2) for v in err_t.mean(0).tolist()],
+            "decoded_bin_err_per_dim": [round(v, 2) for v in dec_t.mean(0).tolist()],
+            "shuffled_images": shuffle_images}  # fmt: skip
 
 
 class Batcher:
@@ -248,7 +290,9 @@ def batch_indices(n: int, batch_size: int, micro_step: int, seed: int) -> np.nda
 
 # ---------------------------------------------------------------------------------------------- checkpoints
 def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | None = None,
-                     image_size: int | None = None) -> Path:  # fmt: skip
+                     image_size: int | None = None, patch_grid: int | None = None,
+                     conv_coords: bool = False, conv_keypoints: int = 0,
+                     conv_batchnorm: bool = False) -> Path:  # fmt: skip
     """A random-init checkpoint of ``preset``; ``featurizer='conv'`` swaps the ViTs for the CNN featurizer (at
     ``image_size`` pixels, with the preset's patch grid)."""
     from dataclasses import replace
@@ -260,19 +304,30 @@ def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | No
     from vla_gen_bench.models.tokenizer import build_tokenizer
 
     p = get_preset(preset)
-    if image_size is not None and featurizer != "conv":
-        raise ValueError("image_size needs featurizer='conv' (the ViTs' patch size is fixed)")
+    conv_opts = image_size is not None or patch_grid is not None or conv_coords or conv_keypoints or conv_batchnorm
+    if conv_opts and featurizer != "conv":
+        raise ValueError("image_size, patch_grid and the conv_* options need featurizer='conv' (the ViTs are fixed)")
     if featurizer is None or featurizer == p.config.featurizer_type:
         return init_checkpoint(preset, out, seed=seed, overwrite=True)
     if featurizer != "conv":
         raise ValueError(f"unknown featurizer {featurizer!r}; choose 'conv' or leave it unset")
     old = p.config.featurizer_kwargs
     size = image_size or p.config.image_sizes[0]
-    grid = p.config.image_sizes[0] // old[0].get("patch_size", 16)
-    kw = tuple({"patch_size": size // grid, "embed_dim": k.get("embed_dim", 96),
-                "widths": [32, 64, 96, 96]} for k in old)  # fmt: skip
+    # keypoints: soft-argmax over a 16x16 feature map; patches: the preset's grid unless patch_grid says otherwise
+    grid = 16 if conv_keypoints else patch_grid or p.config.image_sizes[0] // old[0].get("patch_size", 16)
+    if size % grid or (size // grid) & (size // grid - 1):
+        raise ValueError(f"patch_grid {grid} must divide image_size {size} into power-of-2 patches")
+    extra: dict[str, Any] = {"coords": True} if conv_coords else {}
+    if conv_keypoints:
+        extra["keypoints"] = int(conv_keypoints)
+    if conv_batchnorm:
+        extra["batchnorm"] = True
+    kw = tuple({"patch_size": size // grid, "embed_dim": k.get("embed_dim", 96), "widths": [32, 64, 96, 96],
+                **extra} for k in old)  # fmt: skip
+    tag = (f"{size if image_size else ''}{f'g{grid}' if patch_grid else ''}{'xy' if conv_coords else ''}"
+           f"{f'kp{conv_keypoints}' if conv_keypoints else ''}{'bn' if conv_batchnorm else ''}")  # fmt: skip
     config = replace(p.config, featurizer_type="conv", featurizer_kwargs=kw, image_sizes=(size,) * len(old),
-                     preset=f"{preset}+conv{size if image_size else ''}")  # fmt: skip
+                     preset=f"{preset}+conv{tag}")  # fmt: skip
     tokenizer = build_tokenizer(config.tokenizer_vocab_size, config.n_action_bins)
     vla = OpenVLA(build_model(config, seed=seed), config, tokenizer, ImageProcessor.from_config(config))
     return save_checkpoint(vla, out, dtype=p.dtype)
@@ -389,7 +444,9 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         base = out / "init"
         if not (base / "config.json").is_file():
             init_from_preset(
-                cfg.init, base, seed=cfg.init_seed, featurizer=cfg.featurizer, image_size=cfg.image_size
+                cfg.init, base, seed=cfg.init_seed, featurizer=cfg.featurizer, image_size=cfg.image_size,
+                patch_grid=cfg.patch_grid, conv_coords=cfg.conv_coords, conv_keypoints=cfg.conv_keypoints,
+                conv_batchnorm=cfg.conv_batchnorm,
             )
     else:
         base = Path(cfg.init)
@@ -485,8 +542,11 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
                 rng = np.random.default_rng([cfg.seed, micro, 7])
                 batch = batcher([data[int(i)] for i in idx], rng)
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    fed = corrupt_prefix(batch["action_tokens"], cfg.prefix_noise, network.action_begin,
+                                         network.action_end - network.action_begin, rng)  # fmt: skip
                     loss, st = action_token_loss(network, batch["pixel_values"], batch["input_ids"],
-                                                 batch["attention_mask"], batch["action_tokens"], cfg.label_sigma)  # fmt: skip
+                                                 batch["attention_mask"], batch["action_tokens"], cfg.label_sigma,
+                                                 input_action_tokens=fed)  # fmt: skip
                 (loss / cfg.grad_accum).backward()
                 window["loss"] += loss.item()
                 window["acc"] += st["acc"]
