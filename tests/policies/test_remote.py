@@ -386,7 +386,7 @@ def test_serve_config_parses_with_tyro_and_policy_args():
     from vla_gen_bench.policies.serve import parse_policy_args
 
     cfg = tyro.cli(Serve, args=["--policy", "zero", "--port", "9001", "--max-message-bytes", "1000",
-                                "--policy-arg", "seed=3", "name=x"])  # fmt: skip
+                                "--policy-arg", "seed=3", "--policy-arg", "name=x"])  # fmt: skip
     assert cfg == Serve(policy="zero", port=9001, max_message_bytes=1000, policy_arg=("seed=3", "name=x"))
     assert parse_policy_args(cfg.policy_arg) == {"seed": 3, "name": "x"}
     with pytest.raises(ValueError, match="key=value"):
