@@ -23,7 +23,8 @@ def _write_dataset(root, n_episodes=3, t=10, seed=0):
         states = rng.normal(size=(t, 16)).astype(np.float32)
         save_episode(root / "episodes", f"s1000_e{k:06d}", images=images, actions=actions, states=states,
                      rewards=np.zeros(t, np.float32), success=success, keep=keep, instruction=f"put thing{k} on plate",
-                     variant="ind", seed=1000, episode=k, spec="{}")  # fmt: skip
+                     variant="ind", seed=1000, episode=k,
+                     spec=json.dumps({"object_xy": [[0.1 * k, -0.05]], "receptacle_xy": [[-0.1, 0.02 * k]]}))  # fmt: skip
         truth.append((images, actions, states, keep))
     write_card(root, DemoConfig(episodes=n_episodes, out=root))
     return truth
@@ -44,6 +45,7 @@ def test_round_trip(tmp_path):
             assert np.array_equal(item["image"], images[t])
             assert np.allclose(item["action"], actions[t]) and np.allclose(item["state"], states[t])
             assert item["instruction"] == f"put thing{e} on plate"
+            assert np.allclose(item["scene"], [0.1 * e, -0.05, -0.1, 0.02 * e])  # initial xy from the spec
             i += 1
     assert ds[-1]["t"] == 9
     with pytest.raises(IndexError):

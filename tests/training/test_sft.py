@@ -249,3 +249,60 @@ def test_keypoint_featurizer_with_batchnorm_localises_and_standardises():
         xs = torch.linspace(-1, 1, 16)[None, :].expand(16, 16).reshape(-1)
         kx = att @ xs  # (2, k)
     assert (kx[1] - kx[0]).abs().max() > 0.05
+
+
+def test_dim_weights_weight_each_action_dimension(demos, tmp_path):
+    import torch
+
+    from vla_gen_bench.models.checkpoint import load_openvla
+    from vla_gen_bench.training.dataset import DemoDataset
+    from vla_gen_bench.training.sft import Batcher, action_token_loss, init_from_preset
+
+    init_from_preset("micro", tmp_path / "init", featurizer="conv")
+    vla = load_openvla(tmp_path / "init", device="cpu")
+    ds = DemoDataset(demos)
+    vla.config = vla.config.with_norm_stats(ds.statistics("k"))
+    b = Batcher(vla, "k")([ds[i] for i in range(4)])
+    net = vla.network.eval()
+    args = (net, b["pixel_values"], b["input_ids"], b["attention_mask"], b["action_tokens"])
+    with torch.no_grad():
+        plain, _ = action_token_loss(*args)
+        ones, _ = action_token_loss(*args, dim_weights=[2.0] * 7)
+        grip, _ = action_token_loss(*args, dim_weights=[0.0] * 6 + [1.0])
+        motion, _ = action_token_loss(*args, dim_weights=[1.0] * 6 + [0.0])
+        w3, _ = action_token_loss(*args, dim_weights=[1.0] * 6 + [3.0])
+    assert ones.item() == pytest.approx(plain.item(), rel=1e-5)  # equal weights: the plain mean
+    assert plain.item() == pytest.approx((6 * motion.item() + grip.item()) / 7, rel=1e-5)
+    assert w3.item() == pytest.approx((6 * motion.item() + 3 * grip.item()) / 9, rel=1e-5)
+
+
+def test_single_featurizer_and_aux_state_train_resume_and_stay_out_of_the_checkpoint(demos, tmp_path):
+    import csv
+
+    from safetensors import safe_open
+
+    from vla_gen_bench.models.checkpoint import load_openvla
+    from vla_gen_bench.models.vision import ConvFeaturizer
+    from vla_gen_bench.training.sft import train
+
+    kw = dict(featurizer="conv", conv_keypoints=4, conv_batchnorm=True, single_featurizer=True, aux_state=1.0,
+              gripper_weight=3.0)  # fmt: skip
+    straight = train(_cfg(demos, tmp_path / "a", max_steps=6, **kw), progress=False)
+    train(_cfg(demos, tmp_path / "b", max_steps=4, **kw), progress=False)
+    resumed = train(_cfg(demos, tmp_path / "b", max_steps=6, **kw), progress=False)  # the aux head resumes too
+    a = load_openvla(straight, device="cpu")
+    b = load_openvla(resumed, device="cpu")
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(np.allclose(sa[k].numpy(), sb[k].numpy(), atol=1e-6) for k in sa)
+    rows = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6] and all(float(r["aux_loss"]) > 0 for r in rows)
+    # one CNN, no fused pair; the aux head is training-only: not in the evaluable checkpoint
+    assert not b.config.use_fused_vision_backbone
+    assert len([m for m in b.network.modules() if isinstance(m, ConvFeaturizer)]) == 1
+    with safe_open(str(Path(resumed) / "model.safetensors"), "pt") as f:
+        assert not [k for k in f.keys() if "aux" in k]
+    assert b.predict_action(np.zeros((1, 64, 64, 3), np.uint8), ["put thing0 on plate"]).actions.shape == (1, 7)
+    # a run trained without the aux head cannot be resumed with it
+    train(_cfg(demos, tmp_path / "c", max_steps=2), progress=False)
+    with pytest.raises(ValueError, match="aux_state"):
+        train(_cfg(demos, tmp_path / "c", max_steps=4, aux_state=1.0), progress=False)

@@ -1,7 +1,8 @@
 """A PyTorch ``Dataset`` over a demonstration folder written by :mod:`vla_gen_bench.training.demos`.
 
 Each item is one kept step: ``{"image": (H, W, 3) uint8, "instruction": str, "action": (7,) float32,
-"state": (16,) float32, "episode": int, "t": int}``. The small per-episode arrays are read once at construction;
+"state": (16,) float32, "scene": (4,) float32, "episode": int, "t": int}`` (``scene``: the first object's and the first
+receptacle's initial table xy from the episode spec, zeros where the spec has none; training-only targets). The small per-episode arrays are read once at construction;
 images stay on disk (one memory-mapped ``.npy`` per episode, opened on first use in each worker process), so a
 dataset of any size costs almost no memory.
 """
@@ -15,6 +16,17 @@ from typing import Any
 import numpy as np
 
 from vla_gen_bench.training.demos import CARD_NAME, STATS_NAME, IdleFilter, action_statistics
+
+
+def _scene_xy(spec_json: str) -> np.ndarray:
+    """``[object x, y, receptacle x, y]`` at reset from an episode spec (JSON); zeros for what it does not name."""
+    spec = json.loads(spec_json) if spec_json else {}
+    out = np.zeros(4, np.float32)
+    for j, key in enumerate(("object_xy", "receptacle_xy")):
+        xy = spec.get(key) or []
+        if xy:
+            out[2 * j : 2 * j + 2] = xy[0]
+    return out
 
 
 class DatasetError(ValueError):
@@ -46,18 +58,20 @@ class DemoDataset:
             raise DatasetError(f"{self.root} holds no episodes")
         self.names: list[str] = []
         self.instructions: list[str] = []
-        actions, states, index = [], [], []
+        actions, states, scenes, index = [], [], [], []
         for e, p in enumerate(files):
             with np.load(p) as z:
                 keep = z["keep"].astype(bool) if filter is None else filter(z["actions"], z["success"])
                 ts = np.nonzero(keep)[0]
                 actions.append(z["actions"][ts].astype(np.float32))
                 states.append(z["states"][ts].astype(np.float32))
+                scenes.append(np.repeat(_scene_xy(str(z["spec"]) if "spec" in z else "{}")[None], len(ts), 0))
                 self.instructions.append(str(z["instruction"]))
             self.names.append(p.name.removesuffix(".npz"))
             index.append(np.stack([np.full(len(ts), e), ts], 1))
         self.actions = np.concatenate(actions)  # (N, 7)
         self.states = np.concatenate(states)  # (N, 16)
+        self.scenes = np.concatenate(scenes)  # (N, 4)
         self.index = np.concatenate(index).astype(np.int64)  # (N, 2): episode, step
         self._images: dict[int, np.ndarray] = {}
 
@@ -86,6 +100,7 @@ class DemoDataset:
             "instruction": self.instructions[e],
             "action": self.actions[i],
             "state": self.states[i],
+            "scene": self.scenes[i],
             "episode": int(e),
             "t": int(t),
         }

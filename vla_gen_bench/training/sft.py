@@ -64,6 +64,9 @@ class SFTConfig:
     patch_grid: int | None = None
     """With featurizer='conv': patches per side (e.g. 8 = 64 tokens per image; more spatial detail for the Llama,
     ~2x its cost); None keeps the preset's grid (4 for micro)."""
+    single_featurizer: bool = False
+    """With featurizer='conv': one CNN instead of OpenVLA's fused pair (DINOv2 + SigLIP stand-ins that both see the
+    same image): half the vision compute per sample; the checkpoint says use_fused_vision_backbone=false."""
     num_demos: int | None = None
     """Use only the first N episodes of the dataset (None: all)."""
     lora_rank: int = 32
@@ -92,6 +95,14 @@ class SFTConfig:
     """Probability of replacing each teacher-forced action token *in the input* by a random one (targets
     unchanged): trains the model to read each dimension from the image rather than from the previous dimensions'
     true values, which it does not have when it decodes its own (0 = plain teacher forcing, as OpenVLA)."""
+    gripper_weight: float = 1.0
+    """Weight of the gripper token's cross-entropy relative to the six motion tokens (1 = OpenVLA's plain mean).
+    The open/close switch is one frame per phase but decides the episode."""
+    aux_state: float = 0.0
+    """Weight of an auxiliary loss (0 = off, as OpenVLA): a linear head on the vision features regresses the
+    standardised privileged state of each demo step (joint angles, finger width, TCP pose, the object's and the
+    receptacle's initial xy). Training-only: the head is not part of the checkpoint, the policy still sees only the
+    image and the instruction. It gives the from-scratch featurizer a dense signal for *where* things are."""
     shift_aug: int = 0
     """Random image shift of up to this many pixels (replicate padding; 0 = no augmentation, as RL4VLA's SFT)."""
     grad_clip: float = 1.0
@@ -157,12 +168,14 @@ def soft_targets(bins, n_bins: int, sigma: float):
 
 def action_token_loss(
     network, pixel_values, input_ids, attention_mask, action_tokens, label_sigma: float = 0.0,
-    input_action_tokens=None,
+    input_action_tokens=None, dim_weights=None,
 ):
     """Cross-entropy of the action tokens under the constrained (action-ids-only) softmax, teacher-forced.
 
     ``input_action_tokens`` (default: ``action_tokens``) are the tokens fed as the teacher-forced prefix; passing a
     corrupted copy (``corrupt_prefix``) trains against exposure bias while the targets stay ``action_tokens``.
+    ``dim_weights`` (``(K,)``, default all ones) weights each action dimension's cross-entropy; the loss stays a
+    weighted mean, so all-equal weights give the plain mean.
 
     Returns:
         ``(loss, stats)``: a scalar tensor and ``{"acc": token accuracy, "bin_err": mean |argmax - target| in bins}``.
@@ -181,7 +194,12 @@ def action_token_loss(
     logits = network.action_logits(hidden[:, -(k + 1) : -1])  # (b, k, n_bins) float32
     target = action_tokens - network.action_begin  # (b, k) bin index
     logp = F.log_softmax(logits, -1)
-    loss = -(soft_targets(target, logits.shape[-1], label_sigma) * logp).sum(-1).mean()
+    ce = -(soft_targets(target, logits.shape[-1], label_sigma) * logp).sum(-1)  # (b, k)
+    if dim_weights is None:
+        loss = ce.mean()
+    else:
+        w = torch.as_tensor(dim_weights, device=ce.device, dtype=ce.dtype)
+        loss = (ce * w).sum(-1).mean() / w.sum()
     with torch.no_grad():
         pred = logits.argmax(-1)
         stats = {"acc": (pred == target).float().mean().item(),
@@ -292,7 +310,7 @@ def batch_indices(n: int, batch_size: int, micro_step: int, seed: int) -> np.nda
 def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | None = None,
                      image_size: int | None = None, patch_grid: int | None = None,
                      conv_coords: bool = False, conv_keypoints: int = 0,
-                     conv_batchnorm: bool = False) -> Path:  # fmt: skip
+                     conv_batchnorm: bool = False, single_featurizer: bool = False) -> Path:  # fmt: skip
     """A random-init checkpoint of ``preset``; ``featurizer='conv'`` swaps the ViTs for the CNN featurizer (at
     ``image_size`` pixels, with the preset's patch grid)."""
     from dataclasses import replace
@@ -304,7 +322,8 @@ def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | No
     from vla_gen_bench.models.tokenizer import build_tokenizer
 
     p = get_preset(preset)
-    conv_opts = image_size is not None or patch_grid is not None or conv_coords or conv_keypoints or conv_batchnorm
+    conv_opts = (image_size is not None or patch_grid is not None or conv_coords or conv_keypoints or conv_batchnorm
+                 or single_featurizer)  # fmt: skip
     if conv_opts and featurizer != "conv":
         raise ValueError("image_size, patch_grid and the conv_* options need featurizer='conv' (the ViTs are fixed)")
     if featurizer is None or featurizer == p.config.featurizer_type:
@@ -326,8 +345,12 @@ def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | No
                 **extra} for k in old)  # fmt: skip
     tag = (f"{size if image_size else ''}{f'g{grid}' if patch_grid else ''}{'xy' if conv_coords else ''}"
            f"{f'kp{conv_keypoints}' if conv_keypoints else ''}{'bn' if conv_batchnorm else ''}")  # fmt: skip
-    config = replace(p.config, featurizer_type="conv", featurizer_kwargs=kw, image_sizes=(size,) * len(old),
-                     preset=f"{preset}+conv{tag}")  # fmt: skip
+    n = 1 if single_featurizer else len(old)
+    single = {"use_fused_vision_backbone": False, "arch_specifier": "no-align+gelu-mlp",
+              "timm_model_ids": p.config.timm_model_ids[:1],
+              "timm_override_act_layers": p.config.timm_override_act_layers[:1]} if single_featurizer else {}
+    config = replace(p.config, featurizer_type="conv", featurizer_kwargs=kw[:n], image_sizes=(size,) * n,
+                     preset=f"{preset}+conv{tag}{'x1' if single_featurizer else ''}", **single)  # fmt: skip
     tokenizer = build_tokenizer(config.tokenizer_vocab_size, config.n_action_bins)
     vla = OpenVLA(build_model(config, seed=seed), config, tokenizer, ImageProcessor.from_config(config))
     return save_checkpoint(vla, out, dtype=p.dtype)
@@ -359,7 +382,9 @@ def save_training_checkpoint(
         save_lora(model, tmp / "adapter")
         (tmp / "adapter" / STATS_NAME).write_text(json.dumps(stats, indent=2) + "\n")
     trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
-    torch.save({"step": step, "samples": samples, "trainable": trainable, "optimizer": optimizer.state_dict(),
+    buffers = {k: v.detach().cpu() for k, v in model.named_buffers()}  # batch-norm running statistics
+    torch.save({"step": step, "samples": samples, "trainable": trainable, "buffers": buffers,
+                "optimizer": optimizer.state_dict(),
                 "torch_rng": torch.get_rng_state(), **extra}, tmp / "trainer_state.pt")  # fmt: skip
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -446,7 +471,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
             init_from_preset(
                 cfg.init, base, seed=cfg.init_seed, featurizer=cfg.featurizer, image_size=cfg.image_size,
                 patch_grid=cfg.patch_grid, conv_coords=cfg.conv_coords, conv_keypoints=cfg.conv_keypoints,
-                conv_batchnorm=cfg.conv_batchnorm,
+                conv_batchnorm=cfg.conv_batchnorm, single_featurizer=cfg.single_featurizer,
             )
     else:
         base = Path(cfg.init)
@@ -464,7 +489,10 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     network = vla.network
     params = [p for p in model.parameters() if p.requires_grad]
     n_train = sum(p.numel() for p in params)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    aux = AuxStateHead.build(network, data, device) if cfg.aux_state > 0 else None
+    optimizer = torch.optim.AdamW(params + (list(aux.head.parameters()) if aux else []), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)  # fmt: skip
+    dim_weights = None if cfg.gripper_weight == 1.0 else [1.0] * 6 + [cfg.gripper_weight]  # 7 dims, gripper last
     batcher = Batcher(vla, key, shift_aug=cfg.shift_aug)
 
     def lr_at(step: int) -> float:
@@ -487,13 +515,20 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         with torch.no_grad():
             for k, v in state["trainable"].items():
                 named[k].copy_(v.to(named[k].device))
+            named_buffers = dict(model.named_buffers())
+            for k, v in state.get("buffers", {}).items():
+                named_buffers[k].copy_(v.to(named_buffers[k].device))
+        if aux is not None:
+            if "aux_head" not in state:
+                raise ValueError(f"{last} was trained without aux_state; resume with the same options")
+            aux.head.load_state_dict(state["aux_head"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         step, samples, wall_before = state["step"], state["samples"], state.get("wall_s", 0.0)
         console.print(f"resumed from {last} at step {step}")
 
     metrics_path = out / "metrics.csv"
-    fields = ["step", "samples", "loss", "acc", "bin_err", "lr", "samples_per_s", "wall_s"]
+    fields = ["step", "samples", "loss", "acc", "bin_err", "aux_loss", "lr", "samples_per_s", "wall_s"]
     if not metrics_path.is_file():
         with open(metrics_path, "w", newline="") as f:
             csv.writer(f).writerow(fields)
@@ -517,7 +552,8 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     model.train()
     t_start = time.perf_counter()
     budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
-    window = {"loss": 0.0, "acc": 0.0, "bin_err": 0.0, "n": 0, "samples": 0, "t": time.perf_counter()}
+    window = {"loss": 0.0, "acc": 0.0, "bin_err": 0.0, "aux_loss": 0.0, "n": 0, "samples": 0,
+              "t": time.perf_counter()}  # fmt: skip
     ckpt = None
     from rich.progress import (
         BarColumn,
@@ -546,8 +582,11 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
                                          network.action_end - network.action_begin, rng)  # fmt: skip
                     loss, st = action_token_loss(network, batch["pixel_values"], batch["input_ids"],
                                                  batch["attention_mask"], batch["action_tokens"], cfg.label_sigma,
-                                                 input_action_tokens=fed)  # fmt: skip
-                (loss / cfg.grad_accum).backward()
+                                                 input_action_tokens=fed, dim_weights=dim_weights)  # fmt: skip
+                    aux_loss = aux.loss([data[int(i)] for i in idx]) if aux is not None else None
+                total = loss if aux_loss is None else loss + cfg.aux_state * aux_loss
+                (total / cfg.grad_accum).backward()
+                window["aux_loss"] += aux_loss.item() if aux_loss is not None else 0.0
                 window["loss"] += loss.item()
                 window["acc"] += st["acc"]
                 window["bin_err"] += st["bin_err"]
@@ -564,6 +603,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
                 now = time.perf_counter()
                 row = {"step": step, "samples": samples, "loss": window["loss"] / window["n"],
                        "acc": window["acc"] / window["n"], "bin_err": window["bin_err"] / window["n"],
+                       "aux_loss": window["aux_loss"] / window["n"],
                        "lr": lr_at(step - 1), "samples_per_s": window["samples"] / max(now - window["t"], 1e-9),
                        "wall_s": wall_before + elapsed}  # fmt: skip
                 with open(metrics_path, "a", newline="") as f:
@@ -577,12 +617,12 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
                 if not progress:
                     console.print(f"step {step} loss {row['loss']:.4f} acc {row['acc']:.3f} "
                                   f"bin_err {row['bin_err']:.2f} {row['samples_per_s']:.1f} samples/s")  # fmt: skip
-                window = {"loss": 0.0, "acc": 0.0, "bin_err": 0.0, "n": 0, "samples": 0, "t": now}
+                window = {"loss": 0.0, "acc": 0.0, "bin_err": 0.0, "aux_loss": 0.0, "n": 0, "samples": 0, "t": now}
             done = step == cfg.max_steps or out_of_time
             if step % cfg.save_every == 0 or done:
                 model.eval()
                 ckpt = save_training_checkpoint(vla, model, optimizer, step, samples, out, stats,
-                                                {"wall_s": wall_before + elapsed})  # fmt: skip
+                                                _extra_state(wall_before + elapsed, aux))  # fmt: skip
                 _prune(out, cfg.keep_checkpoints)
                 model.train()
             evaluate_now = cfg.eval_episodes > 0 and ((cfg.eval_every and step % cfg.eval_every == 0) or done)
@@ -590,7 +630,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
                 if ckpt is None or not ckpt.name.endswith(f"{step:06d}"):
                     model.eval()
                     ckpt = save_training_checkpoint(vla, model, optimizer, step, samples, out, stats,
-                                                    {"wall_s": wall_before + elapsed})  # fmt: skip
+                                                    _extra_state(wall_before + elapsed, aux))  # fmt: skip
                     model.train()
                 _log_eval(out, step, evaluate_checkpoint(ckpt, out / "eval" / f"step_{step:06d}", cfg,
                                                           cfg.eval_episodes), console, writer)  # fmt: skip
@@ -604,6 +644,45 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         writer.close()
     console.print(f"final checkpoint: {final}")
     return final
+
+
+def _extra_state(wall_s: float, aux) -> dict[str, Any]:
+    return {"wall_s": wall_s, **({"aux_head": aux.head.state_dict()} if aux is not None else {})}
+
+
+class AuxStateHead:
+    """The ``aux_state`` loss: a linear head on the flattened vision-backbone output (captured with a forward hook
+    during the policy's own forward pass, so it costs no extra vision compute) regressing each step's standardised
+    ``[state (16), scene (4)]``; dimensions constant over the dataset are dropped."""
+
+    def __init__(self, head, mean, std, use, captured: dict) -> None:
+        self.head, self.mean, self.std, self.use, self.captured = head, mean, std, use, captured
+
+    @classmethod
+    def build(cls, network, data, device) -> AuxStateHead:
+        import torch
+
+        targets = np.concatenate([data.states, data.scenes], 1).astype(np.float64)
+        mean, std = targets.mean(0), targets.std(0)
+        use = std > 1e-4
+        backbone = network.vision_backbone
+        sizes = network.config.image_sizes
+        with torch.no_grad():  # the feature size, from one blank image (the model is in eval mode here)
+            probe = torch.zeros(1, 3 * len(sizes), sizes[0], sizes[0], device=device, dtype=network.dtype)
+            n_features = backbone(probe).flatten(1).shape[1]
+        captured: dict[str, Any] = {}
+        backbone.register_forward_hook(lambda mod, inp, out: captured.__setitem__("features", out))
+        head = torch.nn.Linear(n_features, int(use.sum())).to(device)
+        return cls(head, mean[use], std[use], use, captured)
+
+    def loss(self, items: list[dict[str, Any]]):
+        import torch
+        import torch.nn.functional as F
+
+        feats = self.captured.pop("features").flatten(1).float()
+        raw = np.stack([np.concatenate([it["state"], it["scene"]]) for it in items])[:, self.use]
+        target = torch.as_tensor((raw - self.mean) / self.std, dtype=torch.float32, device=feats.device)
+        return F.mse_loss(self.head(feats), target)
 
 
 def _log_eval(out: Path, step: int, row: dict[str, Any], console, writer) -> None:
