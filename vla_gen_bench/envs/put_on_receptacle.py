@@ -536,8 +536,10 @@ class PutOnReceptacleEnv(BaseEnv):
         cam = data.get(POLICY_CAMERA)
         if cam is None or "rgb" not in cam or "segmentation" not in cam:
             return data
-        bg = torch.stack([self.table_image(s.table) if s else torch.zeros_like(cam["rgb"][0]) for s in self._specs_or_none()])
-        img, fg = C.compose(cam["rgb"], cam["segmentation"], self._fg_ids, bg)
+        # with CPU physics on a machine with a GPU, SAPIEN renders on the GPU: compose on the env's device
+        rgb, seg = cam["rgb"].to(self.device), cam["segmentation"].to(self.device)
+        bg = torch.stack([self.table_image(s.table) if s else torch.zeros_like(rgb[0]) for s in self._specs_or_none()])
+        img, fg = C.compose(rgb, seg, self._fg_ids, bg)
         img = self._apply_overlays(img, fg)
         cam["rgb"] = img
         return data
