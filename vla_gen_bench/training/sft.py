@@ -122,6 +122,8 @@ class SFTConfig:
     eval_seeds: tuple[int, ...] = (500,)
     """Manifest seeds of in-training evaluation; disjoint from the test seeds (0-2) and the demo seeds."""
     eval_camera: str = "fast"
+    eval_temperature: float = 0.0
+    """Action sampling temperature of in-training evaluation (0 = greedy; RL4VLA evaluates at 0.6)."""
     """Camera profile for in-training evaluation: the one the demos were collected with."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda:0 ..."""
@@ -413,7 +415,8 @@ def evaluate_checkpoint(ckpt: Path, out: Path, cfg: SFTConfig, episodes: int) ->
 
     run = evaluate(Evaluate(policy=f"openvla:{ckpt}", out=out, suite=cfg.eval_suite, episodes=episodes,
                             seeds=cfg.eval_seeds, camera=cfg.eval_camera, videos=1, report=True,
-                            policy_arg=(f"device={cfg.device}", "fingerprint=false")))  # fmt: skip
+                            policy_arg=(f"device={cfg.device}", "fingerprint=false",
+                                        f"temperature={cfg.eval_temperature}")))  # fmt: skip
     rows = list(csv.DictReader(open(run / "summary.csv")))
     n = sum(int(r["n"]) for r in rows)
     k = sum(int(r["successes"]) for r in rows)
