@@ -24,6 +24,8 @@ class ModelInit:
     """Largest safetensors shard; bigger models are split with a model.safetensors.index.json."""
     overwrite: bool = False
     """Replace an existing checkpoint in --out."""
+    device: str = "cpu"
+    """Where the weights are initialised: cpu, auto (CUDA when present; ~7x faster for openvla-7b), cuda:0 ..."""
 
 
 def model_init(cfg: ModelInit) -> int:
@@ -38,7 +40,7 @@ def model_init(cfg: ModelInit) -> int:
     try:
         out = init_checkpoint(
             cfg.preset, cfg.out, seed=cfg.seed, dtype=cfg.dtype, max_shard_size=cfg.max_shard_size,
-            overwrite=cfg.overwrite,
+            overwrite=cfg.overwrite, device=cfg.device,
         )  # fmt: skip
     except (PresetError, FileExistsError, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")

@@ -312,7 +312,8 @@ def batch_indices(n: int, batch_size: int, micro_step: int, seed: int) -> np.nda
 def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | None = None,
                      image_size: int | None = None, patch_grid: int | None = None,
                      conv_coords: bool = False, conv_keypoints: int = 0,
-                     conv_batchnorm: bool = False, single_featurizer: bool = False) -> Path:  # fmt: skip
+                     conv_batchnorm: bool = False, single_featurizer: bool = False,
+                     device: str = "cpu") -> Path:  # fmt: skip
     """A random-init checkpoint of ``preset``; ``featurizer='conv'`` swaps the ViTs for the CNN featurizer (at
     ``image_size`` pixels, with the preset's patch grid)."""
     from dataclasses import replace
@@ -329,7 +330,7 @@ def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | No
     if conv_opts and featurizer != "conv":
         raise ValueError("image_size, patch_grid and the conv_* options need featurizer='conv' (the ViTs are fixed)")
     if featurizer is None or featurizer == p.config.featurizer_type:
-        return init_checkpoint(preset, out, seed=seed, overwrite=True)
+        return init_checkpoint(preset, out, seed=seed, overwrite=True, device=device)
     if featurizer != "conv":
         raise ValueError(f"unknown featurizer {featurizer!r}; choose 'conv' or leave it unset")
     old = p.config.featurizer_kwargs
@@ -475,6 +476,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
                 cfg.init, base, seed=cfg.init_seed, featurizer=cfg.featurizer, image_size=cfg.image_size,
                 patch_grid=cfg.patch_grid, conv_coords=cfg.conv_coords, conv_keypoints=cfg.conv_keypoints,
                 conv_batchnorm=cfg.conv_batchnorm, single_featurizer=cfg.single_featurizer,
+                device=str(device),
             )
     else:
         base = Path(cfg.init)
