@@ -306,3 +306,16 @@ def test_single_featurizer_and_aux_state_train_resume_and_stay_out_of_the_checkp
     train(_cfg(demos, tmp_path / "c", max_steps=2), progress=False)
     with pytest.raises(ValueError, match="aux_state"):
         train(_cfg(demos, tmp_path / "c", max_steps=4, aux_state=1.0), progress=False)
+
+
+def test_idle_filter_at_load_time_keeps_only_moving_steps_and_gripper_changes(demos, tmp_path, capsys):
+    from vla_gen_bench.training.sft import train
+
+    # thresholds no step passes: only the gripper changes remain (the first step and the switch at t = 5)
+    train(_cfg(demos, tmp_path / "f", max_steps=1, idle_min_translation=1.0, idle_min_rotation=10.0),
+          progress=False)  # fmt: skip
+    assert "3 episodes, 6 steps" in capsys.readouterr().err
+    train(_cfg(demos, tmp_path / "g", max_steps=1), progress=False)
+    assert "3 episodes, 27 steps" in capsys.readouterr().err  # the stored keep mask (one idle step per episode)
+    with pytest.raises(ValueError, match="idle_min_translation"):  # a run is not resumed on other data
+        train(_cfg(demos, tmp_path / "g", max_steps=2, idle_min_translation=0.002), progress=False)

@@ -69,6 +69,13 @@ class SFTConfig:
     same image): half the vision compute per sample; the checkpoint says use_fused_vision_backbone=false."""
     num_demos: int | None = None
     """Use only the first N episodes of the dataset (None: all)."""
+    idle_min_translation: float | None = None
+    """Re-filter the demonstrations at load time with RL4VLA's idle-action filter at these thresholds (translation in
+    m; gripper changes always kept; the dataset's success truncation kept), instead of the keep mask stored at
+    collection. None = the stored mask. Small thresholds (2 mm) drop only the motionless holds, e.g. while the
+    gripper closes, which otherwise teach a policy that "near the object, standing still" is a likely action."""
+    idle_min_rotation: float = 0.06
+    """Rotation threshold (rad) of that filter."""
     lora_rank: int = 32
     """LoRA rank (OpenVLA's recipe: 32, alpha = min(rank, 16)); 0 = full fine-tune (fine for the small presets)."""
     lora_scope: str = "all-linear"
@@ -446,7 +453,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     if old_cfg.is_file():
         prev = json.loads(old_cfg.read_text())
         changed = [k for k in ("demos", "init", "num_demos", "lora_rank", "batch_size", "grad_accum", "seed",
-                               "label_sigma") if prev.get(k) != cfg_dict.get(k)]  # fmt: skip
+                               "label_sigma", "idle_min_translation") if prev.get(k) != cfg_dict.get(k)]  # fmt: skip
         if changed and latest_checkpoint(out) is not None:
             raise ValueError(f"{out} holds a run with different {', '.join(changed)}; use another --out to start "
                              "afresh or the same options to resume")  # fmt: skip
@@ -460,7 +467,14 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         autocast_dtype = torch.bfloat16
 
     # --- data: demonstrations (training pools only: collect-demos refused anything else) ---------------------------
-    data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos)
+    refilter = None
+    if cfg.idle_min_translation is not None:
+        from vla_gen_bench.training.demos import IdleFilter
+
+        hold = DemoDataset(cfg.demos, max_episodes=1).card().get("config", {}).get("filter", {}).get("success_hold", 6)
+        refilter = IdleFilter(min_translation=cfg.idle_min_translation, min_rotation=cfg.idle_min_rotation,
+                              success_hold=int(hold))  # fmt: skip
+    data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter)
     card = data.card()
     if card:
         _check_training_card(card)
