@@ -27,6 +27,19 @@ def _cfg(demos, out, **kw):
     return SFTConfig(**{**base, **kw})
 
 
+def _eval_net_and_batch(demos, tmp_path, n: int = 4):
+    """A random-init micro+conv network in eval mode and a batch of the first ``n`` demo steps."""
+    from vla_gen_bench.models.checkpoint import load_openvla
+    from vla_gen_bench.training.dataset import DemoDataset
+    from vla_gen_bench.training.sft import Batcher, init_from_preset
+
+    init_from_preset("micro", tmp_path / "init", featurizer="conv")
+    vla = load_openvla(tmp_path / "init", device="cpu")
+    ds = DemoDataset(demos)
+    vla.config = vla.config.with_norm_stats(ds.statistics("k"))
+    return vla.network.eval(), Batcher(vla, "k")([ds[i] for i in range(n)])
+
+
 def test_soft_targets_and_batch_order():
     import torch
 
@@ -184,16 +197,9 @@ def test_prefix_noise_feeds_the_corrupted_tokens_but_scores_the_true_ones(demos,
     import numpy as np
     import torch
 
-    from vla_gen_bench.models.checkpoint import load_openvla
-    from vla_gen_bench.training.dataset import DemoDataset
-    from vla_gen_bench.training.sft import Batcher, action_token_loss, corrupt_prefix, init_from_preset
+    from vla_gen_bench.training.sft import action_token_loss, corrupt_prefix
 
-    init_from_preset("micro", tmp_path / "init", featurizer="conv")
-    vla = load_openvla(tmp_path / "init", device="cpu")
-    ds = DemoDataset(demos)
-    vla.config = vla.config.with_norm_stats(ds.statistics("k"))
-    b = Batcher(vla, "k")([ds[i] for i in range(4)])
-    net = vla.network.eval()
+    net, b = _eval_net_and_batch(demos, tmp_path)
     args = (net, b["pixel_values"], b["input_ids"], b["attention_mask"], b["action_tokens"])
     with torch.no_grad():
         plain, _ = action_token_loss(*args)
@@ -254,16 +260,9 @@ def test_keypoint_featurizer_with_batchnorm_localises_and_standardises():
 def test_dim_weights_weight_each_action_dimension(demos, tmp_path):
     import torch
 
-    from vla_gen_bench.models.checkpoint import load_openvla
-    from vla_gen_bench.training.dataset import DemoDataset
-    from vla_gen_bench.training.sft import Batcher, action_token_loss, init_from_preset
+    from vla_gen_bench.training.sft import action_token_loss
 
-    init_from_preset("micro", tmp_path / "init", featurizer="conv")
-    vla = load_openvla(tmp_path / "init", device="cpu")
-    ds = DemoDataset(demos)
-    vla.config = vla.config.with_norm_stats(ds.statistics("k"))
-    b = Batcher(vla, "k")([ds[i] for i in range(4)])
-    net = vla.network.eval()
+    net, b = _eval_net_and_batch(demos, tmp_path)
     args = (net, b["pixel_values"], b["input_ids"], b["attention_mask"], b["action_tokens"])
     with torch.no_grad():
         plain, _ = action_token_loss(*args)
