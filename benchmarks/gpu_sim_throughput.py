@@ -63,7 +63,9 @@ def bench(num_envs: int, camera: str, steps: int) -> dict:
         "steps": steps,
         "wall_s": round(wall, 3),
         "env_steps_per_s": round(num_envs * steps / wall, 1),
-        "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
+        "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        if torch.cuda.is_available()
+        else None,
     }
     env.close()
     return out
@@ -94,7 +96,9 @@ def main() -> None:
             print(f"{r['num_envs']:>8} failed: {r['error']}")
             continue
         ratio = f"{r['env_steps_per_s'] / base:.1f}x" if base else "-"
-        print(f"{r['num_envs']:>8} {r['env_steps_per_s']:>12} {ratio:>9} {r['reset_s']:>8} {r['peak_gpu_gib']!s:>9}")
+        print(
+            f"{r['num_envs']:>8} {r['env_steps_per_s']:>12} {ratio:>9} {r['reset_s']:>8} {r['peak_gpu_gib']!s:>9}"
+        )
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"info": info, "rows": rows}, f, indent=2)

@@ -56,7 +56,9 @@ def main() -> None:
         for robot in ("panda_lowpoly", "panda_stock"):
             rows.append(bench(robot, cam, args.steps))
     size = {"fast": "128x128", "default": "224x224", "paper": "640x480"}
-    print(f"{'robot':14s} {'obs':6s} {'camera':8s} {'sim Hz':>6s} {'steps/s':>8s} {'ms/step':>8s} {'make s':>7s} {'reset ms':>8s}")
+    print(
+        f"{'robot':14s} {'obs':6s} {'camera':8s} {'sim Hz':>6s} {'steps/s':>8s} {'ms/step':>8s} {'make s':>7s} {'reset ms':>8s}"
+    )
     for r in rows:
         cam = size[r["camera"]] if r["obs"] == "rgb" else "-"
         print(f"{r['robot']:14s} {r['obs']:6s} {cam:8s} {r['sim_freq']:6d} {r['steps_per_s']:8.1f} "
@@ -64,11 +66,15 @@ def main() -> None:
     state = rows[0]["steps_per_s"]
     print(f"physics at 500 Hz vs 100 Hz: {rows[1]['steps_per_s'] / state:.2f}x the step rate")
     for cam in cams:
-        lo = next(r for r in rows if r["camera"] == cam and r["robot"] == "panda_lowpoly" and r["obs"] == "rgb")
+        lo = next(
+            r for r in rows if r["camera"] == cam and r["robot"] == "panda_lowpoly" and r["obs"] == "rgb"
+        )
         st = next(r for r in rows if r["camera"] == cam and r["robot"] == "panda_stock")
         share = 1 - lo["steps_per_s"] / state
-        print(f"{size[cam]}: low-poly / stock = {lo['steps_per_s'] / st['steps_per_s']:.2f}x; "
-              f"render+compose share of a low-poly step = {share:.0%}")
+        print(
+            f"{size[cam]}: low-poly / stock = {lo['steps_per_s'] / st['steps_per_s']:.2f}x; "
+            f"render+compose share of a low-poly step = {share:.0%}"
+        )
     print(json.dumps(rows))
 
 

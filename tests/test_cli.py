@@ -11,7 +11,16 @@ from vla_gen_bench.cli import main
 def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for cmd in ("assets build", "assets list", "evaluate", "list", "describe", "cards", "render", "run-episode"):
+    for cmd in (
+        "assets build",
+        "assets list",
+        "evaluate",
+        "list",
+        "describe",
+        "cards",
+        "render",
+        "run-episode",
+    ):
         assert cmd in out
 
 

@@ -23,7 +23,9 @@ def test_deb822_sources(tmp_path):
 
 def test_one_line_sources(tmp_path):
     (tmp_path / "sources.list.d").mkdir()
-    (tmp_path / "sources.list").write_text("# comment\ndeb [arch=amd64] http://other.example/debian bookworm main\n")
+    (tmp_path / "sources.list").write_text(
+        "# comment\ndeb [arch=amd64] http://other.example/debian bookworm main\n"
+    )
     assert derive(tmp_path).stdout.strip() == "http://other.example/debian"
 
 

@@ -1,9 +1,9 @@
 """``vgb``: the command line. Parsing and dispatch only; the work happens in the package's rooms.
 
-    vgb assets build [--force]          materialise + verify the built-in procedural asset pack
-    vgb assets list [--kind object]     every asset with its split and name
-    vgb render --out sheet.png          contact sheet: first frames of several seeds, with instructions
-    vgb run-episode --policy scripted --seed 0 --video out.mp4
+vgb assets build [--force]          materialise + verify the built-in procedural asset pack
+vgb assets list [--kind object]     every asset with its split and name
+vgb render --out sheet.png          contact sheet: first frames of several seeds, with instructions
+vgb run-episode --policy scripted --seed 0 --video out.mp4
 """
 
 from __future__ import annotations
@@ -64,7 +64,10 @@ def assets_build(cfg: AssetsBuild) -> int:
             console.print(f"[red]{p}")
         console.print("[red]pack is corrupt; rebuild with 'vgb assets build --force'")
         return 1
-    counts = {k: (len(store.ids(k, "train")), len(store.ids(k, "unseen"))) for k in ("object", "receptacle", "table", "overlay")}
+    counts = {
+        k: (len(store.ids(k, "train")), len(store.ids(k, "unseen")))
+        for k in ("object", "receptacle", "table", "overlay")
+    }
     for k, (tr, un) in counts.items():
         console.print(f"{k:11s} train {tr:3d}  unseen {un:3d}")
     console.print(f"pack hash {store.pack_hash} -> {root}")
@@ -126,7 +129,14 @@ def list_variants(cfg: List) -> int:
     for v in chosen:
         if cfg.axis and v.axis != cfg.axis:
             continue
-        t.add_row(v.name, v.axis, v.split, "-" if v.severity is None else f"{v.severity:g}", v.paper or "-", v.summary)
+        t.add_row(
+            v.name,
+            v.axis,
+            v.split,
+            "-" if v.severity is None else f"{v.severity:g}",
+            v.paper or "-",
+            v.summary,
+        )
     out = Console(width=None if sys.stdout.isatty() else 200)
     out.print(t)
     st = Table("suite", "variants", "members", title="suites")
@@ -151,14 +161,22 @@ def describe(cfg: Describe) -> int:
                           "episodes": [e.to_dict() for e in entries]}, indent=1, default=str))  # fmt: skip
     else:
         out = Console(width=None if sys.stdout.isatty() else 200)
-        out.print(f"[bold]{v.name}[/]  axis {v.axis} | split {v.split} | severity "
-                  f"{'-' if v.severity is None else f'{v.severity:g}'} | paper {v.paper or '- (beyond the paper)'}")
+        out.print(
+            f"[bold]{v.name}[/]  axis {v.axis} | split {v.split} | severity "
+            f"{'-' if v.severity is None else f'{v.severity:g}'} | paper {v.paper or '- (beyond the paper)'}"
+        )
         out.print(v.summary)
         changed = v.changed_axes()
-        out.print("\n[bold]changes vs the control arm:[/]" if changed else "\n[bold]the control arm itself[/]")
+        out.print(
+            "\n[bold]changes vs the control arm:[/]" if changed else "\n[bold]the control arm itself[/]"
+        )
         for n, a in changed:
             out.print(f"  {n}: {a.describe()}   {json.dumps(asdict(a))}")
-        kept = [a.describe() for n, a in Variant(CONTROL, "in-distribution", "train", "").axes() if n not in dict(changed)]
+        kept = [
+            a.describe()
+            for n, a in Variant(CONTROL, "in-distribution", "train", "").axes()
+            if n not in dict(changed)
+        ]
         out.print("[bold]kept in-distribution:[/] " + "; ".join(kept))
         out.print(f"[bold]distinct configurations:[/] {v.n_configurations(store):,}")
         out.print(f"[bold]manifest fingerprint:[/] {manifest_fingerprint(v, store)}")
@@ -171,8 +189,10 @@ def describe(cfg: Describe) -> int:
                 extra.append("qpos+" + ",".join(f"{x:+.2f}" for x in s.qpos_offset))
             if s.reposition:
                 extra.append(f"move@{s.reposition.at_step}->{tuple(round(x, 3) for x in s.reposition.xy)}")
-            out.print(f"  seed {e.seed} ep {e.episode}: '{s.instruction}' | {', '.join(s.objects)} -> "
-                      f"{', '.join(s.receptacles)} | {s.table} | matched {s.meta.get('matched')} {' '.join(extra)}")
+            out.print(
+                f"  seed {e.seed} ep {e.episode}: '{s.instruction}' | {', '.join(s.objects)} -> "
+                f"{', '.join(s.receptacles)} | {s.table} | matched {s.meta.get('matched')} {' '.join(extra)}"
+            )
     if cfg.preview is not None:
         _quiet_sim()
         from vla_gen_bench.eval.runner import make_env
@@ -193,7 +213,9 @@ def cards(cfg: Cards) -> int:
     if cfg.check:
         stale = stale_cards(cfg.out, store)
         if stale:
-            console.print(f"[red]stale variant cards in {cfg.out}: {', '.join(stale)}; regenerate with 'vgb cards'")
+            console.print(
+                f"[red]stale variant cards in {cfg.out}: {', '.join(stale)}; regenerate with 'vgb cards'"
+            )
             return 1
         console.print(f"variant cards in {cfg.out} are current")
         return 0
@@ -250,7 +272,9 @@ def render(cfg: Render) -> int:
         variant_sheet(env, variants, cfg.out, seed=cfg.first_seed, columns=cfg.columns, strips=cfg.strips)
         n = len(variants)
     else:
-        seed_sheet(env, variant, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)), cfg.out, cfg.columns)
+        seed_sheet(
+            env, variant, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)), cfg.out, cfg.columns
+        )
         n = cfg.seeds
     env.close()
     console.print(f"wrote {cfg.out} ({n} tiles)")
@@ -292,9 +316,12 @@ def _entry(v):
 
 
 GROUPS = {
-    "assets": {"build": (AssetsBuild, assets_build), "list": (AssetsList, assets_list),
-               "generate-tables": _lazy("vla_gen_bench.assets.commands", "GenerateTables", "generate_tables"),
-               "import-tables": _lazy("vla_gen_bench.assets.commands", "ImportTables", "import_tables")},
+    "assets": {
+        "build": (AssetsBuild, assets_build),
+        "list": (AssetsList, assets_list),
+        "generate-tables": _lazy("vla_gen_bench.assets.commands", "GenerateTables", "generate_tables"),
+        "import-tables": _lazy("vla_gen_bench.assets.commands", "ImportTables", "import_tables"),
+    },
     "model": {"init": _lazy("vla_gen_bench.models.commands", "ModelInit", "model_init")},
     "train-baseline": {
         "sft": _lazy("vla_gen_bench.training.commands", "TrainSFT", "train_sft"),
@@ -304,7 +331,9 @@ GROUPS = {
     },
     "leaderboard": {
         "add": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardAdd", "leaderboard_add"),
-        "validate": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardValidate", "leaderboard_validate"),
+        "validate": _lazy(
+            "vla_gen_bench.leaderboard.commands", "LeaderboardValidate", "leaderboard_validate"
+        ),
         "show": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardShow", "leaderboard_show"),
     },
 }
@@ -381,7 +410,9 @@ def _main(argv: list[str] | None = None) -> int:
 
     options = list(GROUPS) + list(COMMANDS)
     close = difflib.get_close_matches(head, options, n=1)
-    console.print(f"[red]unknown command {head!r}" + (f"; did you mean {close[0]!r}?" if close else "") + "\n")
+    console.print(
+        f"[red]unknown command {head!r}" + (f"; did you mean {close[0]!r}?" if close else "") + "\n"
+    )
     print(_usage())
     return 2
 

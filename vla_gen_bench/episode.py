@@ -21,7 +21,9 @@ YAWS = (0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4)
 TRAIN_TEMPLATE = "put {object} on {receptacle}"
 
 
-def grid_cells(n: int = GRID_N, half_edge: float = GRID_HALF_EDGE, center=GRID_CENTER, ring: int = 0) -> np.ndarray:
+def grid_cells(
+    n: int = GRID_N, half_edge: float = GRID_HALF_EDGE, center=GRID_CENTER, ring: int = 0
+) -> np.ndarray:
     """(k, 2) xy of grid cells. ``ring=0``: the n x n training grid; ``ring=r``: only the cells r pitches outside it."""
     pitch = 2 * half_edge / (n - 1)
     idx = np.arange(-ring, n + ring)

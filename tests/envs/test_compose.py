@@ -28,7 +28,9 @@ def test_table_view_projects_the_plane_exactly():
 
 def test_table_view_outside_the_table_is_backdrop():
     K, c2w = _look_down_camera()
-    img = C.table_view(np.full((8, 8, 3), 9, np.uint8), K, c2w, 64, 48, 0.2, (-0.1, 0.1, -0.1, 0.1), backdrop=(1, 2, 3))
+    img = C.table_view(
+        np.full((8, 8, 3), 9, np.uint8), K, c2w, 64, 48, 0.2, (-0.1, 0.1, -0.1, 0.1), backdrop=(1, 2, 3)
+    )
     assert img[0, 0].tolist() == [1, 2, 3] and img[24, 32].tolist() == [9, 9, 9]
 
 

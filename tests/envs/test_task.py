@@ -148,7 +148,9 @@ def test_reposition_teleports_the_object_at_the_given_step(env):
 
 def test_texture_overlay_changes_only_foreground_pixels(env):
     plain, _ = env.reset(seed=0, options={"episode": spec()})
-    over, _ = env.reset(seed=0, options={"episode": spec(overlay=Overlay("texture", "overlay_00_stripes", 0.5))})
+    over, _ = env.reset(
+        seed=0, options={"episode": spec(overlay=Overlay("texture", "overlay_00_stripes", 0.5))}
+    )
     a, b = plain["sensor_data"]["policy_camera"]["rgb"][0], over["sensor_data"]["policy_camera"]["rgb"][0]
     changed = (a != b).any(-1)
     fg = torch.isin(over["sensor_data"]["policy_camera"]["segmentation"][0, ..., 0], env.unwrapped._fg_ids)
@@ -170,7 +172,9 @@ def test_robot_joint_offset_is_applied(env):
 
     env.reset(seed=0, options={"episode": spec(qpos_offset=(0.1, 0, 0, 0, 0, 0, -0.2))})
     q = env.unwrapped.agent.robot.get_qpos()[0, :7].numpy()
-    assert q[0] == pytest.approx(REST_QPOS[0] + 0.1, abs=1e-4) and q[6] == pytest.approx(REST_QPOS[6] - 0.2, abs=1e-4)
+    assert q[0] == pytest.approx(REST_QPOS[0] + 0.1, abs=1e-4) and q[6] == pytest.approx(
+        REST_QPOS[6] - 0.2, abs=1e-4
+    )
 
 
 def test_policy_observation_has_the_documented_keys(env):

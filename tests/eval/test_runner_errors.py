@@ -11,7 +11,9 @@ def test_gpu_sim_without_the_physx_library_says_what_to_do(monkeypatch):
     from vla_gen_bench.eval import runner
 
     def fail(*a, **kw):
-        raise ConnectionError("Max retries exceeded with url: /sapien-sim/physx-precompiled/releases/download/x")
+        raise ConnectionError(
+            "Max retries exceeded with url: /sapien-sim/physx-precompiled/releases/download/x"
+        )
 
     monkeypatch.setattr(gym, "make", fail)
     with pytest.raises(RuntimeError, match=r"libPhysXGpu_64\.so.*--num-envs 1 --workers N"):

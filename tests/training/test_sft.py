@@ -217,7 +217,9 @@ def test_conv_featurizer_options_coords_and_patch_grid(tmp_path):
     from vla_gen_bench.models.vision import ConvFeaturizer
     from vla_gen_bench.training.sft import init_from_preset
 
-    init_from_preset("micro", tmp_path / "g8", featurizer="conv", image_size=128, patch_grid=8, conv_coords=True)
+    init_from_preset(
+        "micro", tmp_path / "g8", featurizer="conv", image_size=128, patch_grid=8, conv_coords=True
+    )
     vla = load_openvla(tmp_path / "g8", device="cpu")
     conv = [m for m in vla.network.modules() if isinstance(m, ConvFeaturizer)]
     assert conv and all(m.coords and m.num_patches == 64 for m in conv)
@@ -288,19 +290,26 @@ def test_single_featurizer_and_aux_state_train_resume_and_stay_out_of_the_checkp
               gripper_weight=3.0)  # fmt: skip
     straight = train(_cfg(demos, tmp_path / "a", max_steps=6, **kw), progress=False)
     train(_cfg(demos, tmp_path / "b", max_steps=4, **kw), progress=False)
-    resumed = train(_cfg(demos, tmp_path / "b", max_steps=6, **kw), progress=False)  # the aux head resumes too
+    resumed = train(
+        _cfg(demos, tmp_path / "b", max_steps=6, **kw), progress=False
+    )  # the aux head resumes too
     a = load_openvla(straight, device="cpu")
     b = load_openvla(resumed, device="cpu")
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(np.allclose(sa[k].numpy(), sb[k].numpy(), atol=1e-6) for k in sa)
     rows = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
-    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6] and all(float(r["aux_loss"]) > 0 for r in rows)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6] and all(
+        float(r["aux_loss"]) > 0 for r in rows
+    )
     # one CNN, no fused pair; the aux head is training-only: not in the evaluable checkpoint
     assert not b.config.use_fused_vision_backbone
     assert len([m for m in b.network.modules() if isinstance(m, ConvFeaturizer)]) == 1
     with safe_open(str(Path(resumed) / "model.safetensors"), "pt") as f:
         assert not [k for k in f.keys() if "aux" in k]
-    assert b.predict_action(np.zeros((1, 64, 64, 3), np.uint8), ["put thing0 on plate"]).actions.shape == (1, 7)
+    assert b.predict_action(np.zeros((1, 64, 64, 3), np.uint8), ["put thing0 on plate"]).actions.shape == (
+        1,
+        7,
+    )
     # a run trained without the aux head cannot be resumed with it
     train(_cfg(demos, tmp_path / "c", max_steps=2), progress=False)
     with pytest.raises(ValueError, match="aux_state"):
@@ -315,6 +324,8 @@ def test_idle_filter_at_load_time_keeps_only_moving_steps_and_gripper_changes(de
           progress=False)  # fmt: skip
     assert "3 episodes, 6 steps" in capsys.readouterr().err
     train(_cfg(demos, tmp_path / "g", max_steps=1), progress=False)
-    assert "3 episodes, 27 steps" in capsys.readouterr().err  # the stored keep mask (one idle step per episode)
+    assert (
+        "3 episodes, 27 steps" in capsys.readouterr().err
+    )  # the stored keep mask (one idle step per episode)
     with pytest.raises(ValueError, match="idle_min_translation"):  # a run is not resumed on other data
         train(_cfg(demos, tmp_path / "g", max_steps=2, idle_min_translation=0.002), progress=False)

@@ -104,7 +104,9 @@ def test_each_variant_changes_only_what_its_axes_claim(name, store):
 def test_unseen_instruction_changes_only_the_prompt(store):
     for k in range(K):
         s, ind = episode("unseen_instructions", 0, k, store), episode(CONTROL, 0, k, store)
-        assert dataclasses.replace(s, instruction=ind.instruction, meta={}) == dataclasses.replace(ind, meta={})
+        assert dataclasses.replace(s, instruction=ind.instruction, meta={}) == dataclasses.replace(
+            ind, meta={}
+        )
         assert s.instruction != ind.instruction
         name = store.name(s.objects[0])
         assert name in s.instruction and store.name(s.receptacles[0]) in s.instruction
@@ -115,7 +117,9 @@ def test_pools_are_disjoint(store):
         train, unseen = set(store.ids(kind, "train")), set(store.ids(kind, "unseen"))
         assert train and unseen and not train & unseen
         names = {store.name(i) for i in train}
-        assert not names & {store.name(i) for i in unseen}, f"{kind}: an unseen asset shares a train asset's name"
+        assert not names & {store.name(i) for i in unseen}, (
+            f"{kind}: an unseen asset shares a train asset's name"
+        )
     assert TRAIN_TEMPLATE not in PARAPHRASES and len(set(PARAPHRASES)) >= 16
     assert not {t.lower().replace("the ", "") for t in PARAPHRASES} & {TRAIN_TEMPLATE}
     grid = {tuple(np.round(c, 6)) for c in grid_cells()}
@@ -158,7 +162,12 @@ def test_paper_sizes(store):
 
 
 def test_multi_object_episodes_are_well_formed(store):
-    for name in ("multi_object_seen", "multi_object_unseen", "distractor_receptacle", "multi_receptacle_unseen"):
+    for name in (
+        "multi_object_seen",
+        "multi_object_unseen",
+        "distractor_receptacle",
+        "multi_receptacle_unseen",
+    ):
         for k in range(K):
             s = episode(name, 0, k, store)
             ids = s.objects if "object" in name else s.receptacles
@@ -198,7 +207,9 @@ def test_suites(store):
 def test_catalog_hash_is_content_derived(store):
     h = catalog_hash(store=store)
     assert h == catalog_hash(store=store)
-    changed = tuple(dataclasses.replace(v, summary=v.summary + ".") if v.name == "reposition" else v for v in CATALOG)
+    changed = tuple(
+        dataclasses.replace(v, summary=v.summary + ".") if v.name == "reposition" else v for v in CATALOG
+    )
     assert catalog_hash(changed, store) != h
     assert catalog_hash(get_suite("smoke"), store) != catalog_hash(get_suite("default"), store)
 

@@ -62,10 +62,14 @@ def _state(env):
     s = u.episode_specs[0]
     actors = [u.objects[u.object_ids.index(o)] for o in s.objects] + \
              [u.receptacles[u.receptacle_ids.index(r)] for r in s.receptacles]  # fmt: skip
-    return np.concatenate([u.agent.robot.get_qpos()[0].cpu().numpy()] + [a.pose.p[0].cpu().numpy() for a in actors])
+    return np.concatenate(
+        [u.agent.robot.get_qpos()[0].cpu().numpy()] + [a.pose.p[0].cpu().numpy() for a in actors]
+    )
 
 
-@pytest.mark.parametrize("name", ["dyn_texture_strong", "dyn_noise_strong", "unseen_table", "unseen_instructions"])
+@pytest.mark.parametrize(
+    "name", ["dyn_texture_strong", "dyn_noise_strong", "unseen_table", "unseen_instructions"]
+)
 def test_observation_only_axes_leave_physics_untouched(env, store, name):
     """Same actions from the matched control episode and the variant episode: identical physics, different input."""
     runs = {}
@@ -116,7 +120,10 @@ def test_reposition_moves_the_object_right_after_its_step(env, store):
 @pytest.mark.parametrize("name", [v.name for v in CATALOG])
 def test_oracle_solves_every_variant(env, store, name):
     """The scripted oracle (privileged, replanning) is the upper bound: it must solve every catalog line."""
-    wins = [run_episode(env, ScriptedPolicy(), seed=k, episode=episode(name, 7, k, store)).success_at_end for k in range(3)]
+    wins = [
+        run_episode(env, ScriptedPolicy(), seed=k, episode=episode(name, 7, k, store)).success_at_end
+        for k in range(3)
+    ]
     assert sum(wins) >= 2, f"oracle solved only {sum(wins)}/3 episodes of {name}"
 
 

@@ -292,7 +292,9 @@ def receptacles() -> list[ShapeAsset]:
         ("unseen", "checkered mouse pad", _checker(0.055, 0.045, 0.004, C["blue"], C["yellow"], n=6)),
     ]  # fmt: skip
     return [
-        ShapeAsset(id=f"rec_{_slug(name)}", kind="receptacle", name=name, split=split, parts=parts, density=800.0)
+        ShapeAsset(
+            id=f"rec_{_slug(name)}", kind="receptacle", name=name, split=split, parts=parts, density=800.0
+        )
         for split, name, parts in spec
     ]
 
@@ -398,13 +400,19 @@ def render_texture(spec: TextureSpec, size: int = 256) -> np.ndarray:
         t = 0.5 + 0.5 * np.sin(2 * np.pi * (6 * yy + 3.0 * n))
         img = mix(cols[0], cols[1], t**2)
     elif fam == "plastic":
-        img = np.broadcast_to(cols[0], (size, size, 3)) * (0.97 + 0.06 * _smooth_noise(rng, size, 64)[..., None])
+        img = np.broadcast_to(cols[0], (size, size, 3)) * (
+            0.97 + 0.06 * _smooth_noise(rng, size, 64)[..., None]
+        )
     elif fam == "fabric":
         weave = ((np.sin(2 * np.pi * 48 * xx) > 0) ^ (np.sin(2 * np.pi * 48 * yy) > 0)).astype(float)
         img = mix(cols[0], cols[1], 0.35 * weave + 0.3 * _fbm(rng, size))
     elif fam == "tile":
         grout = ((xx * 4) % 1 < 0.05) | ((yy * 4) % 1 < 0.05)
-        img = np.where(grout[..., None], cols[1][None, None], cols[0][None, None] * (0.95 + 0.1 * _fbm(rng, size)[..., None]))
+        img = np.where(
+            grout[..., None],
+            cols[1][None, None],
+            cols[0][None, None] * (0.95 + 0.1 * _fbm(rng, size)[..., None]),
+        )
     elif fam == "painted":
         img = mix(cols[0], cols[1], 0.6 * _fbm(rng, size, (2, 4, 8)))
     elif fam == "marble":
@@ -428,7 +436,11 @@ def render_texture(spec: TextureSpec, size: int = 256) -> np.ndarray:
     # overlay families (high-contrast patterns)
     elif fam == "stripes":
         f, ang = rng.uniform(6, 16), rng.uniform(0, np.pi)
-        img = mix(cols[0], cols[1], (np.sin(2 * np.pi * f * (np.cos(ang) * xx + np.sin(ang) * yy)) > 0).astype(float))
+        img = mix(
+            cols[0],
+            cols[1],
+            (np.sin(2 * np.pi * f * (np.cos(ang) * xx + np.sin(ang) * yy)) > 0).astype(float),
+        )
     elif fam == "checker":
         k = int(rng.integers(4, 12))
         img = mix(cols[0], cols[1], (((xx * k).astype(int) + (yy * k).astype(int)) % 2).astype(float))

@@ -62,8 +62,10 @@ def _sha(data: bytes) -> str:
 
 
 def _shape_digest(a: procedural.ShapeAsset) -> str:
-    payload = json.dumps({"parts": [asdict(p) for p in a.parts], "density": a.density, "name": a.name,
-                          "grasp": a.grasp}, sort_keys=True)
+    payload = json.dumps(
+        {"parts": [asdict(p) for p in a.parts], "density": a.density, "name": a.name, "grasp": a.grasp},
+        sort_keys=True,
+    )
     return _sha(payload.encode())
 
 
@@ -123,7 +125,9 @@ class AssetStore:
         root = Path(root) if root else cache_dir() / "assets" / f"procedural_v{PROCEDURAL_VERSION}"
         shapes = {a.id: a for a in procedural.objects() + procedural.receptacles()}
         if build and _code_fingerprint() != _stored_fingerprint(root):
-            return cls.build_procedural(root)  # first use, or the generator code changed since the pack was built
+            return cls.build_procedural(
+                root
+            )  # first use, or the generator code changed since the pack was built
         if not (root / "manifest.json").exists():
             raise AssetError(f"no asset pack at {root}; run 'vgb assets build'")
         return cls.load(root, shapes=shapes)
@@ -150,8 +154,12 @@ class AssetStore:
                 params["tile_m"] = t.tile_m
             entries.append(ManifestEntry(t.id, t.kind, t.split, "procedural", t.name, params, t.seed,
                                          _sha(img.tobytes()), "CC0 (generated)", rel))  # fmt: skip
-        manifest = {"pack": "procedural", "version": PROCEDURAL_VERSION, "code": _code_fingerprint(),
-                    "entries": [asdict(e) for e in entries]}
+        manifest = {
+            "pack": "procedural",
+            "version": PROCEDURAL_VERSION,
+            "code": _code_fingerprint(),
+            "entries": [asdict(e) for e in entries],
+        }
         tmp = root / "manifest.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=1))
         tmp.rename(root / "manifest.json")
@@ -166,7 +174,9 @@ class AssetStore:
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise AssetError(f"malformed asset pack manifest {root / 'manifest.json'}: {e}; rebuild it "
                              "('vgb assets build --force' for the procedural pack)") from e  # fmt: skip
-        return cls(root, entries, shapes or {a.id: a for a in procedural.objects() + procedural.receptacles()})
+        return cls(
+            root, entries, shapes or {a.id: a for a in procedural.objects() + procedural.receptacles()}
+        )
 
     @classmethod
     def rl4vla(cls, path: Path | str | None = None) -> AssetStore:
@@ -210,7 +220,9 @@ class AssetStore:
     def ids(self, kind: str, split: str | None = None) -> list[str]:
         """Asset ids of one kind (and split), in manifest order."""
         if kind not in KINDS:
-            raise AssetError(f"unknown asset kind {kind!r}{did_you_mean(kind, list(KINDS))}; allowed: {KINDS}")
+            raise AssetError(
+                f"unknown asset kind {kind!r}{did_you_mean(kind, list(KINDS))}; allowed: {KINDS}"
+            )
         if split is not None and split not in SPLITS:
             raise AssetError(f"unknown split {split!r}{did_you_mean(split, list(SPLITS))}; allowed: {SPLITS}")
         return [e.id for e in self.entries.values() if e.kind == kind and (split is None or e.split == split)]

@@ -106,11 +106,15 @@ def dynamic_texture(img, fg, textures, alpha):
         if y1 <= y0 or x1 <= x0 or float(alpha[i]) == 0.0:
             continue
         tex = textures[i].permute(2, 0, 1)[None].float()
-        tex = F.interpolate(tex, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+        tex = F.interpolate(tex, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)[0].permute(
+            1, 2, 0
+        )
         region = out[i, y0:y1, x0:x1].float()
         m = fg[i, y0:y1, x0:x1, None]
         a = float(alpha[i])
-        out[i, y0:y1, x0:x1] = torch.where(m, (a * tex + (1 - a) * region).round().clamp(0, 255), region).to(img.dtype)
+        out[i, y0:y1, x0:x1] = torch.where(m, (a * tex + (1 - a) * region).round().clamp(0, 255), region).to(
+            img.dtype
+        )
     return out
 
 
@@ -126,7 +130,9 @@ def dynamic_noise(img, fg, textures, alpha):
     boxes = _fg_boxes(fg)
     cy = ((boxes[:, 0] + boxes[:, 1]) // 2).clamp(0, h - 1)
     cx = ((boxes[:, 2] + boxes[:, 3]) // 2).clamp(0, w - 1)
-    big = F.interpolate(textures.permute(0, 3, 1, 2).float(), size=(2 * h, 2 * w), mode="bilinear", align_corners=False)
+    big = F.interpolate(
+        textures.permute(0, 3, 1, 2).float(), size=(2 * h, 2 * w), mode="bilinear", align_corners=False
+    )
     out = img.clone()
     for i in range(b):
         a = float(alpha[i])

@@ -75,7 +75,9 @@ def build(force: bool = False) -> Path:
         b, a = _decimate_scene(glb, glb)
         total_before += b
         total_after += a
-    (tmp / "done.json").write_text(json.dumps({"triangles_before": total_before, "triangles_after": total_after}))
+    (tmp / "done.json").write_text(
+        json.dumps({"triangles_before": total_before, "triangles_after": total_after})
+    )
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out / "panda_v2.urdf"
@@ -84,4 +86,6 @@ def build(force: bool = False) -> Path:
 if __name__ == "__main__":
     urdf = build()
     stats = json.loads((urdf.parent / "done.json").read_text())
-    print(f"low-poly Panda: {stats['triangles_before']} -> {stats['triangles_after']} visual triangles at {urdf}")
+    print(
+        f"low-poly Panda: {stats['triangles_before']} -> {stats['triangles_after']} visual triangles at {urdf}"
+    )

@@ -71,8 +71,13 @@ CAMERAS = {
     # the paper's Logitech C920 intrinsics (RL4VLA §1): 640x480, fx = fy = 623.588
     "paper": CameraProfile(640, 480, fx=623.588),
     # the rl4vla profile's camera: the paper's intrinsics and its base_link mount, placed on the WidowX's base pose
-    "rl4vla": CameraProfile(*P.RL4VLA_CAMERA_SIZE, fx=P.RL4VLA_INTRINSICS[0], cx=P.RL4VLA_INTRINSICS[2],
-                            cy=P.RL4VLA_INTRINSICS[3], pose=P.RL4VLA_CAMERA_POSE),  # fmt: skip
+    "rl4vla": CameraProfile(
+        *P.RL4VLA_CAMERA_SIZE,
+        fx=P.RL4VLA_INTRINSICS[0],
+        cx=P.RL4VLA_INTRINSICS[2],
+        cy=P.RL4VLA_INTRINSICS[3],
+        pose=P.RL4VLA_CAMERA_POSE,
+    ),  # fmt: skip
 }
 
 
@@ -190,7 +195,9 @@ class PutOnReceptacleEnv(BaseEnv):
 
     @property
     def _default_human_render_camera_configs(self):
-        return self._camera_config("render_camera", 512, int(512 * self.camera_profile.height / self.camera_profile.width))
+        return self._camera_config(
+            "render_camera", 512, int(512 * self.camera_profile.height / self.camera_profile.width)
+        )
 
     def _load_agent(self, options: dict):
         super()._load_agent(options, self._base_pose())
@@ -226,14 +233,18 @@ class PutOnReceptacleEnv(BaseEnv):
         friction = sapien.physx.PhysxMaterial(static_friction=1.0, dynamic_friction=1.0, restitution=0.0)
         self.objects = [self._build_shape(i, friction, k) for k, i in enumerate(self.object_ids)]
         off = len(self.object_ids)
-        self.receptacles = [self._build_shape(i, friction, off + k) for k, i in enumerate(self.receptacle_ids)]
+        self.receptacles = [
+            self._build_shape(i, friction, off + k) for k, i in enumerate(self.receptacle_ids)
+        ]
         # local bounding-box centres / half extents, for the success test
         self._obj_local = [self._bbox(i) for i in self.object_ids]
         self._rec_local = [self._bbox(i) for i in self.receptacle_ids]
 
     def _bbox(self, asset_id: str):
         lo, hi = self.store.shape(asset_id).bounds
-        return torch.tensor((lo + hi) / 2, dtype=torch.float32), torch.tensor((hi - lo) / 2, dtype=torch.float32)
+        return torch.tensor((lo + hi) / 2, dtype=torch.float32), torch.tensor(
+            (hi - lo) / 2, dtype=torch.float32
+        )
 
     def _park_pose(self, k: int) -> list[float]:
         return [PARK_X + 0.3 * k, 0.0, 0.001]
@@ -402,7 +413,10 @@ class PutOnReceptacleEnv(BaseEnv):
                 lo, hi = self.store.shape(oid).bounds
                 r = float(np.linalg.norm((hi - lo)[:2]) / 2)
                 # spawn just above whatever is under it (table or a receptacle's rim) and let it settle
-                z = max([0.0] + [top for rx, ry, rr, top in rec_tops if math.hypot(x - rx, y - ry) < rr + r]) + 0.002
+                z = (
+                    max([0.0] + [top for rx, ry, rr, top in rec_tops if math.hypot(x - rx, y - ry) < rr + r])
+                    + 0.002
+                )
                 out.setdefault(k, {})[i] = [x, y, z, *_yaw_quat(s.object_yaw[j])]
         return out
 
@@ -468,7 +482,9 @@ class PutOnReceptacleEnv(BaseEnv):
         force = torch.zeros(self.num_envs, device=self.device)
         for u_o in obj_idx.unique().tolist():
             for u_r in rec_idx[obj_idx == u_o].unique().tolist():
-                f = torch.linalg.norm(self.scene.get_pairwise_contact_forces(self.objects[u_o], self.receptacles[u_r]), dim=1)
+                f = torch.linalg.norm(
+                    self.scene.get_pairwise_contact_forces(self.objects[u_o], self.receptacles[u_r]), dim=1
+                )
                 m = (obj_idx == u_o) & (rec_idx == u_r)
                 force[m] = f[m]
         return xy_ok, z_ok, force > CONTACT_MIN_N, torch.linalg.norm(po[:, :2] - pr[:, :2], dim=1)
@@ -480,18 +496,26 @@ class PutOnReceptacleEnv(BaseEnv):
         self._reposition()
         xy_ok, z_ok, contact, xy_dist = self._on(self._tgt_obj, self._tgt_rec, self._h_obj, self._h_rec)
         success = xy_ok & z_ok & contact
-        grasped = self._per_env(self.objects, self._tgt_obj, lambda a: self.agent.is_grasping(a, min_force=GRASP_MIN_N))
+        grasped = self._per_env(
+            self.objects, self._tgt_obj, lambda a: self.agent.is_grasping(a, min_force=GRASP_MIN_N)
+        )
         wrong = torch.zeros_like(grasped)
         on_wrong = torch.zeros_like(grasped)
         for i, s in enumerate(self._specs):
             if s is None:
                 continue
             for oid in s.objects[1:]:
-                wrong[i] |= self.agent.is_grasping(self.objects[self.object_ids.index(oid)], min_force=GRASP_MIN_N)[i]
+                wrong[i] |= self.agent.is_grasping(
+                    self.objects[self.object_ids.index(oid)], min_force=GRASP_MIN_N
+                )[i]
             for j, rid in enumerate(s.receptacles[1:], start=1):
                 ridx = torch.full_like(self._tgt_rec, self.receptacle_ids.index(rid))
-                h_rec = _yawed_half(self._rec_local[int(ridx[i])][1], s.receptacle_yaw[j] if s.receptacle_yaw else 0.0)
-                a, b_, c, _ = self._on(self._tgt_obj, ridx, self._h_obj, h_rec.to(self.device).expand(self.num_envs, 3))
+                h_rec = _yawed_half(
+                    self._rec_local[int(ridx[i])][1], s.receptacle_yaw[j] if s.receptacle_yaw else 0.0
+                )
+                a, b_, c, _ = self._on(
+                    self._tgt_obj, ridx, self._h_obj, h_rec.to(self.device).expand(self.num_envs, 3)
+                )
                 on_wrong[i] |= (a & b_ & c)[i]
 
         # episode statistics advance once per control step (evaluate may be called again within a step)
@@ -499,7 +523,9 @@ class PutOnReceptacleEnv(BaseEnv):
         new = (steps > 0) & (steps != self._last_eval)
         self._last_eval = torch.where(new, steps, self._last_eval)
         self._ever_grasped |= new & grasped
-        self._streak = torch.where(new, torch.where(grasped, self._streak + 1, torch.zeros_like(self._streak)), self._streak)
+        self._streak = torch.where(
+            new, torch.where(grasped, self._streak + 1, torch.zeros_like(self._streak)), self._streak
+        )
         self._consec_ok |= new & (self._streak >= SUSTAINED_GRASP_STEPS)
         self._success_once |= new & success
         self._wrong_grasp |= new & wrong
@@ -538,7 +564,9 @@ class PutOnReceptacleEnv(BaseEnv):
             return data
         # with CPU physics on a machine with a GPU, SAPIEN renders on the GPU: compose on the env's device
         rgb, seg = cam["rgb"].to(self.device), cam["segmentation"].to(self.device)
-        bg = torch.stack([self.table_image(s.table) if s else torch.zeros_like(rgb[0]) for s in self._specs_or_none()])
+        bg = torch.stack(
+            [self.table_image(s.table) if s else torch.zeros_like(rgb[0]) for s in self._specs_or_none()]
+        )
         img, fg = C.compose(rgb, seg, self._fg_ids, bg)
         img = self._apply_overlays(img, fg)
         cam["rgb"] = img
@@ -549,7 +577,9 @@ class PutOnReceptacleEnv(BaseEnv):
 
     def overlay_image(self, texture_id: str) -> torch.Tensor:
         if texture_id not in self._overlay_images:
-            self._overlay_images[texture_id] = torch.from_numpy(np.array(self.store.image(texture_id))).to(self.device)
+            self._overlay_images[texture_id] = torch.from_numpy(np.array(self.store.image(texture_id))).to(
+                self.device
+            )
         return self._overlay_images[texture_id]
 
     def _apply_overlays(self, img, fg):
@@ -559,7 +589,12 @@ class PutOnReceptacleEnv(BaseEnv):
             if not any(use):
                 continue
             first = next(s.overlay.texture for s, u in zip(specs, use, strict=False) if u)
-            tex = torch.stack([self.overlay_image(s.overlay.texture if u else first) for s, u in zip(specs, use, strict=False)])
+            tex = torch.stack(
+                [
+                    self.overlay_image(s.overlay.texture if u else first)
+                    for s, u in zip(specs, use, strict=False)
+                ]
+            )
             alpha = torch.tensor([s.overlay.alpha if u else 0.0 for s, u in zip(specs, use, strict=False)])
             img = fn(img, fg, tex, alpha)
         return img

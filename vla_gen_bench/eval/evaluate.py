@@ -196,7 +196,9 @@ def read_done(path: Path) -> dict[tuple[str, int, int], dict]:
             r = json.loads(line)
             done[(r["variant"], int(r["seed"]), int(r["episode"]))] = r
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise RunDirError(f"{path}:{n}: not an episode record ({e}); fix or delete that line, then re-run") from None
+            raise RunDirError(
+                f"{path}:{n}: not an episode record ({e}); fix or delete that line, then re-run"
+            ) from None
     return done
 
 
@@ -218,7 +220,9 @@ def plan(cfg: Evaluate, store) -> list[Item]:
         raise EvalConfigError("--episodes must be >= 1")
     if not cfg.seeds or any(s < 0 for s in cfg.seeds):
         raise EvalConfigError("--seeds must be non-negative integers")
-    return [Item(v.name, int(s), k) for v in get_suite(cfg.suite) for s in cfg.seeds for k in range(cfg.episodes)]
+    return [
+        Item(v.name, int(s), k) for v in get_suite(cfg.suite) for s in cfg.seeds for k in range(cfg.episodes)
+    ]
 
 
 def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
@@ -236,11 +240,23 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
         "asset_pack": cfg.asset_pack or ("rl4vla" if getattr(store, "source", None) else "procedural"),
         "asset_source": getattr(store, "source", None),
         "asset_pack_hash": store.pack_hash,
-        "table_pack": {k: v for k, v in (getattr(store, "table_pack", None) or {}).items() if k in ("name", "hash", "source")}
+        "table_pack": {
+            k: v
+            for k, v in (getattr(store, "table_pack", None) or {}).items()
+            if k in ("name", "hash", "source")
+        }
         or None,
         "control": CONTROL,
-        "variants": {v.name: {"axis": v.axis, "split": v.split, "severity": v.severity, "description": v.summary,
-                              "paper": v.paper} for v in variants},  # fmt: skip
+        "variants": {
+            v.name: {
+                "axis": v.axis,
+                "split": v.split,
+                "severity": v.severity,
+                "description": v.summary,
+                "paper": v.paper,
+            }
+            for v in variants
+        },  # fmt: skip
         "seeds": list(cfg.seeds),
         "episodes_per_seed": cfg.episodes,
         **{k: v for k, v in env_settings(cfg).items() if k != "lighting"},
@@ -254,6 +270,7 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- worker
 _ENVS: dict[tuple, Any] = {}  # in-process envs kept for repeated evaluate() calls (tests, notebooks)
+
 
 @dataclass
 class Worker:
@@ -288,7 +305,9 @@ class Worker:
         if hasattr(first, "act_batch"):  # one model shared by all envs, queried in one batch
             self.policies = [first] * self.cfg.num_envs
         else:  # one instance per env (policies may keep per-episode state)
-            self.policies = [first] + [resolve_policy(self.cfg.policy, **kw) for _ in range(self.cfg.num_envs - 1)]
+            self.policies = [first] + [
+                resolve_policy(self.cfg.policy, **kw) for _ in range(self.cfg.num_envs - 1)
+            ]
         p = self.policies[0]
         return {"spec": p.spec.to_dict(), "metadata": dict(getattr(p, "metadata", {}) or {})}
 
@@ -309,7 +328,9 @@ class Worker:
         states = [env.unwrapped.proprio()[0].copy()]
         shapes = []
         for _ in range(steps):
-            a = validate_action(p.act(policy_observation(env, obs, p.spec.privileged, 0)), p.spec, ACTION_LOW, ACTION_HIGH)
+            a = validate_action(
+                p.act(policy_observation(env, obs, p.spec.privileged, 0)), p.spec, ACTION_LOW, ACTION_HIGH
+            )
             shapes.append(list(a.shape))
             for row in a:
                 full = row[None].repeat(b, 0) if b > 1 else row
@@ -421,7 +442,9 @@ class _Local:
             except queue.Empty:
                 dead = [p for p in self.procs if not p.is_alive() and p.exitcode not in (0, None)]
                 if dead:
-                    raise RuntimeError(f"worker process died (exit code {dead[0].exitcode}); see the messages above") from None
+                    raise RuntimeError(
+                        f"worker process died (exit code {dead[0].exitcode}); see the messages above"
+                    ) from None
                 continue
             if msg[0] == "error":
                 raise WorkerError(msg[2], msg[3])
@@ -456,7 +479,9 @@ class _Ray:
         try:
             import ray
         except ImportError as e:
-            raise RuntimeError("--backend ray needs Ray: pip install 'ray>=2.9' (or: pip install -e '.[cluster]')") from e
+            raise RuntimeError(
+                "--backend ray needs Ray: pip install 'ray>=2.9' (or: pip install -e '.[cluster]')"
+            ) from e
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:
@@ -634,7 +659,9 @@ def evaluate_command(cfg: Evaluate) -> int:
         console.print(f"[red]a worker failed:[/] {e}")
         return 1
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted; finished episodes are in {cfg.out / EPISODES}. Re-run the same command to resume.")
+        console.print(
+            f"[yellow]interrupted; finished episodes are in {cfg.out / EPISODES}. Re-run the same command to resume."
+        )
         return 130
     return 0
 

@@ -25,7 +25,9 @@ def make_env(camera: str = "default", robot: str = "panda", asset_store=None, si
 
     from vla_gen_bench.envs import ENV_ID
 
-    logger.setLevel(logging.ERROR)  # no "CUDA not found, falling back to CPU" noise (the logger is "mani_skill ")
+    logger.setLevel(
+        logging.ERROR
+    )  # no "CUDA not found, falling back to CPU" noise (the logger is "mani_skill ")
     try:
         return gym.make(ENV_ID, camera=camera, robot_uids=robot, asset_store=asset_store, sim_freq=sim_freq,
                         camera_size=camera_size, num_envs=num_envs, **kwargs)  # fmt: skip
@@ -107,7 +109,9 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
 
     b = env.unwrapped.num_envs
     if len(policies) != b or len(seeds) != b:
-        raise ValueError(f"need one policy and one seed per parallel env ({b}); got {len(policies)} and {len(seeds)}")
+        raise ValueError(
+            f"need one policy and one seed per parallel env ({b}); got {len(policies)} and {len(seeds)}"
+        )
     episodes = list(episodes) if episodes is not None else [None] * b
     t0 = time.perf_counter()
     options = {"episode": episodes if b > 1 else episodes[0]} if any(e is not None for e in episodes) else {}
@@ -118,7 +122,9 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
         p.reset(instructions[i])
     privileged = [bool(getattr(p.spec, "privileged", False)) for p in policies]
     # the same instance for every env + act_batch(images, instructions) = a batched model (e.g. OpenVLA)
-    batched = all(p is policies[0] for p in policies) and hasattr(policies[0], "act_batch") and not privileged[0]
+    batched = (
+        all(p is policies[0] for p in policies) and hasattr(policies[0], "act_batch") and not privileged[0]
+    )
     horizon = max_steps or MAX_EPISODE_STEPS
     frames: list[list[np.ndarray]] = [[] for _ in range(b)]
     totals = np.zeros(b)
@@ -156,11 +162,18 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
     flag = lambda k, i: bool(info[k][i])  # noqa: E731
     return [
         EpisodeResult(
-            seed=int(seeds[i]), instruction=instructions[i],
-            success_at_end=flag("success", i), success_once=flag("success_once", i),
-            ever_grasped=flag("ever_grasped", i), consecutive_grasp=flag("consecutive_grasp", i),
-            failure=FAILURE_LABELS[int(info["failure"][i])], steps=steps, return_=round(float(totals[i]), 6),
-            wall_s=wall, episode=specs[i].to_dict() if specs[i] else {}, frames=frames[i],
+            seed=int(seeds[i]),
+            instruction=instructions[i],
+            success_at_end=flag("success", i),
+            success_once=flag("success_once", i),
+            ever_grasped=flag("ever_grasped", i),
+            consecutive_grasp=flag("consecutive_grasp", i),
+            failure=FAILURE_LABELS[int(info["failure"][i])],
+            steps=steps,
+            return_=round(float(totals[i]), 6),
+            wall_s=wall,
+            episode=specs[i].to_dict() if specs[i] else {},
+            frames=frames[i],
         )  # fmt: skip
         for i in range(b)
     ]

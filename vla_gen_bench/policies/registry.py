@@ -70,7 +70,9 @@ def resolve_policy(spec: str, **kwargs: Any) -> Policy:
         policy = cls(**kwargs) if kwargs else cls()
         missing = [m for m in ("reset", "act") if not callable(getattr(policy, m, None))]
         if missing:
-            raise PolicyError(f"{spec} does not implement the Policy protocol: missing {', '.join(missing)}()")
+            raise PolicyError(
+                f"{spec} does not implement the Policy protocol: missing {', '.join(missing)}()"
+            )
         return policy
     close = difflib.get_close_matches(spec, BUILTIN, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

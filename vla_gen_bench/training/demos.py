@@ -218,12 +218,21 @@ class DemoWorker:
 
         check_training_spec(spec)
         env = self.env
-        rec: dict[str, list] = {"images": [], "states": [], "actions": [], "executed": [], "rewards": [], "success": []}
+        rec: dict[str, list] = {
+            "images": [],
+            "states": [],
+            "actions": [],
+            "executed": [],
+            "rewards": [],
+            "success": [],
+        }
 
         def on_step(t, obs, action, next_obs, reward, info):
             rec["images"].append(obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy())
             rec["states"].append(state_before[0])
-            rec["actions"].append(policy.label.copy())  # the clean demonstrator action (= executed without noise)
+            rec["actions"].append(
+                policy.label.copy()
+            )  # the clean demonstrator action (= executed without noise)
             rec["executed"].append(np.asarray(action[0], dtype=np.float32))
             rec["rewards"].append(float(reward[0]))
             rec["success"].append(bool(np.asarray(info["success"]).reshape(-1)[0]))
@@ -293,7 +302,9 @@ class _StateTap:
         if (self.noise_xyz or self.noise_yaw) and getattr(self.policy, "phase", None) in NOISY_PHASES:
             # noise proportional to the commanded motion (full strength at a 4 cm / 0.5 rad step), so the
             # demonstrator still converges on the grasp and the drop point, where its steps are small
-            out[:3] += self.rng.normal(0.0, self.noise_xyz * min(1.0, float(np.linalg.norm(out[:3])) / 0.04), 3)
+            out[:3] += self.rng.normal(
+                0.0, self.noise_xyz * min(1.0, float(np.linalg.norm(out[:3])) / 0.04), 3
+            )
             out[5] += self.rng.normal(0.0, self.noise_yaw * min(1.0, abs(float(out[5])) / 0.5))
         if self.noise_gripper and getattr(self.policy, "phase", None) == "approach":
             if self._burst == 0 and self.rng.random() < self.noise_gripper:
@@ -362,8 +373,17 @@ def collect(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     old = root / CARD_NAME
     if old.is_file():
         prev = json.loads(old.read_text()).get("config", {})
-        for f in ("variant", "seed", "camera", "camera_size", "sim_freq", "oracle", "noise_xyz", "noise_yaw",
-                  "noise_gripper"):
+        for f in (
+            "variant",
+            "seed",
+            "camera",
+            "camera_size",
+            "sim_freq",
+            "oracle",
+            "noise_xyz",
+            "noise_yaw",
+            "noise_gripper",
+        ):
             if prev.get(f) != card_cfg.get(f):
                 raise DemoConfigError(
                     f"{root} holds a dataset with {f}={prev.get(f)!r}, this command asks for {card_cfg.get(f)!r}; "

@@ -176,8 +176,14 @@ def soft_targets(bins, n_bins: int, sigma: float):
 
 
 def action_token_loss(
-    network, pixel_values, input_ids, attention_mask, action_tokens, label_sigma: float = 0.0,
-    input_action_tokens=None, dim_weights=None,
+    network,
+    pixel_values,
+    input_ids,
+    attention_mask,
+    action_tokens,
+    label_sigma: float = 0.0,
+    input_action_tokens=None,
+    dim_weights=None,
 ):
     """Cross-entropy of the action tokens under the constrained (action-ids-only) softmax, teacher-forced.
 
@@ -335,7 +341,9 @@ def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | No
     conv_opts = (image_size is not None or patch_grid is not None or conv_coords or conv_keypoints or conv_batchnorm
                  or single_featurizer)  # fmt: skip
     if conv_opts and featurizer != "conv":
-        raise ValueError("image_size, patch_grid and the conv_* options need featurizer='conv' (the ViTs are fixed)")
+        raise ValueError(
+            "image_size, patch_grid and the conv_* options need featurizer='conv' (the ViTs are fixed)"
+        )
     if featurizer is None or featurizer == p.config.featurizer_type:
         return init_checkpoint(preset, out, seed=seed, overwrite=True, device=device)
     if featurizer != "conv":
@@ -356,9 +364,16 @@ def init_from_preset(preset: str, out: Path, seed: int = 0, featurizer: str | No
     tag = (f"{size if image_size else ''}{f'g{grid}' if patch_grid else ''}{'xy' if conv_coords else ''}"
            f"{f'kp{conv_keypoints}' if conv_keypoints else ''}{'bn' if conv_batchnorm else ''}")  # fmt: skip
     n = 1 if single_featurizer else len(old)
-    single = {"use_fused_vision_backbone": False, "arch_specifier": "no-align+gelu-mlp",
-              "timm_model_ids": p.config.timm_model_ids[:1],
-              "timm_override_act_layers": p.config.timm_override_act_layers[:1]} if single_featurizer else {}
+    single = (
+        {
+            "use_fused_vision_backbone": False,
+            "arch_specifier": "no-align+gelu-mlp",
+            "timm_model_ids": p.config.timm_model_ids[:1],
+            "timm_override_act_layers": p.config.timm_override_act_layers[:1],
+        }
+        if single_featurizer
+        else {}
+    )
     config = replace(p.config, featurizer_type="conv", featurizer_kwargs=kw[:n], image_sizes=(size,) * n,
                      preset=f"{preset}+conv{tag}{'x1' if single_featurizer else ''}", **single)  # fmt: skip
     tokenizer = build_tokenizer(config.tokenizer_vocab_size, config.n_action_bins)
@@ -471,7 +486,13 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     if cfg.idle_min_translation is not None:
         from vla_gen_bench.training.demos import IdleFilter
 
-        hold = DemoDataset(cfg.demos, max_episodes=1).card().get("config", {}).get("filter", {}).get("success_hold", 6)
+        hold = (
+            DemoDataset(cfg.demos, max_episodes=1)
+            .card()
+            .get("config", {})
+            .get("filter", {})
+            .get("success_hold", 6)
+        )
         refilter = IdleFilter(min_translation=cfg.idle_min_translation, min_rotation=cfg.idle_min_rotation,
                               success_hold=int(hold))  # fmt: skip
     data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter)
@@ -487,9 +508,16 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         base = out / "init"
         if not (base / "config.json").is_file():
             init_from_preset(
-                cfg.init, base, seed=cfg.init_seed, featurizer=cfg.featurizer, image_size=cfg.image_size,
-                patch_grid=cfg.patch_grid, conv_coords=cfg.conv_coords, conv_keypoints=cfg.conv_keypoints,
-                conv_batchnorm=cfg.conv_batchnorm, single_featurizer=cfg.single_featurizer,
+                cfg.init,
+                base,
+                seed=cfg.init_seed,
+                featurizer=cfg.featurizer,
+                image_size=cfg.image_size,
+                patch_grid=cfg.patch_grid,
+                conv_coords=cfg.conv_coords,
+                conv_keypoints=cfg.conv_keypoints,
+                conv_batchnorm=cfg.conv_batchnorm,
+                single_featurizer=cfg.single_featurizer,
                 device=str(device),
             )
     else:
@@ -511,7 +539,9 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     aux = AuxStateHead.build(network, data, device) if cfg.aux_state > 0 else None
     optimizer = torch.optim.AdamW(params + (list(aux.head.parameters()) if aux else []), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)  # fmt: skip
-    dim_weights = None if cfg.gripper_weight == 1.0 else [1.0] * 6 + [cfg.gripper_weight]  # 7 dims, gripper last
+    dim_weights = (
+        None if cfg.gripper_weight == 1.0 else [1.0] * 6 + [cfg.gripper_weight]
+    )  # 7 dims, gripper last
     batcher = Batcher(vla, key, shift_aug=cfg.shift_aug)
 
     def lr_at(step: int) -> float:
@@ -636,7 +666,15 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
                 if not progress:
                     console.print(f"step {step} loss {row['loss']:.4f} acc {row['acc']:.3f} "
                                   f"bin_err {row['bin_err']:.2f} {row['samples_per_s']:.1f} samples/s")  # fmt: skip
-                window = {"loss": 0.0, "acc": 0.0, "bin_err": 0.0, "aux_loss": 0.0, "n": 0, "samples": 0, "t": now}
+                window = {
+                    "loss": 0.0,
+                    "acc": 0.0,
+                    "bin_err": 0.0,
+                    "aux_loss": 0.0,
+                    "n": 0,
+                    "samples": 0,
+                    "t": now,
+                }
             done = step == cfg.max_steps or out_of_time
             if step % cfg.save_every == 0 or done:
                 model.eval()

@@ -188,7 +188,9 @@ class PositionGrid:
 
     def describe(self) -> str:
         if self.is_train:
-            return "training 6x6 grid, 3 cm pitch, pairs > 7 cm apart (784 pairs), yaw in {0, 45, 90, 135} deg"
+            return (
+                "training 6x6 grid, 3 cm pitch, pairs > 7 cm apart (784 pairs), yaw in {0, 45, 90, 135} deg"
+            )
         where = f"cells {self.ring} pitch(es) outside the training grid" if self.ring else "grid"
         return f"{where} (scale {self.scale:g}), {len(cell_pairs(self.cells()))} pairs, unseen yaws {{-22.5, -67.5, -112.5, -157.5}} deg"
 
@@ -333,7 +335,9 @@ def _pose_offsets() -> np.ndarray:
     the all-zero row are excluded."""
     small = (-0.15, -0.08, 0.0, 0.08, 0.15)
     wrist = (-0.6, -0.3, 0.0, 0.3, 0.6)
-    rows = np.array(list(itertools.product(small, small, small, small, small, small, wrist)), dtype=np.float64)
+    rows = np.array(
+        list(itertools.product(small, small, small, small, small, small, wrist)), dtype=np.float64
+    )
     keep = (np.abs(rows[:, 1] + rows[:, 3]) <= 0.25 + 1e-9) & np.any(rows != 0, axis=1)
     return rows[keep]
 

@@ -59,7 +59,11 @@ def index(store) -> str:
              f"Task family `VgbPutOnReceptacle-v1`: \"{TRAIN_TEMPLATE}\". Catalog hash `{catalog_hash(store=store)}`.", "",
              "| suite | variants | suite hash |", "|---|---|---|"]  # fmt: skip
     lines += [f"| `{s}` | {len(n)} | `{suite_hash(s, store)}` |" for s, n in SUITES.items()]
-    lines += ["", "| variant | axis | split | severity | paper setting | summary |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| variant | axis | split | severity | paper setting | summary |",
+        "|---|---|---|---|---|---|",
+    ]
     lines += [f"| [`{v.name}`]({v.name}.md) | {v.axis} | {v.split} | {'-' if v.severity is None else f'{v.severity:g}'} "
               f"| {v.paper or '-'} | {v.summary} |" for v in CATALOG]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -33,7 +33,12 @@ class ManifestEntry:
     spec: EpisodeSpec
 
     def to_dict(self) -> dict:
-        return {"variant": self.variant, "seed": self.seed, "episode": self.episode, "spec": self.spec.to_dict()}
+        return {
+            "variant": self.variant,
+            "seed": self.seed,
+            "episode": self.episode,
+            "spec": self.spec.to_dict(),
+        }
 
 
 def _check_index(seed: int, k: int) -> None:
@@ -45,7 +50,11 @@ def base_draw(seed: int, k: int, store) -> dict:
     """The in-distribution draw of episode ``k`` for ``seed`` (shared by every variant)."""
     _check_index(seed, k)
     rng = np.random.default_rng([int(seed), int(k)])
-    objs, recs, tables = store.ids("object", "train"), store.ids("receptacle", "train"), store.ids("table", "train")
+    objs, recs, tables = (
+        store.ids("object", "train"),
+        store.ids("receptacle", "train"),
+        store.ids("table", "train"),
+    )
     return {
         "object": objs[int(rng.integers(len(objs)))],
         "receptacle": recs[int(rng.integers(len(recs)))],
@@ -66,7 +75,9 @@ def episode(variant, seed: int, k: int, store=None) -> EpisodeSpec:
               objects=[base["object"]], receptacles=[base["receptacle"]], table=base["table"])  # fmt: skip
     for name, axis in v.axes():
         axis.apply(d, base, np.random.default_rng([int(seed), int(k), _STREAMS[name]]), store)
-    d.instruction = d.template.format(object=store.name(d.objects[0]), receptacle=store.name(d.receptacles[0]))
+    d.instruction = d.template.format(
+        object=store.name(d.objects[0]), receptacle=store.name(d.receptacles[0])
+    )
     d.meta.update({"variant": v.name, "seed": int(seed), "episode": int(k)})
     d.meta.setdefault("matched", "cells")
     return d.to_spec()
@@ -117,7 +128,9 @@ def check_training_spec(spec: EpisodeSpec, store=None) -> None:
     allowed = {TRAIN_TEMPLATE.format(object=store.name(o), receptacle=store.name(spec.receptacles[0]))
                for o in spec.objects}  # fmt: skip
     if spec.instruction not in allowed:
-        problems.append(f"instruction {spec.instruction!r} does not use the training template {TRAIN_TEMPLATE!r}")
+        problems.append(
+            f"instruction {spec.instruction!r} does not use the training template {TRAIN_TEMPLATE!r}"
+        )
     for xy in (*spec.object_xy, *spec.receptacle_xy):
         if np.min(np.linalg.norm(_CELLS - np.asarray(xy), axis=1)) > 1e-6:
             problems.append(f"position {tuple(round(c, 4) for c in xy)} is not a training-grid cell")
