@@ -484,15 +484,11 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     # --- data: demonstrations (training pools only: collect-demos refused anything else) ---------------------------
     refilter = None
     if cfg.idle_min_translation is not None:
-        from vla_gen_bench.training.demos import IdleFilter
+        from vla_gen_bench.training.demos import CARD_NAME, IdleFilter
 
-        hold = (
-            DemoDataset(cfg.demos, max_episodes=1)
-            .card()
-            .get("config", {})
-            .get("filter", {})
-            .get("success_hold", 6)
-        )
+        card_path = Path(cfg.demos) / CARD_NAME
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        hold = card.get("config", {}).get("filter", {}).get("success_hold", 6)
         refilter = IdleFilter(min_translation=cfg.idle_min_translation, min_rotation=cfg.idle_min_rotation,
                               success_hold=int(hold))  # fmt: skip
     data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter)
@@ -632,7 +628,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
                     loss, st = action_token_loss(network, batch["pixel_values"], batch["input_ids"],
                                                  batch["attention_mask"], batch["action_tokens"], cfg.label_sigma,
                                                  input_action_tokens=fed, dim_weights=dim_weights)  # fmt: skip
-                    aux_loss = aux.loss([data[int(i)] for i in idx]) if aux is not None else None
+                    aux_loss = aux.loss(idx) if aux is not None else None
                 total = loss if aux_loss is None else loss + cfg.aux_state * aux_loss
                 (total / cfg.grad_accum).backward()
                 window["aux_loss"] += aux_loss.item() if aux_loss is not None else 0.0
@@ -712,8 +708,8 @@ class AuxStateHead:
     during the policy's own forward pass, so it costs no extra vision compute) regressing each step's standardised
     ``[state (16), scene (4)]``; dimensions constant over the dataset are dropped."""
 
-    def __init__(self, head, mean, std, use, captured: dict) -> None:
-        self.head, self.mean, self.std, self.use, self.captured = head, mean, std, use, captured
+    def __init__(self, head, targets: np.ndarray, captured: dict) -> None:
+        self.head, self.targets, self.captured = head, targets, captured  # targets: (N, d) standardised
 
     @classmethod
     def build(cls, network, data, device) -> AuxStateHead:
@@ -730,15 +726,15 @@ class AuxStateHead:
         captured: dict[str, Any] = {}
         backbone.register_forward_hook(lambda mod, inp, out: captured.__setitem__("features", out))
         head = torch.nn.Linear(n_features, int(use.sum())).to(device)
-        return cls(head, mean[use], std[use], use, captured)
+        return cls(head, ((targets - mean) / np.where(use, std, 1.0))[:, use].astype(np.float32), captured)
 
-    def loss(self, items: list[dict[str, Any]]):
+    def loss(self, idx: np.ndarray):
+        """MSE of the head on the features the last forward pass saw, for the dataset steps ``idx`` of its batch."""
         import torch
         import torch.nn.functional as F
 
         feats = self.captured.pop("features").flatten(1).float()
-        raw = np.stack([np.concatenate([it["state"], it["scene"]]) for it in items])[:, self.use]
-        target = torch.as_tensor((raw - self.mean) / self.std, dtype=torch.float32, device=feats.device)
+        target = torch.as_tensor(self.targets[idx], device=feats.device)
         return F.mse_loss(self.head(feats), target)
 
 
