@@ -44,6 +44,16 @@ class Evaluate:
     """Manifest seeds; episode k of seed s is the same configuration in every run."""
     workers: int = 1
     """Simulator processes (each pays a ~10 s render-pipeline compile)."""
+    policy_server: Literal["auto", "on", "off"] = "auto"
+    """auto: with --workers >= 2, a batched policy (openvla:<dir>, a module:Class with act_batch) is loaded once, in
+    one policy process (on the GPU when there is one), and answers all workers in dynamic batches; off: each worker
+    loads its own copy. Results are the same either way (greedy: identical actions; sampling: per-episode streams)."""
+    max_batch: int = 32
+    """Policy process: largest batch per forward pass."""
+    max_wait_ms: float = 5.0
+    """Policy process: how long a batch waits for more requests unless every worker is already in it."""
+    policy_timeout: float = 600.0
+    """Seconds a worker waits for the policy process (or a ws:// server) to answer one observation."""
     backend: Literal["local", "ray"] = "local"
     address: str | None = None
     """Ray cluster address for --backend ray (default: start a local Ray)."""
@@ -281,6 +291,8 @@ class Worker:
     videos_per_kind: int = 0
     shared: bool = False
     """Keep the env open for later in-process runs with the same settings (the render-pipeline compile is paid once)."""
+    policy_url: str | None = None
+    """The policy process to ask for actions (``ws://127.0.0.1:<port>``) instead of loading the policy here."""
     _saved: dict = field(default_factory=dict)
 
     def setup(self) -> dict:
@@ -301,6 +313,14 @@ class Worker:
             if self.shared:
                 _ENVS[key] = self.env
         kw = policy_kwargs(self.cfg)
+        if self.policy_url is not None:  # the model lives in the policy process; this worker only simulates
+            from vla_gen_bench.policies.remote import RemotePolicy
+
+            remote = RemotePolicy(self.policy_url, timeout_s=self.cfg.policy_timeout)
+            # identify the policy by what it reports about itself, as when it is loaded in-process (same policy id)
+            remote.metadata = dict(remote._server_meta.get("metadata") or {})
+            self.policies = [remote]
+            return {"spec": remote.spec.to_dict(), "metadata": remote.metadata}
         first = resolve_policy(self.cfg.policy, **kw)
         if hasattr(first, "act_batch"):  # one model shared by all envs, queried in one batch
             self.policies = [first] * self.cfg.num_envs
@@ -342,7 +362,7 @@ class Worker:
     def run(self, items: list[Item], out_dir: Path | None) -> list[dict]:
         from vla_gen_bench.envs.robots import ACTION_HIGH, ACTION_LOW
         from vla_gen_bench.eval.conventions import validate_action
-        from vla_gen_bench.eval.runner import run_batch, write_video
+        from vla_gen_bench.eval.runner import episode_key, run_batch, write_video
         from vla_gen_bench.variants import episode, get_variant
 
         # the profile's quirks act on the manifest's episodes; the catalog is untouched
@@ -351,8 +371,10 @@ class Worker:
         pad = self.cfg.num_envs - len(items)
         check = lambda i, a: validate_action(a, self.policies[i].spec, ACTION_LOW, ACTION_HIGH)  # noqa: E731
         want_video = self.videos_per_kind > 0
+        keys = [episode_key(*it.key) for it in items]
         results = run_batch(self.env, self.policies, [it.seed for it in items] + [0] * pad, specs + [specs[0]] * pad,
-                            record_frames=want_video, on_action=check)[: len(items)]  # fmt: skip
+                            record_frames=want_video, on_action=check, episode_keys=keys + keys[:1] * pad,
+                            )[: len(items)]  # fmt: skip
         records = []
         for it, spec, res in zip(items, specs, results, strict=True):
             v = get_variant(it.variant)
@@ -363,6 +385,7 @@ class Worker:
                 else res.success_at_end, "success_once": res.success_once, "grasped": res.ever_grasped,
                 "consecutive_grasp": res.consecutive_grasp, "failure": res.failure, "steps": res.steps,
                 "return": res.return_, "wall_s": res.wall_s, "instruction": res.instruction,
+                "action_digest": res.action_digest,
                 "matched": spec.meta.get("matched"), "worker": self.index,
             }  # fmt: skip
             kind = "success" if res.success_at_end else "failure"
@@ -388,13 +411,14 @@ class Worker:
             env.close()
 
 
-def _process_main(cfg: Evaluate, index: int, videos: int, out_dir: str, tasks, results) -> None:
+def _process_main(cfg: Evaluate, index: int, videos: int, out_dir: str, tasks, results,
+                  policy_url: str | None = None) -> None:  # fmt: skip
     """Worker process: set up, optionally probe, then run batches until it receives None."""
     import logging
     import traceback
 
     logging.getLogger("mani_skill").setLevel(logging.ERROR)
-    w = Worker(cfg, index, videos)
+    w = Worker(cfg, index, videos, policy_url=policy_url)
     try:
         info = w.setup()
         if cfg.check:
@@ -410,63 +434,120 @@ def _process_main(cfg: Evaluate, index: int, videos: int, out_dir: str, tasks, r
 
 # ---------------------------------------------------------------------------------------------- backends
 class _Local:
-    """Worker processes (multiprocessing, spawn) fed through a queue; in-process when workers == 1."""
+    """Worker processes (multiprocessing, spawn), each fed its own queue; in-process when workers == 1.
 
-    def __init__(self, cfg: Evaluate, out_dir: Path, videos: int):
-        self.cfg, self.out_dir = cfg, out_dir
+    The parent knows which batch each worker holds, so a worker process that dies (killed, segfault, out of memory)
+    is replaced and its batch handed to the replacement: nothing is lost and, since only the parent writes records,
+    nothing is written twice. A policy process (``policy``), when there is one, is watched too: its death stops the
+    run with a message saying how to resume.
+    """
+
+    MAX_RESTARTS = 3  # per run: a worker that keeps dying points at a real problem
+
+    def __init__(self, cfg: Evaluate, out_dir: Path, videos: int, policy=None):
+        self.cfg, self.out_dir, self.videos, self.policy = cfg, out_dir, videos, policy
+        url = policy.url if policy is not None else None
         if cfg.workers == 1:
-            self.w = Worker(cfg, 0, videos, shared=True)
+            self.w = Worker(cfg, 0, videos, shared=url is None, policy_url=url)
             self.info = [self.w.setup()]
             if cfg.check:
                 self.info[0]["probe"] = self.w.probe()
             return
         import multiprocessing as mp
 
-        ctx = mp.get_context("spawn")
-        self.tasks, self.results = ctx.Queue(), ctx.Queue()
-        self.procs = [ctx.Process(target=_process_main, args=(cfg, i, videos, str(out_dir), self.tasks, self.results),
-                                  daemon=True) for i in range(cfg.workers)]  # fmt: skip
-        for p in self.procs:
-            p.start()
-        self.info = []
-        for _ in self.procs:
+        self.ctx = mp.get_context("spawn")
+        self.results = self.ctx.Queue()
+        self.procs: dict[int, Any] = {}
+        self.queues: dict[int, Any] = {}
+        self.holding: dict[int, list[Item] | None] = {}
+        self.restarts = 0
+        for i in range(cfg.workers):
+            self._start(i)
+        self.info = [None] * cfg.workers
+        for _ in range(cfg.workers):
             msg = self._get()
-            self.info.append(msg[2])
+            self.info[msg[1]] = msg[2]
+
+    def _start(self, i: int) -> None:
+        self.queues[i] = self.ctx.Queue()
+        url = self.policy.url if self.policy is not None else None
+        self.procs[i] = self.ctx.Process(target=_process_main, daemon=True,
+                                         args=(self.cfg, i, self.videos, str(self.out_dir), self.queues[i],
+                                               self.results, url))  # fmt: skip
+        self.procs[i].start()
+        self.holding[i] = None
+
+    def _check(self) -> None:
+        """Raise if the policy process died; replace dead workers and give their batch to the replacement."""
+        import sys
+
+        if self.policy is not None and (err := self.policy.died()) is not None:
+            raise err
+        for i, p in self.procs.items():
+            if p.is_alive() or p.exitcode == 0:
+                continue
+            if self.restarts >= self.MAX_RESTARTS:
+                raise RuntimeError(f"worker process {i} died (exit code {p.exitcode}) after {self.restarts} restarts; "
+                                   "see the messages above. Finished episodes are saved: re-run to resume")  # fmt: skip
+            self.restarts += 1
+            batch = self.holding[i]
+            print(f"worker {i} died (exit code {p.exitcode}); restarting it"
+                  + (f" and re-running its {len(batch)} episode(s)" if batch else ""), file=sys.stderr)  # fmt: skip
+            self._start(i)
+            if batch:
+                self.queues[i].put(batch)
+                self.holding[i] = batch
 
     def _get(self):
         import queue
 
         while True:
             try:
-                msg = self.results.get(timeout=5)
+                msg = self.results.get(timeout=2)
             except queue.Empty:
-                dead = [p for p in self.procs if not p.is_alive() and p.exitcode not in (0, None)]
-                if dead:
-                    raise RuntimeError(
-                        f"worker process died (exit code {dead[0].exitcode}); see the messages above"
-                    ) from None
+                self._check()
                 continue
             if msg[0] == "error":
+                if self.policy is not None and (err := self.policy.died()) is not None:
+                    raise err from WorkerError(msg[2], msg[3])
                 raise WorkerError(msg[2], msg[3])
             return msg
 
     def run(self, batches: list[list[Item]]):
         if self.cfg.workers == 1:
             for b in batches:
-                yield self.w.run(b, self.out_dir)
+                if self.policy is not None and (err := self.policy.died()) is not None:
+                    raise err
+                try:
+                    yield self.w.run(b, self.out_dir)
+                except Exception as e:
+                    if self.policy is not None and (err := self.policy.died()) is not None:
+                        raise err from e
+                    raise
             return
-        for b in batches:
-            self.tasks.put(b)
-        for _ in batches:
-            yield self._get()[2]
+        todo = list(batches)
+        for i in self.procs:
+            if todo:
+                self.holding[i] = todo.pop(0)
+                self.queues[i].put(self.holding[i])
+        while any(b is not None for b in self.holding.values()):
+            msg = self._get()
+            if msg[0] == "ready":  # a replacement worker came up; its batch is already queued
+                continue
+            i = msg[1]
+            self.holding[i] = todo.pop(0) if todo else None
+            if self.holding[i] is not None:
+                self.queues[i].put(self.holding[i])
+            yield msg[2]
 
     def close(self) -> None:
         if self.cfg.workers == 1:
             self.w.close()
             return
-        for _ in self.procs:
-            self.tasks.put(None)
-        for p in self.procs:
+        for i, p in self.procs.items():
+            if p.is_alive():
+                self.queues[i].put(None)
+        for p in self.procs.values():
             p.join(timeout=30)
             if p.is_alive():
                 p.terminate()
@@ -547,6 +628,15 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
     console = console or Console(stderr=True)
     if cfg.workers < 1 or cfg.num_envs < 1:
         raise EvalConfigError("--workers and --num-envs must be >= 1")
+    if cfg.max_batch < 1 or cfg.max_wait_ms < 0 or cfg.policy_timeout <= 0:
+        raise EvalConfigError("--max-batch must be >= 1, --max-wait-ms >= 0 and --policy-timeout > 0")
+    from vla_gen_bench.eval.policy_process import PolicyProcess, wants_policy_process
+
+    try:
+        serve_policy = cfg.backend == "local" and wants_policy_process(cfg.policy, cfg.workers, cfg.num_envs,
+                                                                       cfg.policy_server)  # fmt: skip
+    except ValueError as e:
+        raise EvalConfigError(str(e)) from None
     if cfg.num_envs > 1:
         import torch
 
@@ -586,7 +676,18 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
             if r.get("video"):
                 k = (r["variant"], "success" if r["success"] else "failure")
                 already[k] = already.get(k, 0) + 1
-        backend = (_Ray if cfg.backend == "ray" else _Local)(cfg, out, videos)
+        t_setup = time.perf_counter()
+        policy = None
+        if serve_policy:
+            console.print(f"loading {cfg.policy} once, in a policy process serving {cfg.workers} simulator workers "
+                          f"(batches of <= {cfg.max_batch}, wait <= {cfg.max_wait_ms:g} ms)")  # fmt: skip
+            policy = PolicyProcess(cfg.policy, policy_kwargs(cfg), cfg.max_batch, cfg.max_wait_ms)
+        try:
+            backend = _Ray(cfg, out, videos) if cfg.backend == "ray" else _Local(cfg, out, videos, policy)
+        except BaseException:
+            if policy is not None:
+                policy.close()
+            raise
         try:
             if getattr(backend, "w", None) is not None:
                 backend.w._saved.update(already)  # keep the per-variant video budget across resumes
@@ -607,12 +708,19 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
             wins = sum(bool(r["success"]) for r in done.values())
             n = len(done)
             t0 = time.perf_counter()
+            setup_s = t0 - t_setup
             cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn())  # fmt: skip
             with Progress(*cols, console=console) as bar:
                 task = bar.add_task(cfg.policy, total=len(items), completed=len(done))
                 for records in backend.run(batches):
                     for r in records:
+                        key = (r["variant"], int(r["seed"]), int(r["episode"]))
+                        if (
+                            key in done
+                        ):  # re-run batch of a worker that died after reporting: never write twice
+                            continue
+                        done[key] = r
                         data = r.pop("_video_data", None)
                         if data is not None:
                             (out / r["video"]).parent.mkdir(parents=True, exist_ok=True)
@@ -622,9 +730,20 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
                         n += 1
                     bar.update(task, advance=len(records),
                                description=f"{cfg.policy} | success {wins}/{n} ({wins / max(n, 1):.0%})")  # fmt: skip
-            console.print(f"ran {len(todo)} episodes in {time.perf_counter() - t0:.0f} s")
+            run_s = time.perf_counter() - t0
+            console.print(f"ran {len(todo)} episodes in {run_s:.0f} s ({60 * len(todo) / max(run_s, 1e-9):.1f} "
+                          f"episodes/min after {setup_s:.0f} s of set-up)")  # fmt: skip
+            meta["timing"] = {"setup_s": round(setup_s, 1), "run_s": round(run_s, 1), "episodes": len(todo),
+                              "episodes_per_min": round(60 * len(todo) / max(run_s, 1e-9), 2),
+                              "policy_process": policy is not None}  # fmt: skip
+            if policy is not None:
+                meta["timing"]["policy_load_s"] = policy.load_s
+                meta["timing"]["batching"] = policy.stats()
+            (out / RUN_JSON).write_text(json.dumps(meta, indent=1, default=str))
         finally:
             backend.close()
+            if policy is not None:
+                policy.close()
     else:
         console.print(f"all {len(items)} episodes already in {jsonl}")
         if previous is None:
@@ -643,6 +762,7 @@ def evaluate_command(cfg: Evaluate) -> int:
     console = Console(stderr=True)
     from vla_gen_bench.assets.store import AssetError
     from vla_gen_bench.eval.conventions import ActionError
+    from vla_gen_bench.eval.policy_process import PolicyProcessError
     from vla_gen_bench.policies.registry import PolicyError
     from vla_gen_bench.variants import VariantError
 
@@ -651,10 +771,17 @@ def evaluate_command(cfg: Evaluate) -> int:
     except (ActionError, RunDirError, EvalConfigError, PolicyError, VariantError, AssetError) as e:
         console.print(f"[red]refused:[/] {e}")
         return 2
+    except PolicyProcessError as e:
+        console.print(f"[red]{e}", markup=False)
+        return 1
     except WorkerError as e:
         if e.args[0].startswith(("ActionError", "PolicyError")):
             console.print(f"[red]refused:[/] {e}")
             return 2
+        if e.args[0].startswith("RemotePolicyError"):  # a timeout, a server gone: the message says it all
+            console.print(f"[red]{e}[/]\nFinished episodes are in {cfg.out / EPISODES}; re-run the same command to "
+                          "resume.")  # fmt: skip
+            return 1
         console.print(e.trace)
         console.print(f"[red]a worker failed:[/] {e}")
         return 1

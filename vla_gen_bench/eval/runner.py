@@ -6,13 +6,14 @@ array is executed open-loop, one row per control step) and returns what the epis
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from vla_gen_bench.policies.base import Policy
+from vla_gen_bench.policies.base import Policy, takes_sample_keys
 
 
 def make_env(camera: str = "default", robot: str = "panda", asset_store=None, sim_freq: int = 100,
@@ -51,8 +52,10 @@ def gpu_physx_hint() -> str:
             f"evaluate with --num-envs 1 --workers N (CPU physics; rendering still uses the GPU).")  # fmt: skip
 
 
-def policy_observation(env, obs: dict, privileged: bool = False, i: int = 0) -> dict[str, Any]:
-    """The observation a policy sees for env ``i``: image, instruction, proprio state (+ privileged poses)."""
+def policy_observation(env, obs: dict, privileged: bool = False, i: int = 0,
+                       sample_key: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """The observation a policy sees for env ``i``: image, instruction, proprio state (+ privileged poses, + the
+    ``sample_key`` that seeds a sampling policy's random numbers for this step, when the caller has one)."""
     u = env.unwrapped
     out = {
         "image": obs["sensor_data"]["policy_camera"]["rgb"][i].cpu().numpy(),
@@ -61,7 +64,19 @@ def policy_observation(env, obs: dict, privileged: bool = False, i: int = 0) -> 
     }
     if privileged:
         out["privileged"] = u.privileged()[i]
+    if sample_key is not None:
+        out["sample_key"] = sample_key
     return out
+
+
+def episode_key(variant: str, seed: int, episode: int) -> int:
+    """A stable 40-bit id of one manifest episode; ``step_key`` derives each step's sampling key from it."""
+    return int.from_bytes(hashlib.sha256(f"{variant}/{seed}/{episode}".encode()).digest()[:5], "big")
+
+
+def step_key(episode: int, step: int) -> int:
+    """The sampling key of control step ``step`` of the episode with key ``episode`` (< 2**56, non-negative)."""
+    return (episode << 16) | (step & 0xFFFF)
 
 
 @dataclass
@@ -76,6 +91,8 @@ class EpisodeResult:
     steps: int
     return_: float
     wall_s: float
+    action_digest: str = ""
+    """sha256 (16 hex) of the executed float32 actions: equal digests = the same trajectory of commands."""
     episode: dict = field(default_factory=dict)
     frames: list = field(default_factory=list, repr=False)
 
@@ -94,7 +111,7 @@ def run_episode(env, policy: Policy, seed: int, episode=None, record_frames: boo
 
 def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | None = None,
               record_frames: bool = False, max_steps: int | None = None, on_action=None,
-              on_step=None) -> list[EpisodeResult]:  # fmt: skip
+              on_step=None, episode_keys: list[int] | None = None) -> list[EpisodeResult]:  # fmt: skip
     """The env <-> policy loop: one episode per parallel env (``env.num_envs`` of them, one policy instance
     each), all to the fixed horizon (no early termination; success is read at the last step).
 
@@ -104,6 +121,9 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
     (the evaluator validates conventions there). A (chunk, 7) output is executed open-loop, one row per step.
     ``on_step(t, obs, action, next_obs, reward, info)`` sees every transition (``action`` (b, 7) as executed,
     ``reward`` (b,) numpy): demo collection and RL rollouts record what they need there.
+    ``episode_keys`` (one per env, see :func:`episode_key`) give each policy call a ``sample_key`` (in the
+    observation, or ``act_batch(..., sample_keys=...)``), so a sampling policy draws the same numbers for the same
+    episode step however episodes are batched, ordered or resumed.
     """
     from vla_gen_bench.envs import FAILURE_LABELS, MAX_EPISODE_STEPS
 
@@ -129,6 +149,11 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
     frames: list[list[np.ndarray]] = [[] for _ in range(b)]
     totals = np.zeros(b)
     queues: list[list[np.ndarray]] = [[] for _ in range(b)]
+    digests = [hashlib.sha256() for _ in range(b)]
+    keyed = episode_keys is not None
+    if keyed and len(episode_keys) != b:
+        raise ValueError(f"need one episode key per parallel env ({b}); got {len(episode_keys)}")
+    with_keys = keyed and batched and takes_sample_keys(policies[0].act_batch)
     steps = 0
     while steps < horizon:
         if record_frames:
@@ -138,14 +163,19 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
         need = [i for i in range(b) if not queues[i]]
         if batched and len(need) > 1:  # one shared model: one forward pass for every env that needs an action
             imgs = obs["sensor_data"]["policy_camera"]["rgb"][need].cpu().numpy()
-            outs = list(policies[0].act_batch(imgs, [instructions[i] for i in need]))
+            kw = {"sample_keys": [step_key(episode_keys[i], steps) for i in need]} if with_keys else {}
+            outs = list(policies[0].act_batch(imgs, [instructions[i] for i in need], **kw))
         else:
-            outs = [policies[i].act(policy_observation(env, obs, privileged[i], i)) for i in need]
+            outs = [policies[i].act(policy_observation(env, obs, privileged[i], i,
+                                                       step_key(episode_keys[i], steps) if keyed else None))
+                    for i in need]  # fmt: skip
         for i, a in zip(need, outs, strict=True):
             a = on_action(i, a) if on_action else a
             a = np.asarray(a, dtype=np.float32)
             queues[i] = list(a) if a.ndim == 2 else [a]
         action = np.stack([q.pop(0) for q in queues])  # (b, 7)
+        for i in range(b):
+            digests[i].update(np.ascontiguousarray(action[i], dtype=np.float32).tobytes())
         next_obs, reward, _term, _trunc, info = env.step(action if b > 1 else action[0])
         r = np.asarray(reward.cpu() if hasattr(reward, "cpu") else reward, dtype=np.float64).reshape(b)
         if on_step is not None:
@@ -172,6 +202,7 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
             steps=steps,
             return_=round(float(totals[i]), 6),
             wall_s=wall,
+            action_digest=digests[i].hexdigest()[:16],
             episode=specs[i].to_dict() if specs[i] else {},
             frames=frames[i],
         )  # fmt: skip

@@ -223,10 +223,20 @@ class OpenVLAForActionPrediction(nn.Module):
         n_tokens: int = 7,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        uniforms: torch.Tensor | None = None,
     ) -> GenerateOutput:
-        """Decode exactly ``n_tokens`` action tokens per row (greedy when ``temperature == 0``)."""
+        """Decode exactly ``n_tokens`` action tokens per row (greedy when ``temperature == 0``).
+
+        Sampling draws from ``generator`` (one stream for the whole batch), or, when ``uniforms`` ``(b, n_tokens)``
+        in [0, 1) are given, by inverse CDF with row ``i``'s own numbers: then a row's tokens do not depend on which
+        other rows share its batch (a re-batched or resumed evaluation samples the same actions).
+        """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if uniforms is not None and tuple(uniforms.shape) != (input_ids.shape[0], n_tokens):
+            raise ValueError(
+                f"uniforms must have shape ({input_ids.shape[0]}, {n_tokens}), got {tuple(uniforms.shape)}"
+            )
         embeds, mask, pos = self.build_inputs(pixel_values, input_ids, attention_mask)
         out = self.run_language_model(embeds, mask, pos, use_cache=True)
         cache, h = out.past_key_values, out.last_hidden_state[:, -1]  # (b, d)
@@ -236,7 +246,12 @@ class OpenVLAForActionPrediction(nn.Module):
             logits = self.action_logits(h)  # (b, n_bins)
             if temperature > 0:
                 logp = F.log_softmax(logits / temperature, dim=-1)
-                idx = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)  # (b,)
+                if uniforms is not None:  # inverse CDF: the first bin whose cumulative probability exceeds u
+                    cdf = logp.exp().cumsum(-1)  # (b, n_bins)
+                    u = uniforms[:, step, None].to(cdf)  # (b, 1)
+                    idx = (cdf <= u).sum(-1).clamp(max=cdf.shape[-1] - 1)  # (b,)
+                else:
+                    idx = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)  # (b,)
             else:
                 logp = F.log_softmax(logits, dim=-1)
                 idx = logits.argmax(-1)
@@ -409,9 +424,11 @@ class OpenVLA:
         unnorm_key: str | None = None,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        uniforms: np.ndarray | None = None,
     ) -> ActionPrediction:
         """Batched action prediction: constrained decoding of ``dim`` action tokens (7), decoded and de-normalised
-        with the statistics of ``unnorm_key`` (required when the checkpoint has several)."""
+        with the statistics of ``unnorm_key`` (required when the checkpoint has several). ``uniforms`` ``(b, dim)``
+        gives each row its own random numbers for sampling (see ``generate_actions``)."""
         key = self.resolve_unnorm_key(unnorm_key)
         stats = self.action_stats(key)
         inputs = self.prepare(images, instructions)
@@ -422,6 +439,7 @@ class OpenVLA:
             n_tokens=stats.dim,
             temperature=temperature,
             generator=generator,
+            uniforms=None if uniforms is None else torch.as_tensor(np.asarray(uniforms), dtype=torch.float64),
         )
         tokens = out.tokens.cpu().numpy()
         normalized = self.action_tokenizer.decode(tokens)

@@ -11,6 +11,7 @@ Euler, applied to the previous end-effector *target*), gripper (+1 open, -1 clos
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -60,3 +61,23 @@ class PolicyBase:
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def supports_batches(policy_or_class: Any) -> bool:
+    """A policy (or policy class) declares it answers many environments at once by defining
+    ``act_batch(images (B, H, W, 3) uint8, instructions list[str]) -> (B, 7) or (B, chunk, 7)``.
+
+    Such a policy keeps no per-episode state beyond the instruction that travels with every row (``reset`` is not
+    called per environment), so one instance can serve many simulator workers in dynamic batches.
+    """
+    return callable(getattr(policy_or_class, "act_batch", None)) and not getattr(
+        getattr(policy_or_class, "spec", None), "privileged", False
+    )
+
+
+def takes_sample_keys(act_batch) -> bool:
+    """Whether ``act_batch`` accepts per-row ``sample_keys`` (per-episode random streams for sampling policies)."""
+    try:
+        return "sample_keys" in inspect.signature(act_batch).parameters
+    except (TypeError, ValueError):
+        return False

@@ -106,14 +106,31 @@ class OpenVLAPolicy:
         out[..., 6] = np.where(out[..., 6] > GRIPPER_THRESHOLD, 1.0, -1.0)
         return out
 
-    def act_batch(self, images, instructions: list[str]) -> np.ndarray:
-        """``(B, H, W, 3)`` uint8 images and B instructions -> ``(B, 7)`` env actions (one batched forward)."""
+    def act_batch(
+        self, images, instructions: list[str], sample_keys: list[int | None] | None = None
+    ) -> np.ndarray:
+        """``(B, H, W, 3)`` uint8 images and B instructions -> ``(B, 7)`` env actions (one batched forward).
+
+        ``sample_keys``: when sampling (temperature > 0), row ``i`` with a key draws its random numbers from
+        ``numpy.random.default_rng([seed, key])`` instead of the policy's shared stream, so its action depends only on
+        (seed, key, image, instruction) and not on the other rows of the batch. The evaluator passes one key per
+        (variant, seed, episode, step).
+        """
+        uniforms = None
+        if self.temperature > 0 and sample_keys is not None and any(k is not None for k in sample_keys):
+            dim = self.vla.action_stats(self.unnorm_key).dim
+            shared = torch_rand(len(sample_keys), dim, self.generator)
+            uniforms = np.stack([
+                np.random.default_rng([self.seed, int(k)]).random(dim) if k is not None else shared[i]
+                for i, k in enumerate(sample_keys)
+            ])  # fmt: skip
         pred = self.vla.predict_action(
             images,
             instructions,
             unnorm_key=self.unnorm_key,
             temperature=self.temperature,
             generator=self.generator,
+            uniforms=uniforms,
         )
         return self.to_env_actions(pred.actions)
 
@@ -121,4 +138,12 @@ class OpenVLAPolicy:
         instruction = obs.get("instruction") or self.instruction
         if not instruction:
             raise ValueError("no instruction: call reset(instruction) or pass obs['instruction']")
-        return self.act_batch(np.asarray(obs["image"])[None], [instruction])[0]
+        keys = None if obs.get("sample_key") is None else [obs["sample_key"]]
+        return self.act_batch(np.asarray(obs["image"])[None], [instruction], keys)[0]
+
+
+def torch_rand(b: int, k: int, generator) -> np.ndarray:
+    """``(b, k)`` uniforms from a torch generator (the policy's shared stream, for rows without a sample key)."""
+    import torch
+
+    return torch.rand(b, k, generator=generator, device=generator.device).cpu().double().numpy()

@@ -324,7 +324,10 @@ class RemotePolicy:
         if self._ws is None:
             raise RemotePolicyError(f"not connected to {self.url}; call reset(instruction) first")
         instruction = obs.get("instruction", self._instruction)
-        msg: dict[str, Any] = {k: v for k, v in obs.items() if k != "instruction"}
+        # per-step sampling keys go only to servers that understand them (vgb serve, protocol 2)
+        keys = int(self._server_meta.get("vgb_protocol") or 0) >= 2
+        skip = ("instruction",) if keys else ("instruction", "sample_key")
+        msg: dict[str, Any] = {k: v for k, v in obs.items() if k not in skip}
         msg["image"] = np.ascontiguousarray(obs["image"], dtype=np.uint8)
         msg["state"] = np.asarray(obs.get("state", np.zeros(0)), dtype=np.float32)
         msg["instruction"] = instruction

@@ -15,27 +15,44 @@ name); ``observation/image`` and ``observation/state`` are accepted for ``image`
 Errors in a request (undecodable frame, missing image, the policy raising) are answered with a text frame holding the
 traceback — openpi clients raise it as an exception — and the connection stays open. One policy object serves all
 connections; calls are serialised by a lock, so serve a stateful policy to one client at a time.
+
+**Dynamic batching** (``max_batch > 1`` and a policy that defines ``act_batch``, e.g. ``openvla:<dir>``): observations
+from all connections go to one queue; a single loop takes what is queued (up to ``max_batch``), waits at most
+``max_wait_ms`` for more unless every open connection already has a request in the batch, and answers them all with
+one ``act_batch`` call. While the model runs, new requests queue up and form the next batch, so under load the batch
+size follows the number of clients with no tuning. Such a policy keeps no per-connection state: the instruction
+travels with each observation and ``reset`` is not called. A ``sample_key`` (int) in an observation gives that row
+its own random stream when the policy samples (see ``OpenVLAPolicy.act_batch``); ``vgb evaluate`` sends one per
+episode step, so batching never changes what is sampled. The protocol is unchanged for openpi clients, which send
+one observation per frame as before; the metadata frame says ``"vgb_protocol": 2`` and gives the batching settings.
+``GET /stats`` answers JSON: requests served and a histogram of batch sizes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import threading
 import traceback
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
 import tyro
 
-from vla_gen_bench.policies.base import Policy
+from vla_gen_bench.policies.base import Policy, supports_batches, takes_sample_keys
 from vla_gen_bench.policies.remote import packb, unpackb
 
 log = logging.getLogger(__name__)
 DEFAULT_SERVE_MAX_BYTES = 32 * 2**20
+# Batching defaults (README "Evaluating a 7B checkpoint fast"): the batch is cut early once every open connection has a
+# request in it, so the wait only matters when some clients are busy stepping their simulator.
+DEFAULT_MAX_BATCH = 32
+DEFAULT_MAX_WAIT_MS = 5.0
 _ALIASES = {"image": "observation/image", "state": "observation/state"}
 
 
@@ -43,7 +60,7 @@ class RequestError(ValueError):
     """An observation the server cannot pass to the policy."""
 
 
-def server_metadata(policy: Policy, name: str = "") -> dict[str, Any]:
+def server_metadata(policy: Policy, name: str = "", batching: dict[str, Any] | None = None) -> dict[str, Any]:
     """The metadata frame for ``policy`` (JSON-safe: anything else in policy.metadata is stringified)."""
     meta = json.loads(json.dumps(getattr(policy, "metadata", {}) or {}, default=str))
     spec = getattr(policy, "spec", None)
@@ -51,9 +68,59 @@ def server_metadata(policy: Policy, name: str = "") -> dict[str, Any]:
         "policy": name or type(policy).__name__,
         "action_spec": spec.to_dict() if hasattr(spec, "to_dict") else {},
         "metadata": meta,
-        "vgb_protocol": 1,
+        "vgb_protocol": 2,
         "vgb_reset_flag": True,
+        "batching": batching,
     }
+
+
+@dataclass
+class _Request:
+    obs: dict[str, Any]
+    conn: int
+    future: asyncio.Future
+
+
+@dataclass
+class BatchStats:
+    """What the batcher did: requests answered and how many batches of each size."""
+
+    requests: int = 0
+    sizes: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        n = sum(self.sizes.values())
+        return {"requests": self.requests, "batches": n, "mean_batch": round(self.requests / n, 3) if n else 0.0,
+                "batch_sizes": {str(k): v for k, v in sorted(self.sizes.items())}}  # fmt: skip
+
+
+def act_rows(policy: Policy, observations: list[dict[str, Any]]) -> list[np.ndarray]:
+    """Answer several observations with ``policy.act_batch`` (one call per image shape): a list of float arrays,
+    each (7,) or (chunk, 7). Rows carrying a ``sample_key`` pass it on when ``act_batch`` accepts keys."""
+    out: list[np.ndarray | None] = [None] * len(observations)
+    keyed = takes_sample_keys(policy.act_batch)
+    groups: dict[tuple, list[int]] = {}
+    for i, o in enumerate(observations):
+        groups.setdefault(tuple(np.shape(o["image"])), []).append(i)
+    for rows in groups.values():
+        images = np.stack([observations[i]["image"] for i in rows])
+        instructions = [observations[i]["instruction"] for i in rows]
+        kw = {"sample_keys": [_key(observations[i].get("sample_key")) for i in rows]} if keyed else {}
+        a = np.asarray(policy.act_batch(images, instructions, **kw))
+        if a.dtype.kind not in "fiu" or a.ndim not in (2, 3) or a.shape[0] != len(rows):
+            raise TypeError(f"act_batch returned {a.dtype} actions of shape {a.shape} for {len(rows)} observations; "
+                            "expected (B, 7) or (B, chunk, 7) floats")  # fmt: skip
+        for j, i in enumerate(rows):
+            out[i] = a[j] if a.dtype.kind == "f" else a[j].astype(np.float64)
+    return out  # type: ignore[return-value]
+
+
+def _key(k: Any) -> int | None:
+    if k is None:
+        return None
+    if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 0 <= int(k) < 2**63:
+        return int(k)
+    raise RequestError(f"'sample_key' must be a non-negative integer < 2**63, got {k!r}")
 
 
 def decode_observation(msg: Any, last_instruction: str | None) -> tuple[dict[str, Any], str, bool]:
@@ -90,12 +157,23 @@ class PolicyServer:
 
     def __init__(self, policy: Policy, host: str = "0.0.0.0", port: int = 8000,
                  max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES, name: str = "",
-                 on_ready: Callable[[int], None] | None = None):  # fmt: skip
+                 on_ready: Callable[[int], None] | None = None, max_batch: int = DEFAULT_MAX_BATCH,
+                 max_wait_ms: float = DEFAULT_MAX_WAIT_MS):  # fmt: skip
+        if max_batch < 1 or max_wait_ms < 0:
+            raise ValueError(f"max_batch must be >= 1 and max_wait_ms >= 0 (got {max_batch}, {max_wait_ms})")
         self.policy = policy
         self.host = host
         self.port = port
         self.max_message_bytes = int(max_message_bytes)
-        self.metadata = server_metadata(policy, name)
+        self.max_batch = int(max_batch)
+        self.max_wait_s = float(max_wait_ms) / 1000
+        self.batching = max_batch > 1 and supports_batches(policy)
+        self.stats = BatchStats()
+        self._queue: asyncio.Queue | None = None
+        self._open: set[int] = set()
+        self._ids = itertools.count()
+        batching = {"max_batch": self.max_batch, "max_wait_ms": float(max_wait_ms)} if self.batching else None
+        self.metadata = server_metadata(policy, name, batching)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Future | None = None
@@ -137,13 +215,60 @@ class PolicyServer:
 
         self._loop = asyncio.get_running_loop()
         self._stop = self._loop.create_future()
+        self._queue = asyncio.Queue()
+        batcher = asyncio.create_task(self._batch_loop()) if self.batching else None
         async with serve(self._handle, self.host, self.port, max_size=self.max_message_bytes, compression=None,
-                         process_request=_health) as server:  # fmt: skip
+                         process_request=self._http) as server:  # fmt: skip
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
             if self._on_ready is not None:
                 self._on_ready(self.port)
             await self._stop
+        if batcher is not None:
+            batcher.cancel()
+
+    def _http(self, connection, request):
+        import http
+
+        if request.path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if request.path == "/stats":
+            return connection.respond(http.HTTPStatus.OK, json.dumps(self.stats.to_dict()) + "\n")
+        return None
+
+    # -- dynamic batching
+    async def _batch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                while not self._queue.empty() and len(batch) < self.max_batch:
+                    batch.append(self._queue.get_nowait())
+                waiting = {r.conn for r in batch}
+                remaining = deadline - loop.time()
+                if len(batch) >= self.max_batch or waiting >= self._open or remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except asyncio.TimeoutError:
+                    break
+            batch = [r for r in batch if not r.future.done()]  # a client that left while queued
+            if not batch:
+                continue
+            try:
+                actions = await asyncio.to_thread(act_rows, self.policy, [r.obs for r in batch])
+            except Exception as e:  # noqa: BLE001 - every request of the batch gets the error
+                log.exception("policy failed on a batch of %d", len(batch))
+                for r in batch:
+                    if not r.future.done():
+                        r.future.set_exception(e)
+                continue
+            self.stats.requests += len(batch)
+            self.stats.sizes[len(batch)] += 1
+            for r, a in zip(batch, actions, strict=True):
+                if not r.future.done():
+                    r.future.set_result(a)
 
     # -- one connection
     async def _handle(self, ws) -> None:
@@ -153,6 +278,8 @@ class PolicyServer:
         log.info("connection from %s", peer)
         last: str | None = None
         first = True
+        conn = next(self._ids)
+        self._open.add(conn)
         try:
             await ws.send(packb(self.metadata))
             while True:
@@ -169,8 +296,14 @@ class PolicyServer:
                     if "image" not in obs:
                         if msg.get("reset") is not True:
                             raise RequestError("observation has no 'image' (nor 'observation/image')")
-                        await asyncio.to_thread(self._reset, instruction)
+                        if not self.batching:  # a batched policy keeps no per-connection state to reset
+                            await asyncio.to_thread(self._reset, instruction)
                         reply: dict[str, Any] = {"reset": True}
+                    elif self.batching:
+                        _key(obs.get("sample_key"))  # refuse a bad key here, not inside someone else's batch
+                        fut = asyncio.get_running_loop().create_future()
+                        await self._queue.put(_Request(obs, conn, fut))
+                        reply = {"actions": await fut}
                     else:
                         actions = await asyncio.to_thread(self._act, obs, instruction, reset)
                         reply = {"actions": actions}
@@ -182,6 +315,8 @@ class PolicyServer:
                     await ws.send(traceback.format_exc())
         except ConnectionClosed as e:
             log.info("connection from %s closed (%s)", peer, e)
+        finally:
+            self._open.discard(conn)
 
     def _reset(self, instruction: str) -> None:
         with self._lock:
@@ -197,18 +332,12 @@ class PolicyServer:
         return a if a.dtype.kind == "f" else a.astype(np.float64)
 
 
-def _health(connection, request):
-    import http
-
-    if request.path == "/healthz":
-        return connection.respond(http.HTTPStatus.OK, "ok\n")
-    return None
-
-
 def serve(policy: Policy, host: str = "0.0.0.0", port: int = 8000,
-          max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES, name: str = "") -> None:  # fmt: skip
+          max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES, name: str = "", max_batch: int = DEFAULT_MAX_BATCH,
+          max_wait_ms: float = DEFAULT_MAX_WAIT_MS) -> None:  # fmt: skip
     """Serve ``policy`` until interrupted (Ctrl-C)."""
-    PolicyServer(policy, host, port, max_message_bytes, name).serve_forever()
+    PolicyServer(policy, host, port, max_message_bytes, name, max_batch=max_batch,
+                 max_wait_ms=max_wait_ms).serve_forever()  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- CLI (wired as `vgb serve`)
@@ -227,6 +356,11 @@ class Serve:
     """Passed to the OpenVLA adapter (dataset statistics used to de-normalise actions)."""
     policy_arg: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     """key=value options for the policy's constructor (value parsed as JSON when it is JSON), as in 'vgb evaluate'."""
+    max_batch: int = DEFAULT_MAX_BATCH
+    """Largest batch of observations answered by one act_batch call (policies with act_batch, e.g. openvla:<dir>);
+    1 turns batching off."""
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS
+    """How long a batch waits for more requests, unless every connected client is already in it."""
 
 
 def parse_policy_args(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -253,10 +387,13 @@ def serve_command(cfg: Serve) -> int:
     shown = "localhost" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
 
     def ready(port: int) -> None:
-        console.print(f"serving {cfg.policy!r} on ws://{shown}:{port} (health: http://{shown}:{port}/healthz); "
-                      f"Ctrl-C stops", markup=False)  # fmt: skip
+        how = (f"dynamic batches of up to {cfg.max_batch}, waiting <= {cfg.max_wait_ms:g} ms" if server.batching
+               else "one observation at a time")  # fmt: skip
+        console.print(f"serving {cfg.policy!r} on ws://{shown}:{port} ({how}; health: http://{shown}:{port}/healthz, "
+                      f"batch statistics: /stats); Ctrl-C stops", markup=False)  # fmt: skip
 
-    server = PolicyServer(policy, cfg.host, cfg.port, cfg.max_message_bytes, name=cfg.policy, on_ready=ready)
+    server = PolicyServer(policy, cfg.host, cfg.port, cfg.max_message_bytes, name=cfg.policy, on_ready=ready,
+                          max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms)  # fmt: skip
     try:
         server.serve_forever()
     except KeyboardInterrupt:

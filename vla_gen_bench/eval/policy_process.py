@@ -1,0 +1,139 @@
+"""One policy process serving many simulator workers (``vgb evaluate --workers N`` with a batched policy).
+
+The model is loaded once, in a child process (on the GPU when there is one), behind ``vgb serve``'s websocket
+server bound to 127.0.0.1 on a free port with dynamic batching. Each simulator worker talks to it through the same
+openpi client as ``--policy ws://...``, so the path from an observation to an action is the one users get from
+``vgb serve`` too. Per-episode state (instruction, action chunks, the sampling key of each step) stays with the
+workers; the server holds only the model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import urllib.request
+from typing import Any
+
+
+class PolicyProcessError(RuntimeError):
+    """The policy process failed to start or died; the message says what happened and how to resume."""
+
+
+def wants_policy_process(policy: str, workers: int, num_envs: int, mode: str) -> bool:
+    """Whether ``vgb evaluate`` should serve the policy from one process (``--policy-server auto|on|off``).
+
+    ``auto``: yes for ``openvla:<dir>`` and ``module:Class`` policies whose class defines ``act_batch``, when there
+    are several simulator workers of one env each; scripted, random and remote policies keep running in the workers.
+    ``on`` asks for it and refuses a policy that cannot be batched.
+    """
+    if mode == "off" or workers < 2 or num_envs > 1:
+        if mode == "on" and (workers < 2 or num_envs > 1):
+            raise ValueError("--policy-server on needs --workers >= 2 and --num-envs 1 (with --num-envs > 1 each "
+                             "worker already batches its envs through its own model)")  # fmt: skip
+        return False
+    ok = batchable(policy)
+    if mode == "on" and not ok:
+        raise ValueError(f"--policy-server on: {policy!r} cannot be batched (it needs an act_batch(images, "
+                         "instructions) method: openvla:<dir> or a module:Class that defines one)")  # fmt: skip
+    return ok
+
+
+def batchable(policy: str) -> bool:
+    """Whether the ``--policy`` string names a policy that declares batches (checked without building it)."""
+    from vla_gen_bench.policies.base import supports_batches
+    from vla_gen_bench.policies.registry import BUILTIN
+
+    if policy.startswith("openvla:"):
+        return True
+    if policy in BUILTIN or policy.startswith(("ws://", "wss://")) or ":" not in policy:
+        return False
+    module, _, name = policy.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return False  # the workers' resolve_policy reports the import error properly
+    return cls is not None and supports_batches(cls)
+
+
+def _main(policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float, conn) -> None:
+    """Child process: build the policy once, serve it on 127.0.0.1, report the port (or the error) to the parent."""
+    import logging
+    import traceback
+
+    logging.basicConfig(level=logging.WARNING, format="[policy process] %(levelname)s %(message)s")
+    try:
+        from vla_gen_bench.policies.registry import resolve_policy
+        from vla_gen_bench.policies.serve import PolicyServer
+
+        p = resolve_policy(policy, **kwargs)
+        server = PolicyServer(p, "127.0.0.1", 0, name=policy, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                              on_ready=lambda port: conn.send(("ready", port, server.metadata)))  # fmt: skip
+        server.serve_forever()
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which decides
+        try:
+            conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+        except (BrokenPipeError, OSError):
+            pass
+
+
+class PolicyProcess:
+    """The child process holding the model; ``url`` is what the workers connect to."""
+
+    def __init__(self, policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float,
+                 start_timeout_s: float = 3600.0):  # fmt: skip
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe(duplex=False)
+        self.policy = policy
+        self.proc = ctx.Process(target=_main, args=(policy, kwargs, max_batch, max_wait_ms, child), daemon=True,
+                                name="vgb-policy")  # fmt: skip
+        self.proc.start()
+        child.close()
+        t0 = time.monotonic()
+        while not parent.poll(1.0):
+            if not self.proc.is_alive():
+                raise PolicyProcessError(f"the policy process for {policy} exited with code {self.proc.exitcode} "
+                                         "while loading the model (out of memory?); nothing was run")  # fmt: skip
+            if time.monotonic() - t0 > start_timeout_s:
+                self.close()
+                raise PolicyProcessError(
+                    f"the policy process for {policy} did not start within {start_timeout_s:g} s"
+                )
+        msg = parent.recv()
+        if msg[0] == "error":
+            self.proc.join(timeout=10)
+            from vla_gen_bench.policies.registry import PolicyError
+
+            # the same refusal an in-process load gives (a bad checkpoint, an unknown unnorm key, ...)
+            raise PolicyError(msg[1].split(": ", 1)[1] if msg[1].startswith("PolicyError") else msg[1])
+        self.port, self.metadata = msg[1], msg[2]
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.load_s = round(time.monotonic() - t0, 1)
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def died(self) -> PolicyProcessError | None:
+        """An error describing the death of the process, or None while it runs."""
+        if self.proc.is_alive():
+            return None
+        return PolicyProcessError(f"the policy process serving {self.policy} died (exit code {self.proc.exitcode}; "
+                                  "killed, or out of memory?). Finished episodes are saved: re-run the same command "
+                                  "to resume")  # fmt: skip
+
+    def stats(self) -> dict[str, Any]:
+        """The server's batch statistics (empty when it cannot be asked)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
+                return json.loads(r.read())
+        except (OSError, ValueError):
+            return {}
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(timeout=10)
+            if self.proc.is_alive():
+                self.proc.kill()
