@@ -59,6 +59,18 @@ class Overlay:
 class Reposition:
     at_step: int  # the object is teleported right after this many actions
     xy: tuple[float, float]
+    drop: float | None = None
+    """None: set the object down 1 cm above the table (ours). A height in m: put the object's model origin (a mesh
+    asset's own origin; a procedural shape's bottom) this high above the table and let it fall (RL4VLA: 0.1305)."""
+    settle_s: float = 0.0
+    """Simulated seconds of extra physics right after the teleport, inside the same step (RL4VLA: 0.1)."""
+
+    def to_dict(self) -> dict:
+        """Fields at their defaults are left out, so episodes written before they existed keep their hashes."""
+        d = {"at_step": self.at_step, "xy": self.xy}
+        if self.drop is not None or self.settle_s:
+            d.update(drop=self.drop, settle_s=self.settle_s)
+        return d
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,10 @@ class EpisodeSpec:
             raise ValueError(f"qpos_offset must have 7 arm-joint entries, got {len(self.qpos_offset)}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.reposition is not None:
+            d["reposition"] = self.reposition.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> EpisodeSpec:

@@ -34,18 +34,18 @@ def test_profile_settings_fill_the_defaults_and_explicit_options_win(rl4vla_dir,
 
 def test_evaluate_under_the_profile_records_it_and_resumes_only_with_it(rl4vla_dir, rl4vla_store, tmp_path):
     out = tmp_path / "run"
-    cfg = Evaluate(policy="random", out=out, suite="ind,multi_object_unseen", episodes=1, profile="rl4vla",
-                   robot="panda", rl4vla_assets=rl4vla_dir, videos=0, report=False)  # fmt: skip
+    cfg = Evaluate(policy="random", out=out, suite="ind,multi_object_unseen", episodes=1, seeds=(0,),
+                   profile="rl4vla", robot="panda", rl4vla_assets=rl4vla_dir, videos=0, report=False)  # fmt: skip
     evaluate(cfg)
     run = json.loads((out / RUN_JSON).read_text())
-    assert run["profile"] == "rl4vla" and run["profile_settings"]["quirks"]["eval_temperature"] == 0.0
+    assert run["profile"] == "rl4vla" and run["profile_settings"]["quirks"]["eval_temperature"] == 0.6
     assert (run["camera"], run["robot"], run["sim_freq"]) == ("rl4vla", "panda", 500)
     assert run["asset_pack"] == "rl4vla" and run["asset_pack_hash"] == rl4vla_store.pack_hash
     assert run["asset_source"]["content_hash"] == rl4vla_store.pack_hash
     recs = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(recs) == 2 and {r["variant"] for r in recs} == {"ind", "multi_object_unseen"}
     with pytest.raises(RunDirError, match="profile"):
-        evaluate(Evaluate(policy="random", out=out, suite="ind,multi_object_unseen", episodes=1,
+        evaluate(Evaluate(policy="random", out=out, suite="ind,multi_object_unseen", episodes=1, seeds=(0,),
                           profile="rl4vla:random_episodes=true", robot="panda", rl4vla_assets=rl4vla_dir,
                           videos=0, report=False))  # fmt: skip
 

@@ -29,8 +29,16 @@ def test_named_profiles_and_defaults():
         "lighting": "rl4vla",
     }
     assert p.env_kwargs(robot="panda")["robot"] == "panda"
-    assert p.quirks == Quirks()  # our fixed behaviour by default
+    # the paper's protocol, but none of its bugs or unmatched draws
+    assert p.quirks == Quirks(eval_temperature=0.6)
     assert get_profile("rl4vla-paper").quirks == PAPER_QUIRKS
+    for name in ("rl4vla", "rl4vla-paper"):
+        q = get_profile(name)
+        assert (q.episodes, q.seeds, q.quirks.eval_temperature) == (64, (0, 1, 2), 0.6)
+        assert (q.reposition, q.third_cells, q.to_dict()["shader"]) == ("drop", "rl4vla", "default")
+    v = get_profile("vgb")
+    assert (v.episodes, v.seeds, v.reposition, v.third_cells, v.to_dict()["shader"]) == (8, (0,), "place", "vgb",
+                                                                                         "minimal")  # fmt: skip
 
 
 def test_quirks_from_the_profile_string():
@@ -38,13 +46,16 @@ def test_quirks_from_the_profile_string():
     assert p.quirks.eval_temperature == 0.6 and p.quirks.random_episodes and not p.quirks.duplicate_target
     assert p.robot == "widowx250s" and p.name.startswith("rl4vla:")
     assert get_profile("rl4vla:success=once").quirks.success == "once"
+    p = get_profile("rl4vla-paper:reposition=place,third_cells=vgb")
+    assert (p.reposition, p.third_cells, p.quirks) == ("place", "vgb", PAPER_QUIRKS)
 
 
 @pytest.mark.parametrize(
     "spec, match",
     [("rl4vl", "did you mean 'rl4vla'"), ("rl4vla:temperature=0.6", "did you mean 'eval_temperature'"),
      ("rl4vla:random_episodes=maybe", "true/false"), ("rl4vla:eval_temperature=-1", ">= 0"),
-     ("rl4vla:success=sometimes", "'at_end' or 'once'")],
+     ("rl4vla:success=sometimes", "'at_end' or 'once'"), ("rl4vla:reposition=teleport", "place, drop"),
+     ("rl4vla:third_cell=vgb", "did you mean 'third_cells'")],
 )  # fmt: skip
 def test_bad_profile_strings_say_what_is_allowed(spec, match):
     with pytest.raises(ProfileError, match=match):
@@ -56,7 +67,8 @@ def test_temperature_quirk_applies_to_openvla_only_and_never_overrides_the_user(
     assert p.policy_kwargs("openvla:/ckpt", {})["temperature"] == 0.6
     assert p.policy_kwargs("openvla:/ckpt", {"temperature": 0.0})["temperature"] == 0.0
     assert "temperature" not in p.policy_kwargs("scripted", {})
-    assert "temperature" not in get_profile("rl4vla").policy_kwargs("openvla:/ckpt", {})
+    assert get_profile("rl4vla").policy_kwargs("openvla:/ckpt", {})["temperature"] == 0.6
+    assert "temperature" not in get_profile("rl4vla:eval_temperature=0").policy_kwargs("openvla:/ckpt", {})
 
 
 def test_success_quirk():
@@ -68,6 +80,10 @@ def test_fixed_manifests_by_default_random_draws_as_a_switch(store):
     ours, paper = get_profile("rl4vla"), get_profile("rl4vla:random_episodes=true")
     for name in ("ind", "unseen_table", "unseen_objects"):
         assert ours.episode(name, 0, 3, store) == episode(name, 0, 3, store)
+    # variants without a third cell are the benchmark's manifests under every profile
+    assert get_profile("rl4vla:third_cells=vgb").episode("multi_object_seen", 0, 3, store) == episode(
+        "multi_object_seen", 0, 3, store
+    )
     a = [paper.episode("unseen_table", 0, k, store) for k in range(8)]
     assert a == [paper.episode("unseen_table", 0, k, store) for k in range(8)]  # deterministic (resumable)
     ctrl = [paper.episode("ind", 0, k, store) for k in range(8)]
@@ -86,7 +102,7 @@ def test_duplicate_target_quirk_only_in_the_unseen_multi_object_variant(store):
     rate = 1 / (len(store.ids("object", "unseen")) - 1)
     assert abs(len(dup) / n - rate) < 0.06 and dup
     for s in dup:
-        full = episode("multi_object_unseen", 0, s.meta["episode"], store)
+        full = episode("multi_object_unseen", 0, s.meta["episode"], store, third_cells="rl4vla")
         assert (
             s.objects == full.objects[:1] and s.object_xy == full.object_xy[1:2]
         )  # target at the distractor cell

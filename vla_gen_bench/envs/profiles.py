@@ -3,12 +3,14 @@ set. The variant catalog is the same under every profile; a profile only changes
 
 * ``vgb`` (default): the benchmark as designed (Panda, 224x224 camera, 100 Hz physics, procedural assets).
 * ``rl4vla``: the paper's WidowX-250S with its controller, base pose and initial joints, 500 Hz physics, its
-  640x480 third-person camera (intrinsics and mount pose), its lighting, and assets read from an RL4VLA folder
-  (``more_carrot`` / ``more_plate`` / ``more_table``, see :mod:`vla_gen_bench.assets.rl4vla`). Quirks stay at our
-  fixed behaviour.
+  640x480 third-person camera (intrinsics, mount pose, "default" shader), its lighting, and assets read from an RL4VLA
+  folder (``more_carrot`` / ``more_plate`` / ``more_table``, see :mod:`vla_gen_bench.assets.rl4vla`); the paper's
+  reposition drop, third-cell triples and protocol (temperature 0.6, 3 seeds x 64 episodes). Quirks (the paper's
+  bugs and unmatched draws) stay at our fixed behaviour.
 * ``rl4vla-paper``: ``rl4vla`` with every quirk as the paper had it.
 
-Quirks can also be set one by one: ``rl4vla:eval_temperature=0.6,random_episodes=true`` (see :class:`Quirks`).
+Quirks and the switchable settings can be set one by one: ``rl4vla:random_episodes=true,reposition=place`` (see
+:class:`Quirks` and :data:`SWITCHES`).
 This module is plain data plus pure functions (no simulator import); ``docs/paper_profile.md`` explains each field.
 """
 
@@ -33,6 +35,23 @@ RL4VLA_CAMERA_MOUNT = (
 RL4VLA_LIGHTING = {"ambient": 0.3, "directional": (((0.0, 0.0, -1.0), 2.2), ((-1.0, -0.5, -1.0), 0.7),
                                                    ((1.0, 1.0, -1.0), 0.7))}  # fmt: skip
 RL4VLA_SIM_FREQ = 500
+# RL4VLA renders evaluation, RL rollouts and demo collection with ManiSkill's "default" shader pack (its gym wrapper and
+# collector pass sensor_configs shader_pack="default"); a ManiSkill 3.0.1 CameraConfig defaults to "minimal".
+RL4VLA_SHADER = "default"
+# Mid-episode reposition (PositionChangeTo-v1): the object's model origin is set at z = 1.0 over a table top at
+# z ~ 0.8695, then `_settle(0.5)` runs half a control step of physics (50 substeps at 500 Hz = 0.1 s) inside the step.
+RL4VLA_TABLE_TOP_Z = 0.8695
+RL4VLA_REPOSITION_DROP = round(1.0 - RL4VLA_TABLE_TOP_Z, 4)  # 0.1305 m above the table
+RL4VLA_REPOSITION_SETTLE_S = 0.1
+# The paper's evaluation protocol: 64 parallel envs x seeds {0, 1, 2}, OpenVLA sampled at temperature 0.6.
+RL4VLA_EPISODES = 64
+RL4VLA_SEEDS = (0, 1, 2)
+RL4VLA_EVAL_TEMPERATURE = 0.6
+
+
+def camera_shader(camera: str) -> str:
+    """The ManiSkill shader pack a named policy camera renders with (``CAMERAS`` in the task module uses the same)."""
+    return RL4VLA_SHADER if camera == "rl4vla" else "minimal"
 
 
 def _qmul(a, b):
@@ -73,8 +92,9 @@ class Quirks:
     """Where RL4VLA's evaluation differs from ours. Defaults are our fixed behaviour; the paper's value is named."""
 
     eval_temperature: float = 0.0
-    """OpenVLA sampling temperature at evaluation: 0 = greedy (ours); the paper samples at 0.6. Applied to
-    ``openvla:`` policies that were not given ``--policy-arg temperature=...``; other policies set their own."""
+    """OpenVLA sampling temperature at evaluation: 0 = greedy (the quirk's neutral value); the paper samples at 0.6,
+    which both rl4vla profiles use. Applied to ``openvla:`` policies that were not given
+    ``--policy-arg temperature=...``; other policies set their own."""
     success: Literal["at_end", "once"] = "at_end"
     """Which success a record scores: at the final step (ours and the paper's) or at any step (``once``)."""
     duplicate_target: bool = False
@@ -93,7 +113,12 @@ class Quirks:
             raise ProfileError(f"success must be 'at_end' or 'once', got {self.success!r}")
 
 
-PAPER_QUIRKS = Quirks(eval_temperature=0.6, success="at_end", duplicate_target=True, random_episodes=True)
+RL4VLA_QUIRKS = Quirks(eval_temperature=RL4VLA_EVAL_TEMPERATURE)
+PAPER_QUIRKS = Quirks(eval_temperature=RL4VLA_EVAL_TEMPERATURE, success="at_end", duplicate_target=True,
+                      random_episodes=True)  # fmt: skip
+
+# Profile settings (besides the quirks) that a profile string may switch: "rl4vla:reposition=place".
+SWITCHES = {"reposition": ("place", "drop"), "third_cells": ("vgb", "rl4vla")}
 
 
 @dataclass(frozen=True)
@@ -108,7 +133,26 @@ class Profile:
     lighting: str = "default"
     assets: Literal["procedural", "rl4vla"] = "procedural"
     """``procedural``: the built-in pack (or ``--asset-pack``); ``rl4vla``: a folder in RL4VLA's layout."""
+    reposition: Literal["place", "drop"] = "place"
+    """Mid-episode reposition: ``place`` sets the object down 1 cm above the table with no extra physics (ours);
+    ``drop`` is RL4VLA's: the object's model origin 0.1305 m above the table, then 0.1 s of physics within the step
+    (it is still falling when the step's observation is rendered and lands during the next step)."""
+    third_cells: Literal["vgb", "rl4vla"] = "vgb"
+    """Cells of the distractor / reposition target (``multi_object_*``, ``distractor_receptacle``,
+    ``multi_receptacle_unseen``, ``reposition*``). ``vgb``: strictly farther than 15 cm by exact distance (1,896
+    triples), drawn uniformly given the control arm's cell pair. ``rl4vla``: RL4VLA's 2,104 triples (its float64
+    test admits part of the cells exactly 15 cm away), drawn uniformly over triples, keeping the control arm's cell
+    pair whenever a maximal coupling allows (61 % of episodes)."""
+    episodes: int = 8
+    """Episodes per variant and seed when ``--episodes`` is not given."""
+    seeds: tuple[int, ...] = (0,)
+    """Manifest seeds when ``--seeds`` is not given."""
     quirks: Quirks = field(default_factory=Quirks)
+
+    def __post_init__(self):
+        for key, allowed in SWITCHES.items():
+            if getattr(self, key) not in allowed:
+                raise ProfileError(f"{key} must be one of {', '.join(allowed)}; got {getattr(self, key)!r}")
 
     # ----------------------------------------------------------------- what a run uses
     def env_kwargs(self, **overrides: Any) -> dict[str, Any]:
@@ -123,7 +167,8 @@ class Profile:
         return kw
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every setting, plus the policy camera's shader (recorded in run.json as ``profile_settings``)."""
+        return {**asdict(self), "shader": camera_shader(self.camera)}
 
     # ----------------------------------------------------------------- quirks applied
     def episode(self, variant, seed: int, k: int, store):
@@ -132,13 +177,16 @@ class Profile:
 
         v = get_variant(variant)
         if not self.quirks.random_episodes:
-            spec = episode(v, seed, k, store)
+            spec = episode(v, seed, k, store, third_cells=self.third_cells)
         else:
             drawn = independent_seed(v.name, seed)
-            spec = episode(v, drawn, k, store)
+            spec = episode(v, drawn, k, store, third_cells=self.third_cells)
             spec.meta.update({"seed": int(seed), "manifest_seed": drawn, "matched": "none"})
         if self.quirks.duplicate_target:
             spec = duplicate_target(v, spec, seed, k, store)
+        if self.reposition == "drop" and spec.reposition is not None:
+            spec = replace(spec, reposition=replace(spec.reposition, drop=RL4VLA_REPOSITION_DROP,
+                                                    settle_s=RL4VLA_REPOSITION_SETTLE_S))  # fmt: skip
         return spec
 
     def success(self, success_at_end: bool, success_once: bool) -> bool:
@@ -182,19 +230,21 @@ PROFILES: dict[str, Profile] = {
     "rl4vla": Profile(
         "rl4vla",
         "RL4VLA's robot (WidowX-250S, its controller, base pose and initial joints), 5 Hz control on 500 Hz physics, "
-        "its 640x480 camera and lighting, assets from an RL4VLA folder; our evaluation rules",
+        "its 640x480 camera, shader and lighting, assets from an RL4VLA folder, its reposition drop and third-cell "
+        "triples, its protocol (temperature 0.6, 3 seeds x 64 episodes); fixed manifests matched to the control arm",
         robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ, lighting="rl4vla", assets="rl4vla",
+        reposition="drop", third_cells="rl4vla", episodes=RL4VLA_EPISODES, seeds=RL4VLA_SEEDS, quirks=RL4VLA_QUIRKS,
     ),
     "rl4vla-paper": Profile(
-        "rl4vla-paper", "the rl4vla profile with every quirk as the paper had it (temperature 0.6, random draws, "
-        "the duplicate-target bug)", robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ,
-        lighting="rl4vla", assets="rl4vla", quirks=PAPER_QUIRKS,
+        "rl4vla-paper", "the rl4vla profile with every quirk as the paper had it (random draws, the duplicate-target "
+        "bug)", robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ, lighting="rl4vla", assets="rl4vla",
+        reposition="drop", third_cells="rl4vla", episodes=RL4VLA_EPISODES, seeds=RL4VLA_SEEDS, quirks=PAPER_QUIRKS,
     ),
 }  # fmt: skip
 
 
 def get_profile(spec: str | Profile) -> Profile:
-    """A profile by name, optionally with quirks: ``"rl4vla:eval_temperature=0.6,random_episodes=true"``."""
+    """A profile by name, optionally with quirks or switches: ``"rl4vla:random_episodes=true,reposition=place"``."""
     if isinstance(spec, Profile):
         return spec
     name, _, rest = str(spec).partition(":")
@@ -206,8 +256,9 @@ def get_profile(spec: str | Profile) -> Profile:
     prof = PROFILES[name]
     if not rest.strip():
         return prof
-    names = [f.name for f in fields(Quirks)]
+    names = [f.name for f in fields(Quirks)] + list(SWITCHES)
     changes: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     for item in rest.split(","):
         key, eq, raw = item.partition("=")
         key = key.strip()
@@ -217,8 +268,11 @@ def get_profile(spec: str | Profile) -> Profile:
             raise ProfileError(
                 f"bad quirk {item.strip()!r}{hint}: expected key=value with key in {', '.join(names)}"
             )
-        changes[key] = _parse_quirk(key, raw.strip())
-    return replace(prof, name=f"{name}:{rest.strip()}", quirks=replace(prof.quirks, **changes))
+        if key in SWITCHES:
+            settings[key] = raw.strip()
+        else:
+            changes[key] = _parse_quirk(key, raw.strip())
+    return replace(prof, name=f"{name}:{rest.strip()}", quirks=replace(prof.quirks, **changes), **settings)
 
 
 def _parse_quirk(key: str, raw: str) -> Any:

@@ -62,6 +62,9 @@ class CameraProfile:
     cy: float | None = None
     pose: tuple[float, ...] | None = None
     """World pose (x, y, z, qw, qx, qy, qz; SAPIEN camera axes: x forward, z up) instead of eye/target."""
+    shader: str = "minimal"
+    """ManiSkill shader pack of the policy camera (``minimal``: ManiSkill 3.0.1's default, the fastest; ``default``:
+    what RL4VLA rendered with, ~1.7x the step time at 640x480 on lavapipe, see docs/paper_profile.md)."""
 
 
 CAMERAS = {
@@ -77,8 +80,11 @@ CAMERAS = {
         cx=P.RL4VLA_INTRINSICS[2],
         cy=P.RL4VLA_INTRINSICS[3],
         pose=P.RL4VLA_CAMERA_POSE,
+        shader=P.camera_shader("rl4vla"),
     ),  # fmt: skip
 }
+# the ManiSkill shader packs a policy camera may use (both render on lavapipe)
+SHADERS = ("minimal", "default")
 
 
 def camera_profile(camera: str | CameraProfile, size: tuple[int, int] | None = None) -> CameraProfile:
@@ -134,11 +140,14 @@ class PutOnReceptacleEnv(BaseEnv):
         control_mode: str = CONTROL_MODE,
         variant=None,
         lighting: str = "default",
+        shader: str | None = None,
         **kwargs,
     ):
         register_agents()
         if lighting not in ("default", "rl4vla"):
             raise ValueError(f"unknown lighting {lighting!r}; allowed: default, rl4vla")
+        if shader is not None and shader not in SHADERS:
+            raise ValueError(f"unknown shader {shader!r}; allowed: {', '.join(SHADERS)} (None: the camera's)")
         self.lighting = lighting
         if isinstance(variant, str):
             # the catalog is plain data (no simulator import): a name is looked up there
@@ -147,6 +156,8 @@ class PutOnReceptacleEnv(BaseEnv):
             variant = get_variant(variant)
         self.variant = variant  # anything with .sample(rng, store) -> EpisodeSpec; None = in-distribution
         self.camera_profile = camera_profile(camera, camera_size)
+        if shader is not None:
+            self.camera_profile = replace(self.camera_profile, shader=shader)
         self.store = asset_store or default_store()
         self._vgb_sim_freq = int(sim_freq)
         if self._vgb_sim_freq % CONTROL_FREQ:
@@ -186,8 +197,10 @@ class PutOnReceptacleEnv(BaseEnv):
             cx = (w - 1) / 2 if cam.cx is None else cam.cx * scale
             cy = (h - 1) / 2 if cam.cy is None else cam.cy * scale
             intrinsic = np.array([[fx, 0, cx], [0, fx, cy], [0, 0, 1]], dtype=np.float32)
-            return CameraConfig(uid, pose, w, h, intrinsic=intrinsic, near=0.01, far=10)
-        return CameraConfig(uid, pose, w, h, fov=cam.fov_y, near=0.01, far=10)
+            lens = {"intrinsic": intrinsic}
+        else:
+            lens = {"fov": cam.fov_y}
+        return CameraConfig(uid, pose, w, h, near=0.01, far=10, shader_pack=cam.shader, **lens)
 
     @property
     def _default_sensor_configs(self):
@@ -331,6 +344,7 @@ class PutOnReceptacleEnv(BaseEnv):
             self._ever_grasped, self._consec_ok, self._success_once, self._wrong_grasp = z(), z(), z(), z()
             self._streak, self._last_eval = z(torch.int32), z(torch.int32)
             self._phi_prev = z(torch.float32)
+            self._repositioned = z()
             self._tgt_obj, self._tgt_rec = z(torch.long), z(torch.long)
             self._h_obj = torch.zeros(b, 3, device=self.device)
             self._h_rec = torch.zeros(b, 3, device=self.device)
@@ -346,6 +360,7 @@ class PutOnReceptacleEnv(BaseEnv):
             self._specs[i] = spec
         for arr in (self._ever_grasped, self._consec_ok, self._success_once, self._wrong_grasp):
             arr[env_idx] = False
+        self._repositioned[env_idx] = False
         self._streak[env_idx] = 0
         self._last_eval[env_idx] = 0
         self._phi_prev[env_idx] = 0.0
@@ -440,17 +455,38 @@ class PutOnReceptacleEnv(BaseEnv):
         return torch.maximum(torch.minimum(a, -low), low)
 
     def _reposition(self):
+        """Teleport the target object of envs whose spec repositions it at this step: set down 1 cm above the table,
+        or (``drop``) its model origin that high, then ``settle_s`` of physics (RL4VLA: 0.1305 m, 0.1 s)."""
         steps = self.elapsed_steps
+        settle = 0.0
         for i, s in enumerate(self._specs):
-            if s is not None and s.reposition is not None and int(steps[i]) == s.reposition.at_step:
-                actor = self.objects[int(self._tgt_obj[i])]
-                raw = actor.pose.raw_pose.clone()
-                x, y = s.reposition.xy
-                raw[i, :3] = torch.tensor([x, y, 0.01], device=self.device)
-                raw[i, 3:] = torch.tensor(_yaw_quat(s.object_yaw[0]), device=self.device)
-                actor.set_pose(Pose.create(raw))
-                actor.set_linear_velocity(torch.zeros(self.num_envs, 3, device=self.device))
-                actor.set_angular_velocity(torch.zeros(self.num_envs, 3, device=self.device))
+            r = s.reposition if s is not None else None
+            if r is None or self._repositioned[i] or int(steps[i]) != r.at_step:
+                continue
+            self._repositioned[i] = True
+            actor = self.objects[int(self._tgt_obj[i])]
+            raw = actor.pose.raw_pose.clone()
+            x, y = r.xy
+            # our actor frame is the asset's bottom; a mesh asset's own origin sits mesh_offset above it
+            origin = getattr(self.store.shape(s.objects[0]), "mesh_offset", (0.0, 0.0, 0.0))[2]
+            z = 0.01 if r.drop is None else r.drop - origin
+            raw[i, :3] = torch.tensor([x, y, z], device=self.device)
+            raw[i, 3:] = torch.tensor(_yaw_quat(s.object_yaw[0]), device=self.device)
+            actor.set_pose(Pose.create(raw))
+            actor.set_linear_velocity(torch.zeros(self.num_envs, 3, device=self.device))
+            actor.set_angular_velocity(torch.zeros(self.num_envs, 3, device=self.device))
+            settle = max(settle, r.settle_s)
+        if settle > 0:
+            self._settle(settle)
+
+    def _settle(self, seconds: float):
+        """Run ``seconds`` of physics without a control step (all envs; drive targets stay where they are)."""
+        if self.gpu_sim_enabled:
+            self.scene._gpu_apply_all()
+        for _ in range(round(seconds * self._vgb_sim_freq)):
+            self.scene.step()
+        if self.gpu_sim_enabled:
+            self.scene._gpu_fetch_all()
 
     # ------------------------------------------------------------------ success, grasp, reward
     def _per_env(self, actors: list[Actor], idx: torch.Tensor, fn):

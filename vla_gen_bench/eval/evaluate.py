@@ -38,10 +38,11 @@ class Evaluate:
     """Run directory (episodes.jsonl, summary.csv, report.html, videos/ ...). Re-running resumes it."""
     suite: str = "smoke"
     """Suite (see 'vgb list') or comma-separated variant names."""
-    episodes: int = 8
-    """Episodes per variant and seed (the paper: 64 per seed, 3 seeds)."""
-    seeds: tuple[int, ...] = (0,)
-    """Manifest seeds; episode k of seed s is the same configuration in every run."""
+    episodes: int | None = None
+    """Episodes per variant and seed; None = the profile's (vgb: 8; rl4vla, rl4vla-paper: 64, as the paper)."""
+    seeds: tuple[int, ...] | None = None
+    """Manifest seeds (episode k of seed s is the same configuration in every run); None = the profile's (vgb: 0;
+    rl4vla, rl4vla-paper: 0 1 2, as the paper)."""
     workers: int = 1
     """Simulator processes (each pays a ~10 s render-pipeline compile)."""
     policy_server: Literal["auto", "on", "off"] = "auto"
@@ -223,27 +224,43 @@ def append_record(path: Path, record: dict) -> None:
         os.close(fd)
 
 
+def protocol(cfg: Evaluate) -> tuple[int, tuple[int, ...]]:
+    """Episodes per seed and the seeds of the run: the options given, else the profile's defaults."""
+    prof = run_profile(cfg)
+    # vgb's defaults (profiles.PROFILES["vgb"]) without importing the simulator for the default profile
+    episodes, seeds = (prof.episodes, prof.seeds) if prof is not None else (8, (0,))
+    if cfg.episodes is not None:
+        episodes = cfg.episodes
+    return episodes, tuple(seeds if cfg.seeds is None else cfg.seeds)
+
+
 def plan(cfg: Evaluate, store) -> list[Item]:
     from vla_gen_bench.variants import get_suite
 
-    if cfg.episodes < 1:
+    episodes, seeds = protocol(cfg)
+    if episodes < 1:
         raise EvalConfigError("--episodes must be >= 1")
-    if not cfg.seeds or any(s < 0 for s in cfg.seeds):
+    if not seeds or any(s < 0 for s in seeds):
         raise EvalConfigError("--seeds must be non-negative integers")
-    return [
-        Item(v.name, int(s), k) for v in get_suite(cfg.suite) for s in cfg.seeds for k in range(cfg.episodes)
-    ]
+    return [Item(v.name, int(s), k) for v in get_suite(cfg.suite) for s in seeds for k in range(episodes)]
 
 
 def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
+    from vla_gen_bench.options import parse_key_values
     from vla_gen_bench.variants import CONTROL, catalog_hash, get_suite
 
     variants = get_suite(cfg.suite)
+    episodes, seeds = protocol(cfg)
+    args = policy_kwargs(cfg)
+    # which settings the profile chose because the command left them out (the paper's protocol under rl4vla)
+    by_profile = [k for k in ("episodes", "seeds") if getattr(cfg, k) is None]
+    if "temperature" in args and "temperature" not in parse_key_values(cfg.policy_arg, "--policy-arg"):
+        by_profile.append("temperature")
     return {
         "policy": cfg.policy,
         "policy_id": policy_id(cfg.policy, policy_meta),
         "policy_metadata": policy_meta,
-        "policy_args": {k: v for k, v in policy_kwargs(cfg).items()},
+        "policy_args": args,
         "suite": cfg.suite,
         "suite_hash": catalog_hash(variants, store),
         "catalog_hash": catalog_hash(store=store),
@@ -267,8 +284,9 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
             }
             for v in variants
         },  # fmt: skip
-        "seeds": list(cfg.seeds),
-        "episodes_per_seed": cfg.episodes,
+        "seeds": list(seeds),
+        "episodes_per_seed": episodes,
+        "defaults_from_profile": by_profile,
         **{k: v for k, v in env_settings(cfg).items() if k != "lighting"},
         "profile": cfg.profile,
         "profile_settings": run_profile(cfg).to_dict() if cfg.profile != "vgb" else None,

@@ -13,6 +13,7 @@ says how many distinct values it contributes (:meth:`count`) and what it does (:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -67,6 +68,45 @@ PARAPHRASES = (
 # Minimum distances of the third cell (RL4VLA MultiCarrot / MultiPlate / PositionChangeTo triples).
 FAR = 0.15
 EPS = 1e-9
+THIRD_CELL_RULES = ("vgb", "rl4vla")
+_TRAIN_GRID = grid_cells()
+
+
+def rl4vla_grid() -> np.ndarray:
+    """(36, 2) the training grid in RL4VLA's own frame and float64 arithmetic: normalised {0, 0.2, ..., 1} x 2 - 1,
+    times the 0.075 m half edge, plus its centre (-0.16, 0). Same cell order as :func:`grid_cells`."""
+    g = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    unit = np.array([(a, b) for a in g for b in g]) * 2 - 1
+    return unit * np.array([GRID_HALF_EDGE, GRID_HALF_EDGE]) + np.array([-0.16, 0.0])
+
+
+@functools.lru_cache(maxsize=8)
+def rl4vla_triples(from_object: float, from_receptacle: float) -> tuple[np.ndarray, np.ndarray]:
+    """RL4VLA's third-cell triples on the training grid: ``pairs`` (784, 2) (object cell, receptacle cell) in the
+    order of ``cell_pairs(grid_cells())``, and ``ok`` (784, 36) whether each cell may be the third one.
+
+    Its strict ``>`` test on float64 distances admits part of the cells that are exactly 15 cm away (rounding
+    decides which), hence 2,104 triples where an exact test gives 1,896."""
+    cells = rl4vla_grid()
+    d = np.linalg.norm(cells[:, None] - cells[None], axis=-1)  # (36, 36)
+    pairs = np.argwhere(d > MIN_PAIR_DIST)
+    ok = (d[pairs[:, 0]] > from_object) & (d[pairs[:, 1]] > from_receptacle)
+    pairs.flags.writeable = ok.flags.writeable = False  # cached: shared by every caller
+    return pairs, ok
+
+
+@functools.lru_cache(maxsize=8)
+def _rl4vla_coupling(from_object: float, from_receptacle: float):
+    """Per pair row: its index by (object cell, receptacle cell), the probability of keeping it, the cumulative
+    remainder to re-draw from, and its third cells (see :meth:`Draft._pick_rl4vla_third_cell`)."""
+    pairs, ok = rl4vla_triples(from_object, from_receptacle)
+    row = np.full((GRID_N * GRID_N,) * 2, -1)
+    row[pairs[:, 0], pairs[:, 1]] = np.arange(len(pairs))
+    n = ok.sum(1)
+    target, base = n / n.sum(), 1.0 / len(pairs)
+    keep = np.minimum(1.0, target / base)
+    rest = np.cumsum(np.maximum(target - base, 0.0))
+    return row, keep, rest / rest[-1], [np.nonzero(r)[0] for r in ok]
 
 
 @dataclass
@@ -89,6 +129,8 @@ class Draft:
     overlay: Overlay | None = None
     reposition: Reposition | None = None
     meta: dict = field(default_factory=dict)
+    third_cells: str = "vgb"
+    """How a third cell is drawn (:meth:`pick_third_cell`): ``vgb`` or ``rl4vla`` (the rl4vla profiles)."""
 
     def xy(self, cell: int) -> tuple[float, float]:
         return (float(self.cells[cell, 0]), float(self.cells[cell, 1]))
@@ -98,7 +140,10 @@ class Draft:
 
         Keeps the base pair when it admits one (the episode stays matched to the control arm), else keeps the
         object cell and re-draws the receptacle cell, else re-draws both; ``meta["matched"]`` records which.
+        With ``third_cells="rl4vla"``, see :meth:`_pick_rl4vla_third_cell`.
         """
+        if self.third_cells == "rl4vla":
+            return self._pick_rl4vla_third_cell(rng, from_object, from_receptacle)
         d = np.linalg.norm(self.cells[:, None] - self.cells[None], axis=-1)
         d = d - EPS  # "farther than" must not depend on float rounding (3-4-5 cells are exactly 15 cm apart)
         ok = np.nonzero((d[self.obj_cell] > from_object) & (d[self.rec_cell] > from_receptacle))[0]
@@ -113,6 +158,30 @@ class Draft:
         i, j, c = pool[int(rng.integers(len(pool)))]
         self.obj_cell, self.rec_cell = int(i), int(j)
         return int(c)
+
+    def _pick_rl4vla_third_cell(self, rng: np.random.Generator, from_object: float, from_receptacle: float):
+        """A triple drawn uniformly from RL4VLA's set (:func:`rl4vla_triples`), as its uniform ``episode_id`` does.
+
+        The draft's pair is the base draw's, uniform over the 784 pairs, while a uniform triple makes pair p
+        likely in proportion to its n_p third cells. A maximal coupling keeps the base pair with probability
+        min(1, 784 n_p / N) (N = all triples), else re-draws the pair from the remainder max(0, n_p / N - 1/784):
+        the pair is then exactly n_p / N likely and stays matched to the control arm as often as that allows
+        (61 % of episodes for the 2,104 triples). The third cell is uniform among the pair's n_p.
+        """
+        if self.cells.shape != _TRAIN_GRID.shape or not np.allclose(self.cells, _TRAIN_GRID):
+            raise VariantError("RL4VLA's third-cell triples are defined on the 6x6 training grid only; use "
+                               "third_cells=vgb for variants that move the grid")  # fmt: skip
+        pairs, _ = rl4vla_triples(float(from_object), float(from_receptacle))
+        rows, keep, rest_cdf, thirds = _rl4vla_coupling(float(from_object), float(from_receptacle))
+        row = int(rows[self.obj_cell, self.rec_cell])
+        if rng.random() < keep[row]:
+            self.meta.setdefault("matched", "cells")
+        else:
+            row = int(np.searchsorted(rest_cdf, rng.random(), side="right"))
+            i, j = (int(x) for x in pairs[row])
+            self.meta["matched"] = "object_cell" if i == self.obj_cell else "none"
+            self.obj_cell, self.rec_cell = i, j
+        return int(thirds[row][int(rng.integers(len(thirds[row])))])
 
     def to_spec(self) -> EpisodeSpec:
         if not self.object_xy:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_gen_bench.episode import TRAIN_TEMPLATE, YAWS, EpisodeSpec, cell_pairs, grid_cells
-from vla_gen_bench.variants.axes import Draft
+from vla_gen_bench.variants.axes import THIRD_CELL_RULES, Draft
 
 # One fixed RNG stream per axis field: adding an axis to a variant never shifts another axis' draws.
 _STREAMS = {"positions": 1, "table": 2, "objects": 3, "receptacles": 4, "distractor": 5, "instructions": 6,
@@ -64,15 +64,22 @@ def base_draw(seed: int, k: int, store) -> dict:
     }
 
 
-def episode(variant, seed: int, k: int, store=None) -> EpisodeSpec:
-    """Episode ``k`` of ``variant`` (a :class:`Variant` or its name) for ``seed``."""
+def episode(variant, seed: int, k: int, store=None, third_cells: str = "vgb") -> EpisodeSpec:
+    """Episode ``k`` of ``variant`` (a :class:`Variant` or its name) for ``seed``.
+
+    ``third_cells``: how a distractor's or reposition target's cell is drawn, ``vgb`` (the manifests of the
+    benchmark) or ``rl4vla`` (RL4VLA's triple set, uniformly; used by the rl4vla profiles).
+    """
     from vla_gen_bench.variants.catalog import get_variant
 
+    if third_cells not in THIRD_CELL_RULES:
+        raise ValueError(f"third_cells must be one of {', '.join(THIRD_CELL_RULES)}; got {third_cells!r}")
     v = get_variant(variant)
     store = store or _default_store()
     base = base_draw(seed, k, store)
     d = Draft(cells=_CELLS, obj_cell=base["pair"][0], rec_cell=base["pair"][1], yaw=base["yaw"],
-              objects=[base["object"]], receptacles=[base["receptacle"]], table=base["table"])  # fmt: skip
+              objects=[base["object"]], receptacles=[base["receptacle"]], table=base["table"],
+              third_cells=third_cells)  # fmt: skip
     for name, axis in v.axes():
         axis.apply(d, base, np.random.default_rng([int(seed), int(k), _STREAMS[name]]), store)
     d.instruction = d.template.format(
