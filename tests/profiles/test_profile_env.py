@@ -140,3 +140,47 @@ def test_widowx_profile_runs_with_real_robot_files(rl4vla_store):
         assert "success" in info and "is_grasped" in info
     finally:
         env.close()
+
+
+def test_rl4vla_reposition_drops_the_object_and_lets_it_settle(profile_env, rl4vla_store):
+    """RL4VLA's reposition: the object's model origin 0.1305 m above the table, then 0.1 s of physics inside the
+    step (a free fall of 4.9 cm, so it is still falling in that step's image); one step later it rests on the table.
+    Our own rule (``reposition=place``) sets it down 1 cm up, without extra physics."""
+    from vla_gen_bench.envs.profiles import RL4VLA_REPOSITION_DROP, get_profile
+
+    u = profile_env.unwrapped
+    spec = get_profile("rl4vla").episode("reposition", 0, 0, rl4vla_store)
+    assert (spec.reposition.drop, spec.reposition.settle_s) == (RL4VLA_REPOSITION_DROP, 0.1)
+    obj = u.objects[u.object_ids.index(spec.objects[0])]
+    origin = rl4vla_store.shape(spec.objects[0]).mesh_offset[2]  # model origin above the actor's bottom frame
+    profile_env.reset(seed=0, options={"episode": spec})
+    for _ in range(spec.reposition.at_step):
+        profile_env.step(ZERO)
+    p, v = obj.pose.p[0].cpu().numpy(), obj.linear_velocity[0].cpu().numpy()
+    assert np.allclose(p[:2], spec.reposition.xy, atol=1e-3)
+    assert p[2] == pytest.approx(RL4VLA_REPOSITION_DROP - origin - 0.5 * 9.81 * 0.1**2, abs=0.004)
+    assert v[2] == pytest.approx(-9.81 * 0.1, abs=0.05)
+    for _ in range(2):
+        profile_env.step(ZERO)
+    p, v = obj.pose.p[0].cpu().numpy(), obj.linear_velocity[0].cpu().numpy()
+    assert -0.005 < p[2] < 0.03 and np.linalg.norm(v) < 0.05, f"not resting on the table: z {p[2]:.3f}, v {v}"
+    assert np.allclose(p[:2], spec.reposition.xy, atol=0.03)
+
+    placed = get_profile("rl4vla:reposition=place").episode("reposition", 0, 0, rl4vla_store)
+    assert placed.reposition.drop is None and placed.reposition.xy == spec.reposition.xy
+    profile_env.reset(seed=0, options={"episode": placed})
+    for _ in range(placed.reposition.at_step):
+        profile_env.step(ZERO)
+    assert obj.pose.p[0, 2].item() == pytest.approx(0.01, abs=1e-4)
+
+
+def test_rl4vla_camera_renders_with_the_papers_shader(profile_env):
+    from vla_gen_bench.envs.profiles import camera_shader
+    from vla_gen_bench.envs.put_on_receptacle import CAMERAS
+    from vla_gen_bench.eval.runner import make_env
+
+    assert profile_env.unwrapped.scene.sensors["policy_camera"].config.shader_pack == "default"
+    assert {n: c.shader for n, c in CAMERAS.items()} == {n: camera_shader(n) for n in CAMERAS}
+    assert CAMERAS["default"].shader == "minimal"  # the vgb profile keeps ManiSkill's fastest shader
+    with pytest.raises(ValueError, match="unknown shader 'rt'; allowed: minimal, default"):
+        make_env(shader="rt")

@@ -128,3 +128,28 @@ def test_paper_camera_looks_down_43_5_degrees_at_the_workspace():
     t = -p[2] / fwd[2]
     hit = (p[0] + t * fwd[0], p[1] + t * fwd[1])
     assert math.dist(hit, GRID_CENTER) < 0.05  # the optical axis meets the table inside the 15 cm grid
+
+
+def test_the_papers_protocol_is_the_rl4vla_default_and_run_json_says_so(rl4vla_store, store, tmp_path):
+    import json
+
+    from vla_gen_bench.eval.evaluate import Evaluate, plan, run_config
+
+    cfg = Evaluate(policy="openvla:/ckpt", out=tmp_path, suite="ind,reposition", profile="rl4vla")
+    run = json.loads(json.dumps(run_config(cfg, rl4vla_store, {}), default=str))
+    assert (run["episodes_per_seed"], run["seeds"], run["policy_args"]["temperature"]) == (64, [0, 1, 2], 0.6)
+    assert run["defaults_from_profile"] == ["episodes", "seeds", "temperature"]
+    ps = run["profile_settings"]
+    assert (ps["episodes"], ps["seeds"], ps["quirks"]["eval_temperature"]) == (64, [0, 1, 2], 0.6)
+    assert (ps["shader"], ps["reposition"], ps["third_cells"]) == ("default", "drop", "rl4vla")
+    assert len(plan(cfg, rl4vla_store)) == 2 * 3 * 64
+    mine = Evaluate(policy="openvla:/ckpt", out=tmp_path, suite="ind", profile="rl4vla-paper", episodes=2,
+                    seeds=(5,), policy_arg=("temperature=0",))  # fmt: skip
+    run = run_config(mine, rl4vla_store, {})
+    assert (run["episodes_per_seed"], run["seeds"], run["policy_args"]["temperature"]) == (2, [5], 0)
+    assert run["defaults_from_profile"] == [] and len(plan(mine, rl4vla_store)) == 2
+    ours = Evaluate(policy="random", out=tmp_path, suite="ind")  # vgb keeps its own defaults
+    run = run_config(ours, store, {})
+    assert (run["episodes_per_seed"], run["seeds"], run["profile_settings"]) == (8, [0], None)
+    vgb = get_profile("vgb")
+    assert (vgb.episodes, vgb.seeds) == (8, (0,))  # what evaluate.protocol assumes without importing profiles
