@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def test_gae_hand_computed_truncation_bootstrap():
@@ -54,3 +55,27 @@ def test_ppo_batch_bootstraps_each_trajectory_with_its_last_value():
     # trajectory 1: returns (0.25, 0.5) from the bootstrap alone; trajectory 2: (0.5, 1.0) from the reward
     np.testing.assert_allclose(b.returns, [0.25, 0.5, 0.5, 1.0])
     assert len(b) == 4 and b.instructions == ["x"] * 4
+
+
+def test_rl4vla_terminal_step_gives_its_gae_numbers():
+    """A 3-step trajectory with RL4VLA's gamma 0.99 / lambda 0.95. RL4VLA's buffer multiplies V(s_3) by
+    mask = 1 - truncated = 0 (the horizon is terminal); ours bootstraps it. Hand-computed:
+    terminal:  delta = (0 + .99*.5 - .2, .1 + .99*.9 - .5, 1 - .9) = (.295, .491, .1)
+               A_2 = .1; A_1 = .491 + .9405*.1 = .58505; A_0 = .295 + .9405*.58505 = .845239525
+    bootstrap: delta_2 = 1 + .99*.7 - .9 = .793; A_1 = .491 + .9405*.793 = 1.2368165;
+               A_0 = .295 + .9405*1.2368165 = 1.45822592"""
+    from vla_gen_bench.training.ppo import make_batch
+    from vla_gen_bench.training.rl_common import Trajectory
+
+    tr = Trajectory(images=np.zeros((3, 8, 8, 3), np.uint8), instruction="x", tokens=np.zeros((3, 7), np.int64),
+                    log_probs=np.zeros((3, 7), np.float32), values=np.array([0.2, 0.5, 0.9], np.float32),
+                    rewards=np.array([0.0, 0.1, 1.0], np.float32), last_value=0.7, success=True, grasped=True,
+                    seed=1000, episode=0, group=0)  # fmt: skip
+    term = make_batch([tr], 0.99, 0.95, truncation="terminal")
+    np.testing.assert_allclose(term.advantages, [0.845239525, 0.58505, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(term.returns, [1.045239525, 1.08505, 1.0], rtol=1e-6)
+    boot = make_batch([tr], 0.99, 0.95, truncation="bootstrap")
+    np.testing.assert_allclose(boot.advantages, [1.45822592, 1.2368165, 0.793], rtol=1e-6)
+    np.testing.assert_allclose(boot.returns, [1.65822592, 1.7368165, 1.693], rtol=1e-6)
+    with pytest.raises(ValueError, match="allowed: bootstrap, terminal"):
+        make_batch([tr], 0.99, 0.95, truncation="truncated")

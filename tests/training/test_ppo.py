@@ -182,3 +182,54 @@ def test_ppo_updates_raise_the_log_prob_of_rewarded_actions():
         new = [score(ac, t.images, [t.instruction] * 4, t.tokens, 1.0)[0].sum().item() for t in trajs]
     old = [float(t.log_probs.sum()) for t in trajs]
     assert new[0] > old[0] and new[1] < old[1]
+
+
+def test_pg_coef_7_is_rl4vla_broadcast_surrogate():
+    """RL4VLA stores the joint log-prob of an action in all 7 columns of its buffer and sums the per-column clipped
+    surrogates: 7 identical copies of the joint-ratio surrogate. ``pg_coef = 7`` reproduces that loss."""
+    import torch
+
+    from vla_gen_bench.training.ppo import clipped_surrogate
+
+    g = torch.Generator().manual_seed(0)
+    new, old = -torch.rand(6, 7, generator=g), -torch.rand(6, 7, generator=g)  # per-token log-probs
+    adv = torch.randn(6, generator=g)
+    # RL4VLA's layout: new joint log-prob (m, 1); old joint broadcast into (m, 7); advantages (m, 1)
+    ratio = (
+        new.sum(-1, keepdim=True) - old.sum(-1, keepdim=True).expand(6, 7)
+    ).exp()  # (m, 7), equal columns
+    a = adv[:, None]
+    theirs = -torch.min(ratio * a, ratio.clamp(0.8, 1.2) * a).sum(-1).mean()
+    ours, _, _ = clipped_surrogate(new, old, adv, clip=0.2, mode="joint")
+    torch.testing.assert_close(7 * ours, theirs)
+    assert ((ratio - 1).abs() > 0.2).any() and ((ratio - 1).abs() < 0.2).any()  # both branches exercised
+
+
+def test_pg_coef_scales_the_policy_gradient_of_the_update():
+    """In ppo_update the policy gradient is pg_coef x the joint one (the gradient norm before clipping, with the
+    value loss off and lr 0 so both runs see the same weights)."""
+    import torch
+
+    from vla_gen_bench.training.ppo import PPOConfig, make_batch, ppo_update
+    from vla_gen_bench.training.rl_common import make_optimizer
+
+    ac = micro_ac()
+    batch = make_batch(fake_trajectories(ac, 2, horizon=3, returns=[1.0, 0.0]), 0.99, 0.95, "terminal")
+    norms = []
+    for coef in (1.0, 7.0):
+        cfg = PPOConfig(minibatch_size=6, grad_accum=10, vf_coef=0.0, pg_coef=coef, max_grad_norm=1e9)
+        norms.append(ppo_update(ac, make_optimizer(ac, 0.0, 0.0), batch, cfg, torch.Generator().manual_seed(0))
+                     ["grad_norm"])  # fmt: skip
+    assert norms[0] > 0 and norms[1] == pytest.approx(7 * norms[0], rel=1e-4)
+
+
+def test_weight_decay_reaches_both_parameter_groups():
+    from vla_gen_bench.training.rl_common import make_optimizer
+
+    ac = micro_ac()
+    assert [g["weight_decay"] for g in make_optimizer(ac, 1e-4, 3e-3).param_groups] == [0.0, 0.0]
+    opt = make_optimizer(ac, 1e-4, 3e-3, weight_decay=0.01)  # RL4VLA: AdamW's default on LoRA and value head
+    assert [(g["name"], g["lr"], g["weight_decay"]) for g in opt.param_groups] == [
+        ("lora", 1e-4, 0.01),
+        ("value_head", 3e-3, 0.01),
+    ]

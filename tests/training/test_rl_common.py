@@ -97,21 +97,33 @@ def test_training_config_on_a_test_pool_is_refused(tmp_path):
         train(cfg, env=NoEnv())
 
 
-def test_recipes_hold_released_and_paper_values():
+def test_recipes_hold_ours_released_and_text_values():
+    """`ours` keeps this benchmark's loss; `released` is RL4VLA's code (terminal step 80, 7x surrogate, weight
+    decay, warm-up start, its adapter continued where the warm-up has one); `text` the paper text's numbers."""
     from vla_gen_bench.training.rl_commands import TrainPPO, resolve_config
 
-    for preset in ("tiny", "openvla-7b"):
-        rel = resolve_config("ppo", TrainPPO(preset=preset))
-        pap = resolve_config("ppo", TrainPPO(preset=preset, hparams="paper"))
-        assert (rel.gamma, rel.gae_lambda, rel.clip_coef, rel.hparams) == (0.99, 0.95, 0.2, "released")
-        assert (pap.gamma, pap.gae_lambda, pap.clip_coef, pap.hparams) == (0.96, 0.85, 0.1, "paper")
-        assert rel.update_epochs == 1 and rel.rollout.temperature == 1.0
+    loss = lambda c: (c.gamma, c.gae_lambda, c.clip_coef, c.truncation, c.pg_coef, c.weight_decay)  # noqa: E731
+    for preset, default in (("tiny", "ours"), ("openvla-7b", "released")):
+        assert resolve_config("ppo", TrainPPO(preset=preset)).hparams == default
+        ours = resolve_config("ppo", TrainPPO(preset=preset, hparams="ours"))
+        rel = resolve_config("ppo", TrainPPO(preset=preset, hparams="released"))
+        txt = resolve_config("ppo", TrainPPO(preset=preset, hparams="text"))
+        assert loss(ours) == (0.99, 0.95, 0.2, "bootstrap", 1.0, 0.0) and not ours.model.continue_adapter
+        assert loss(rel) == (0.99, 0.95, 0.2, "terminal", 7.0, 0.01)
+        assert loss(txt) == (0.96, 0.85, 0.1, "terminal", 7.0, 0.01)
+        assert "sft" in str(ours.model.init)
+        assert "warmup" in str(rel.model.init) and rel.model.init == txt.model.init
+        assert rel.update_epochs == 1 and rel.rollout.temperature == 1.0 and rel.hparams == "released"
+    assert resolve_config("ppo", TrainPPO(preset="openvla-7b")).model.continue_adapter  # LoRA warm-up
+    assert not resolve_config(
+        "ppo", TrainPPO(preset="tiny", hparams="released")
+    ).model.continue_adapter  # full FT
     cfg = resolve_config(
         "ppo", TrainPPO(set=("gamma=0.5", "rollout.workers=1", "eval.seeds=[0,1]"), iterations=3)
     )
     assert (cfg.gamma, cfg.rollout.workers, cfg.eval.seeds, cfg.iterations) == (0.5, 1, (0, 1), 3)
-    with pytest.raises(ValueError, match="did you mean 'paper'"):
-        resolve_config("ppo", TrainPPO(hparams="papr"))
+    with pytest.raises(ValueError, match="did you mean 'released'"):
+        resolve_config("ppo", TrainPPO(hparams="releasd"))
     with pytest.raises(ValueError, match="did you mean 'gamma'"):
         resolve_config("ppo", TrainPPO(set=("gama=0.5",)))
     with pytest.raises(FileNotFoundError, match="available: openvla-7b, tiny"):
@@ -137,3 +149,45 @@ def test_update_mode_keeps_batchnorm_on_running_statistics():
     update_mode(model)
     assert model.training and model[0].training and model[2].training
     assert not model[1].training  # rollouts sampled with the running statistics; updates score with them too
+
+
+def test_continue_adapter_trains_the_warmup_adapter_from_the_warmup_policy(tmp_path):
+    """``continue_adapter``: the warm-up's own LoRA (saved next to its merged weights) is re-attached trainable on
+    the un-merged base: same policy as the merged warm-up at iteration 0, the adapter's values as the start."""
+    import torch
+
+    from vla_gen_bench.models.checkpoint import load_openvla, save_checkpoint
+    from vla_gen_bench.models.lora import attach_lora, save_lora
+    from vla_gen_bench.training.rl_common import ModelConfig, RolloutPolicy, build_actor_critic, score
+
+    vla = load_openvla(micro_ckpt(), device="cpu", dtype="float32")
+    vla.model = attach_lora(vla.model, r=4)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for n, p in vla.model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    warm = save_checkpoint(vla, tmp_path / "warmup")  # merged, as SFT writes final/
+    save_lora(vla.model, warm / "adapter")
+    trained = {n: p.detach().clone() for n, p in vla.model.named_parameters() if p.requires_grad}
+
+    model = dict(init=warm, lora_r=8, device="cpu", dtype="float32")
+    fresh = build_actor_critic(ModelConfig(**model))
+    cont = build_actor_critic(ModelConfig(**model, continue_adapter=True))
+    state = cont.trainable_state()["actor"]
+    assert state.keys() == trained.keys()  # the warm-up's rank-4 adapter, not a fresh rank-8 one
+    assert all(torch.equal(state[n], trained[n]) for n in trained)
+    assert all(not p.any() for n, p in fresh.trainable_state()["actor"].items() if "lora_B" in n)
+    imgs, ins = images(3), ["put red cube on plate"] * 3
+    pol = RolloutPolicy(fresh, seed=0)
+    pol.act_batch(imgs, ins)
+    with torch.no_grad():
+        a = score(fresh, imgs, ins, pol.records[0]["tokens"], 1.0, with_values=False)[0]
+        b = score(cont, imgs, ins, pol.records[0]["tokens"], 1.0, with_values=False)[0]
+    torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="before the warm-up"):
+        cont.reference()
+    with pytest.raises(FileNotFoundError, match="continue_adapter = false"):
+        build_actor_critic(
+            ModelConfig(init=micro_ckpt(), device="cpu", dtype="float32", continue_adapter=True)
+        )

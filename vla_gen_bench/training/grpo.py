@@ -58,6 +58,8 @@ class GRPOConfig:
     """Minibatches per optimizer step."""
     lr: float = 1e-4
     """AdamW learning rate of the LoRA tensors."""
+    weight_decay: float = 0.0
+    """AdamW weight decay of the LoRA tensors (ours 0; RL4VLA's code: torch's default 0.01)."""
     max_grad_norm: float = 10.0
     """Global gradient-norm clip."""
     save_every: int = 1
@@ -150,6 +152,16 @@ def grpo_update(ac, optimizer, batch, cfg: GRPOConfig, generator) -> dict[str, f
     return {k: float(np.mean(v)) if v else 0.0 for k, v in stats.items()}
 
 
+def learn(ac, optimizer, trajs, cfg: GRPOConfig, iteration: int):
+    """One iteration's learning: group advantages, then the clipped-surrogate update (minibatch order seeded by
+    (seed, iteration)). Returns ``(batch or None, update diagnostics)``; no update when no group carries signal."""
+    import torch
+
+    batch = make_batch(trajs, cfg.adv_eps)
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + iteration)
+    return batch, (grpo_update(ac, optimizer, batch, cfg, gen) if batch is not None else {})
+
+
 def train(cfg: GRPOConfig, env=None, console=None) -> Path:
     """Run (or resume) GRPO; returns the run directory."""
     import torch
@@ -176,7 +188,7 @@ def train(cfg: GRPOConfig, env=None, console=None) -> Path:
     # 1. run directory, actor (no critic), optimiser, resume point
     state = prepare_run_dir(cfg.out, cfg, "grpo")
     ac = build_actor_critic(cfg.model, with_value=False, seed=cfg.seed)
-    optimizer = make_optimizer(ac, cfg.lr)
+    optimizer = make_optimizer(ac, cfg.lr, weight_decay=cfg.weight_decay)
     start, env_steps = restore_state(state, ac, optimizer) if state else (0, 0)
     metrics = MetricsLog(cfg.out / "metrics.csv")
     rollouts = Rollouts(cfg.model, cfg.rollout, ac, env=env) if start < cfg.iterations else None
@@ -192,10 +204,8 @@ def train(cfg: GRPOConfig, env=None, console=None) -> Path:
             steps = sum(len(t.rewards) for t in trajs)
             env_steps += steps
             # 3. group-normalised returns as advantages; 4. clipped-surrogate update
-            batch = make_batch(trajs, cfg.adv_eps)
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
             with timer("update"):
-                upd = grpo_update(ac, optimizer, batch, cfg, gen) if batch is not None else {}
+                batch, upd = learn(ac, optimizer, trajs, cfg, it)
             row = {"iteration": it + 1, "env_steps": env_steps, **rollout_stats(trajs),
                    "signal_transitions": 0 if batch is None else len(batch),
                    **{k: upd.get(k, 0.0) for k in ("pg_loss", "kl_ref", "approx_kl", "clipfrac", "grad_norm")},

@@ -5,14 +5,18 @@
 * critic = a 3-layer MLP value head on the actor's last-layer hidden state at the position that emits the first
   action token: actor and critic share the whole backbone, one forward pass gives both.
 * reward = the task's sparse potential-based reward (0.1 grasp, 0.1 sustained grasp, 1.0 place).
-* advantages = GAE, bootstrapped with V(s_80) at the horizon (a truncation), normalised over the batch.
-* loss = clipped surrogate on the joint ratio (or per action dimension, ``clip_mode="per_dim"``) + value loss
-  (clipped around the rollout value); one PPO epoch by default; AdamW with separate learning rates for the LoRA
-  tensors and the value head; global gradient-norm clipping.
-* warm-up: starts from the SFT checkpoint (fresh LoRA adapters start at zero, so iteration 0 *is* the warm-up).
+* advantages = GAE, normalised over the batch; the 80-step horizon is bootstrapped with V(s_80)
+  (``truncation = "bootstrap"``) or, as RL4VLA's buffer does, treated as terminal (``"terminal"``).
+* loss = ``pg_coef`` x clipped surrogate on the joint ratio (or per action dimension, ``clip_mode="per_dim"``) +
+  value loss (clipped around the rollout value); one PPO epoch by default; AdamW (``weight_decay``) with separate
+  learning rates for the LoRA tensors and the value head; global gradient-norm clipping.
+* warm-up: starts from a warm-up checkpoint, with fresh LoRA adapters (they start at zero, so iteration 0 *is* the
+  warm-up) or, ``model.continue_adapter``, the warm-up's own adapter trained further (RL4VLA).
 
-Named hyper-parameter sets live in ``baselines/ppo_<preset>.toml``: ``released`` (RL4VLA's code: gamma 0.99,
-lambda 0.95, clip 0.2) and ``paper`` (the paper's text: gamma 0.96, lambda 0.85, clip 0.1).
+Named hyper-parameter sets live in ``baselines/ppo_<preset>.toml``: ``ours`` (this benchmark's choices),
+``released`` (RL4VLA's released code: gamma 0.99, lambda 0.95, clip 0.2, step 80 terminal, the surrogate counted 7x,
+AdamW weight decay 0.01, the warm-up adapter continued) and ``text`` (the paper text's gamma 0.96, lambda 0.85,
+clip 0.1). docs/training_rl.md §1 tabulates the differences.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class PPOConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    hparams: str = "released"
+    hparams: str = "ours"
     """Name of the hyper-parameter set the values came from (recorded only)."""
     iterations: int = 10
     """Collect-then-update iterations."""
@@ -52,11 +56,18 @@ class PPOConfig:
     """GAE lambda (released 0.95; paper 0.85)."""
     clip_coef: float = 0.2
     """Ratio clip epsilon (released 0.2; paper 0.1)."""
+    truncation: Literal["bootstrap", "terminal"] = "bootstrap"
+    """How GAE ends the fixed horizon: ``bootstrap`` = a time limit, V(s_T) of the final observation bootstraps
+    the last step (ours); ``terminal`` = V(s_T) counts 0, as RL4VLA's buffer does (its mask is 1 - truncated)."""
     clip_mode: Literal["joint", "per_dim"] = "joint"
     """joint: one ratio per action from the joint log-prob of the 7 tokens (RL4VLA); per_dim: one clipped ratio
     per action token, averaged."""
     value_clip: float | None = 0.2
     """Clip the new value to old value +- this in the value loss (None: unclipped)."""
+    pg_coef: float = 1.0
+    """Weight of the policy loss (ours 1). RL4VLA's code: 7 -- it stores the joint log-prob broadcast into the 7
+    action columns and sums the 7 identical clipped surrogates, so its policy gradient is 7x the joint one
+    (relative to the value loss, which shares the backbone, and to the gradient-norm clip)."""
     norm_adv: bool = True
     """Normalise advantages over the whole batch (mean 0, std 1)."""
     update_epochs: int = 1
@@ -69,6 +80,8 @@ class PPOConfig:
     """AdamW learning rate of the LoRA tensors."""
     value_lr: float = 3e-3
     """AdamW learning rate of the value head."""
+    weight_decay: float = 0.0
+    """AdamW weight decay of LoRA and value head (ours 0; RL4VLA's code: torch's default 0.01)."""
     max_grad_norm: float = 10.0
     """Global gradient-norm clip over LoRA + value head."""
     vf_coef: float = 1.0
@@ -127,14 +140,18 @@ def value_loss(values, old_values, returns, clip: float | None):
 
 
 # ------------------------------------------------------------------------------------------ batch
-def make_batch(trajs, gamma: float, lam: float):
-    """Flatten trajectories into one update batch with GAE advantages (truncation bootstrapped)."""
+def make_batch(trajs, gamma: float, lam: float, truncation: str = "bootstrap"):
+    """Flatten trajectories into one update batch with GAE advantages; the horizon is bootstrapped with each
+    trajectory's ``last_value`` (``truncation="bootstrap"``) or ends in a terminal state (``"terminal"``)."""
     from vla_gen_bench.training.rl_common import Batch, compute_gae
 
+    if truncation not in ("bootstrap", "terminal"):
+        raise ValueError(f"unknown truncation {truncation!r}; allowed: bootstrap, terminal")
     rewards = np.stack([t.rewards for t in trajs], 1)  # (T, n)
     values = np.stack([t.values for t in trajs], 1)  # (T, n)
     last = np.array([t.last_value for t in trajs])  # (n,)
-    adv, ret = compute_gae(rewards, values, last, None, gamma, lam)  # (T, n)
+    terminal = np.full(len(trajs), truncation == "terminal")  # (n,)
+    adv, ret = compute_gae(rewards, values, last, terminal, gamma, lam)  # (T, n)
     return Batch(
         images=np.concatenate([t.images for t in trajs]),
         instructions=[t.instruction for t in trajs for _ in range(len(t.rewards))],
@@ -182,7 +199,7 @@ def ppo_update(
                                                  cfg.clip_mode)  # fmt: skip
             vl = value_loss(values, old_values[idx.to(dev)], returns[idx.to(dev)], cfg.value_clip)
             ent = entropy.mean()
-            loss = policy_weight * (pg - cfg.ent_coef * ent) + cfg.vf_coef * vl
+            loss = policy_weight * (cfg.pg_coef * pg - cfg.ent_coef * ent) + cfg.vf_coef * vl
             (loss * len(idx) / (cfg.minibatch_size * cfg.grad_accum)).backward()
             if (j + 1) % cfg.grad_accum == 0 or j == len(mbs) - 1:
                 gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -199,6 +216,20 @@ def ppo_update(
                 stats[k].append(float(v.detach()))
     ac.vla.model.eval()
     return {k: float(np.mean(v)) if v else 0.0 for k, v in stats.items()}
+
+
+def learn(ac, optimizer, trajs, cfg: PPOConfig, iteration: int):
+    """One iteration's learning from its trajectories: GAE batch, then the PPO update (minibatch order seeded by
+    (seed, iteration), so a resumed run shuffles the same way; the first ``critic_warmup_iters`` train the critic
+    only). Returns ``(batch, update diagnostics)``."""
+    import torch
+
+    batch = make_batch(trajs, cfg.gamma, cfg.gae_lambda, cfg.truncation)
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + iteration)
+    upd = ppo_update(
+        ac, optimizer, batch, cfg, gen, policy_weight=float(iteration >= cfg.critic_warmup_iters)
+    )
+    return batch, upd
 
 
 # ------------------------------------------------------------------------------------------ training loop
@@ -227,7 +258,7 @@ def train(cfg: PPOConfig, env=None, console=None) -> Path:
     # 1. run directory (config written before any work), actor-critic, optimiser, resume point
     state = prepare_run_dir(cfg.out, cfg, "ppo")
     ac = build_actor_critic(cfg.model, with_value=True, seed=cfg.seed)
-    optimizer = make_optimizer(ac, cfg.lr, cfg.value_lr)
+    optimizer = make_optimizer(ac, cfg.lr, cfg.value_lr, cfg.weight_decay)
     start, env_steps = restore_state(state, ac, optimizer) if state else (0, 0)
     metrics = MetricsLog(cfg.out / "metrics.csv")
     if start:
@@ -246,14 +277,9 @@ def train(cfg: PPOConfig, env=None, console=None) -> Path:
                 trajs = rollouts.collect(items, it, cfg.seed)
             steps = sum(len(t.rewards) for t in trajs)
             env_steps += steps
-            # 3. advantages: GAE with the truncation bootstrapped by V(s_T)
-            batch = make_batch(trajs, cfg.gamma, cfg.gae_lambda)
-            # 4. PPO update (minibatch order seeded by (seed, iteration): a resumed run shuffles the same way)
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
+            # 3. advantages (GAE; the horizon bootstrapped or terminal) and 4. the PPO update
             with timer("update"):
-                upd = ppo_update(
-                    ac, optimizer, batch, cfg, gen, policy_weight=float(it >= cfg.critic_warmup_iters)
-                )
+                batch, upd = learn(ac, optimizer, trajs, cfg, it)
             row = {"iteration": it + 1, "env_steps": env_steps, **rollout_stats(trajs),
                    "value_mean": float(batch.values.mean()), "return_target_mean": float(batch.returns.mean()),
                    **upd, "rollout_s": timer.marks["rollout"], "update_s": timer.marks["update"],

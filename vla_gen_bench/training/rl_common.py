@@ -49,6 +49,12 @@ class ModelConfig:
     """LoRA alpha; None = min(r, 16) (OpenVLA's recipe)."""
     lora_scope: str = "all-linear"
     """Which linear layers get adapters: all-linear | llm | llm+projector."""
+    continue_adapter: bool = False
+    """Train the warm-up's own LoRA adapter further (``<init>/adapter``, written by a LoRA SFT / warm-up run), as
+    RL4VLA continues its warm-up adapter, instead of fresh adapters on the merged warm-up (ours). The base weights
+    become the merged ones minus the adapter's delta, so iteration 0 is still the warm-up; the adapter's own rank,
+    alpha and targets apply (``lora_*`` are ignored). Switching this adapter off gives the model *before* the
+    warm-up, so GRPO's KL and DPO's reference refuse it."""
     value_widths: tuple[int, ...] = (512, 128)
     """Hidden widths of the value head MLP (RL4VLA: hidden -> 512 -> 128 -> 1)."""
     separate_critic: bool = False
@@ -253,10 +259,11 @@ class ActorCritic:
     copy with its own LoRA feeds the value head (the ablation). ``value_head`` is None for critic-free algorithms.
     """
 
-    def __init__(self, vla, value_head=None, critic_vla=None) -> None:
+    def __init__(self, vla, value_head=None, critic_vla=None, continued_adapter: bool = False) -> None:
         self.vla = vla
         self.value_head = value_head
         self.critic_vla = critic_vla
+        self.continued_adapter = continued_adapter
 
     @property
     def network(self):
@@ -319,7 +326,15 @@ class ActorCritic:
             put(self.critic_vla.model, state["critic"])
 
     def reference(self):
-        """Context manager: the actor with its LoRA switched off = the warm-up policy (LoRA starts at zero)."""
+        """Context manager: the actor with its LoRA switched off = the warm-up policy (LoRA starts at zero).
+
+        Raises:
+            ValueError: the adapter is the warm-up's own (``model.continue_adapter``): off, it is not the warm-up.
+        """
+        if self.continued_adapter:
+            raise ValueError("model.continue_adapter = true: switching the continued warm-up adapter off gives the "
+                             "model before the warm-up, not the warm-up; use fresh adapters (continue_adapter = "
+                             "false) when a reference policy is needed")  # fmt: skip
         return self.vla.model.disable_adapter()
 
 
@@ -343,12 +358,34 @@ def resolve_key(norm_stats: dict, unnorm_key: str | None) -> str | None:
     return keys[0] if len(keys) == 1 else None
 
 
+def continue_lora(model, adapter_dir: Path):
+    """``model`` (weights with the adapter already merged in) with that adapter re-attached, trainable, and its
+    delta taken back out of the base weights: the same function, now with the warm-up's adapter to train on.
+
+    Raises:
+        FileNotFoundError: ``adapter_dir`` is not a LoRA adapter folder.
+    """
+    import torch
+
+    from vla_gen_bench.models.lora import load_lora
+
+    peft_model = load_lora(model, adapter_dir, merge=False, trainable=True)
+    with torch.no_grad():
+        for m in peft_model.modules():
+            if hasattr(m, "get_delta_weight") and hasattr(m, "get_base_layer"):
+                w = m.get_base_layer().weight
+                for name in m.active_adapters:
+                    w -= m.get_delta_weight(name).to(w.dtype)
+    return peft_model
+
+
 def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0) -> ActorCritic:
-    """Load ``cfg.init``, attach fresh LoRA adapters (zero delta: the policy starts as the warm-up) and a value
-    head (float32, seeded).
+    """Load ``cfg.init``, attach fresh LoRA adapters (zero delta: the policy starts as the warm-up) or continue
+    the warm-up's own adapter (``cfg.continue_adapter``), and a value head (float32, seeded).
 
     Raises:
         ValueError: no ``init`` checkpoint.
+        FileNotFoundError: ``continue_adapter`` with an ``init`` that has no ``adapter/`` folder.
     """
     import copy
 
@@ -372,12 +409,20 @@ def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0)
         critic.model = attach_lora(
             copy.deepcopy(base), r=cfg.lora_r, alpha=cfg.lora_alpha, scope=cfg.lora_scope
         )
+    adapter = Path(cfg.init) / "adapter"
+    if cfg.continue_adapter and not (adapter / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"model.continue_adapter = true needs the warm-up's LoRA adapter at {adapter}; "
+                                f"{cfg.init} has none (a full fine-tune or a merged-only checkpoint): set "
+                                "model.continue_adapter = false")  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        vla.model = attach_lora(base, r=cfg.lora_r, alpha=cfg.lora_alpha, scope=cfg.lora_scope)
+        if cfg.continue_adapter:
+            vla.model = continue_lora(base, adapter)
+        else:
+            vla.model = attach_lora(base, r=cfg.lora_r, alpha=cfg.lora_alpha, scope=cfg.lora_scope)
         head = ValueHead(vla.network.language_model.config.hidden_size, tuple(cfg.value_widths))
     head = head.to(vla.device) if with_value else None
-    ac = ActorCritic(vla, head, critic)
+    ac = ActorCritic(vla, head, critic, continued_adapter=cfg.continue_adapter)
     ac.unnorm_key = key
     ac.vla.model.eval()  # no dropout (LoRA dropout is 0); rollouts and updates see the same function
     return ac
@@ -784,8 +829,9 @@ def export_policy(ac: ActorCritic, out_dir: Path) -> Path:
     return Path(out)
 
 
-def make_optimizer(ac: ActorCritic, lr: float, value_lr: float | None = None):
-    """AdamW (0.9, 0.999) with one group for the LoRA tensors and one for the value head (own learning rate)."""
+def make_optimizer(ac: ActorCritic, lr: float, value_lr: float | None = None, weight_decay: float = 0.0):
+    """AdamW (0.9, 0.999) with one group for the LoRA tensors and one for the value head (own learning rate);
+    ``weight_decay`` on both (RL4VLA's two AdamW optimisers use torch's default, 0.01)."""
     import torch
 
     groups = [{"params": ac.actor_parameters(), "lr": lr, "name": "lora"}]
@@ -797,7 +843,7 @@ def make_optimizer(ac: ActorCritic, lr: float, value_lr: float | None = None):
                 "name": "value_head",
             }
         )
-    return torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=0.0)
+    return torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=weight_decay)
 
 
 # ------------------------------------------------------------------------------------------ evaluation
