@@ -142,6 +142,8 @@ def test_the_papers_protocol_is_the_rl4vla_default_and_run_json_says_so(rl4vla_s
     ps = run["profile_settings"]
     assert (ps["episodes"], ps["seeds"], ps["quirks"]["eval_temperature"]) == (64, [0, 1, 2], 0.6)
     assert (ps["shader"], ps["reposition"], ps["third_cells"]) == ("default", "drop", "rl4vla")
+    fast = Evaluate(policy="random", out=tmp_path, suite="ind", profile="rl4vla", camera="fast")
+    assert run_config(fast, rl4vla_store, {})["profile_settings"]["shader"] == "minimal"  # the camera in use
     assert len(plan(cfg, rl4vla_store)) == 2 * 3 * 64
     mine = Evaluate(policy="openvla:/ckpt", out=tmp_path, suite="ind", profile="rl4vla-paper", episodes=2,
                     seeds=(5,), policy_arg=("temperature=0",))  # fmt: skip

@@ -166,9 +166,10 @@ class Profile:
         kw.update(overrides)
         return kw
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every setting, plus the policy camera's shader (recorded in run.json as ``profile_settings``)."""
-        return {**asdict(self), "shader": camera_shader(self.camera)}
+    def to_dict(self, camera: str | None = None) -> dict[str, Any]:
+        """Every setting, plus the shader of the policy camera (``camera`` when a run overrides the profile's); what
+        run.json records as ``profile_settings``."""
+        return {**asdict(self), "shader": camera_shader(camera or self.camera)}
 
     # ----------------------------------------------------------------- quirks applied
     def episode(self, variant, seed: int, k: int, store):

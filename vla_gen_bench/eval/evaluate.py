@@ -251,6 +251,7 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
 
     variants = get_suite(cfg.suite)
     episodes, seeds = protocol(cfg)
+    prof = run_profile(cfg)
     args = policy_kwargs(cfg)
     # which settings the profile chose because the command left them out (the paper's protocol under rl4vla)
     by_profile = [k for k in ("episodes", "seeds") if getattr(cfg, k) is None]
@@ -289,7 +290,7 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
         "defaults_from_profile": by_profile,
         **{k: v for k, v in env_settings(cfg).items() if k != "lighting"},
         "profile": cfg.profile,
-        "profile_settings": run_profile(cfg).to_dict() if cfg.profile != "vgb" else None,
+        "profile_settings": prof.to_dict(env_settings(cfg)["camera"]) if prof is not None else None,
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
         "versions": _versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
