@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -131,8 +132,6 @@ def test_paper_camera_looks_down_43_5_degrees_at_the_workspace():
 
 
 def test_the_papers_protocol_is_the_rl4vla_default_and_run_json_says_so(rl4vla_store, store, tmp_path):
-    import json
-
     from vla_gen_bench.eval.evaluate import Evaluate, plan, run_config
 
     cfg = Evaluate(policy="openvla:/ckpt", out=tmp_path, suite="ind,reposition", profile="rl4vla")
@@ -155,3 +154,15 @@ def test_the_papers_protocol_is_the_rl4vla_default_and_run_json_says_so(rl4vla_s
     assert (run["episodes_per_seed"], run["seeds"], run["profile_settings"]) == (8, [0], None)
     vgb = get_profile("vgb")
     assert (vgb.episodes, vgb.seeds) == (8, (0,))  # what evaluate.protocol assumes without importing profiles
+
+
+def test_paper_reposition_travels_with_the_episode_and_round_trips(store):
+    from vla_gen_bench.episode import EpisodeSpec
+
+    spec = get_profile("rl4vla-paper").episode("reposition", 0, 0, store)
+    assert (spec.reposition.drop, spec.reposition.settle_s) == (0.1305, 0.1)
+    stored = json.loads(json.dumps(spec.to_dict()))  # as JSON keeps it
+    assert EpisodeSpec.from_dict(stored) == spec
+    assert get_profile("rl4vla:reposition=place").episode("reposition", 0, 0, store).reposition.drop is None
+    ours = episode("reposition", 0, 0, store).to_dict()["reposition"]
+    assert set(ours) == {"at_step", "xy"}  # the vgb profile's episodes serialise (and hash) as before
