@@ -39,3 +39,4 @@ lint: setup
 bench: setup
 	@$(PY) benchmarks/sim_throughput.py
 	@$(PY) benchmarks/policy_latency.py
+	@$(PY) benchmarks/eval_throughput.py

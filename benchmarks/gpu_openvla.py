@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="openvla-7b", help="model preset (openvla-7b, tiny, micro, ...)")
     ap.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="predict_action batch sizes")
-    ap.add_argument("--train-batches", type=int, nargs="+", default=[8, 16], help="SFT micro-batch sizes")
+    ap.add_argument("--train-batches", type=int, nargs="*", default=[8, 16],
+                    help="SFT micro-batch sizes (none: skip the LoRA section)")  # fmt: skip
     ap.add_argument("--lora-rank", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median reported)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed calls before each measurement")
@@ -321,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         ("lora_sft", lambda: bench_lora_sft(vla, args.train_batches, device, args.warmup, args.repeats,
                                             args.lora_rank)),
     ):  # fmt: skip
+        if name == "lora_sft" and not args.train_batches:
+            continue
         try:
             result[name] = run()
         except Exception:

@@ -56,7 +56,9 @@ def test_inverse_cdf_sampling_follows_the_distribution(sharp_vla, images):
     u = torch.from_numpy(np.random.default_rng(0).random((400, 7)))
     out = net.generate_actions(inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"],
                                temperature=1.0, uniforms=u)  # fmt: skip
-    greedy = net.generate_actions(inputs["pixel_values"][:1], inputs["input_ids"][:1], inputs["attention_mask"][:1])
+    greedy = net.generate_actions(
+        inputs["pixel_values"][:1], inputs["input_ids"][:1], inputs["attention_mask"][:1]
+    )
     first = out.tokens[:, 0]
     probs = out.log_probs[:, 0].exp()  # probability of the drawn token
     top = greedy.tokens[0, 0]

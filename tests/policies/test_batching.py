@@ -45,7 +45,11 @@ class BatchEcho:
 
 
 def _obs(k: int, size: int = 16) -> dict:
-    return {"image": np.full((size, size, 3), k, np.uint8), "instruction": "x" * (k + 1), "state": np.zeros(3)}
+    return {
+        "image": np.full((size, size, 3), k, np.uint8),
+        "instruction": "x" * (k + 1),
+        "state": np.zeros(3),
+    }
 
 
 @pytest.fixture
@@ -105,7 +109,9 @@ def test_concurrent_clients_are_answered_in_batches_each_with_its_own_row(server
     for i, rows in enumerate(replies):
         for t, a in enumerate(rows):
             assert a.shape == (7,)
-            assert a[0] == 10 * i + t and a[1] == 10 * i + t + 1 and a[2] == t  # its own image, prompt and key
+            assert (
+                a[0] == 10 * i + t and a[1] == 10 * i + t + 1 and a[2] == t
+            )  # its own image, prompt and key
     stats = s.stats.to_dict()
     assert stats["requests"] == 24 and sum(policy.sizes) == 24
     assert max(policy.sizes) == 4, f"four waiting clients should share one forward pass: {policy.sizes}"
@@ -150,6 +156,37 @@ def test_metadata_advertises_protocol_2_and_batching(server):
     assert c._server_meta["batching"] == {"max_batch": 16, "max_wait_ms": 3.0}
     assert c.metadata["metadata"] == {"name": "batch-echo"}
     c.close()
+
+
+def test_the_auto_wait_merges_clients_that_drift_apart(server):
+    """Two groups of clients out of phase (as simulator workers drift): with the automatic wait (a quarter of the
+    forward time) the late group joins the batch instead of forming its own; with no wait they stay split."""
+
+    def run(wait):
+        policy = BatchEcho(delay_s=0.2)
+        url, _ = server(policy, max_batch=8, max_wait_ms=wait)
+        clients = [RemotePolicy(url, timeout_s=30) for _ in range(4)]
+
+        def loop(i: int) -> None:
+            time.sleep(0.03 * (i % 2))  # odd clients start (and, stepping 20 ms, stay) a little behind
+            for _ in range(6):
+                clients[i].act(_obs(i))
+                time.sleep(0.02)
+
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for c in clients:
+            c.close()
+        return policy.sizes
+
+    merged, split = run(None), run(0.0)
+    assert merged.count(4) >= 4 and len(merged) <= 8, (
+        merged
+    )  # after the first pass, (nearly) all batches are full
+    assert split.count(4) <= 1 and len(split) >= 10, split
 
 
 def test_a_bad_sample_key_is_refused_for_that_client_only(server):

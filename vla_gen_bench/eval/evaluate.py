@@ -51,8 +51,9 @@ class Evaluate:
     loads its own copy. Results are the same either way (greedy: identical actions; sampling: per-episode streams)."""
     max_batch: int = 32
     """Policy process: largest batch per forward pass."""
-    max_wait_ms: float = 5.0
-    """Policy process: how long a batch waits for more requests unless every worker is already in it."""
+    max_wait_ms: float | None = None
+    """Policy process: how long a batch waits for more requests unless every worker is already in it; None = a
+    quarter of the recent forward-pass time (at most 250 ms)."""
     policy_timeout: float = 600.0
     """Seconds a worker waits for the policy process (or a ws:// server) to answer one observation."""
     backend: Literal["local", "ray"] = "local"
@@ -647,7 +648,7 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
     console = console or Console(stderr=True)
     if cfg.workers < 1 or cfg.num_envs < 1:
         raise EvalConfigError("--workers and --num-envs must be >= 1")
-    if cfg.max_batch < 1 or cfg.max_wait_ms < 0 or cfg.policy_timeout <= 0:
+    if cfg.max_batch < 1 or (cfg.max_wait_ms is not None and cfg.max_wait_ms < 0) or cfg.policy_timeout <= 0:
         raise EvalConfigError("--max-batch must be >= 1, --max-wait-ms >= 0 and --policy-timeout > 0")
     from vla_gen_bench.eval.policy_process import PolicyProcess, wants_policy_process
 
@@ -699,7 +700,7 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
         policy = None
         if serve_policy:
             console.print(f"loading {cfg.policy} once, in a policy process serving {cfg.workers} simulator workers "
-                          f"(batches of <= {cfg.max_batch}, wait <= {cfg.max_wait_ms:g} ms)")  # fmt: skip
+                          f"(batches of <= {cfg.max_batch}, wait <= {'auto' if cfg.max_wait_ms is None else cfg.max_wait_ms})")  # fmt: skip
             policy = PolicyProcess(cfg.policy, policy_kwargs(cfg), cfg.max_batch, cfg.max_wait_ms)
         try:
             backend = _Ray(cfg, out, videos) if cfg.backend == "ray" else _Local(cfg, out, videos, policy)

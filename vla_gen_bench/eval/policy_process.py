@@ -56,7 +56,7 @@ def batchable(policy: str) -> bool:
     return cls is not None and supports_batches(cls)
 
 
-def _main(policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float, conn) -> None:
+def _main(policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float | None, conn) -> None:
     """Child process: build the policy once, serve it on 127.0.0.1, report the port (or the error) to the parent."""
     import logging
     import traceback
@@ -80,7 +80,7 @@ def _main(policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: floa
 class PolicyProcess:
     """The child process holding the model; ``url`` is what the workers connect to."""
 
-    def __init__(self, policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float,
+    def __init__(self, policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float | None,
                  start_timeout_s: float = 3600.0):  # fmt: skip
         import multiprocessing as mp
 
