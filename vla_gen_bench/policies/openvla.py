@@ -116,23 +116,27 @@ class OpenVLAPolicy:
         (seed, key, image, instruction) and not on the other rows of the batch. The evaluator passes one key per
         (variant, seed, episode, step).
         """
-        uniforms = None
-        if self.temperature > 0 and sample_keys is not None and any(k is not None for k in sample_keys):
-            dim = self.vla.action_stats(self.unnorm_key).dim
-            shared = torch_rand(len(sample_keys), dim, self.generator)
-            uniforms = np.stack([
-                np.random.default_rng([self.seed, int(k)]).random(dim) if k is not None else shared[i]
-                for i, k in enumerate(sample_keys)
-            ])  # fmt: skip
         pred = self.vla.predict_action(
             images,
             instructions,
             unnorm_key=self.unnorm_key,
             temperature=self.temperature,
             generator=self.generator,
-            uniforms=uniforms,
+            uniforms=self.uniforms(sample_keys),
         )
         return self.to_env_actions(pred.actions)
+
+    def uniforms(self, sample_keys: list[int | None] | None) -> np.ndarray | None:
+        """``(B, dim)`` random numbers for sampling: row ``i`` from ``default_rng([seed, key_i])``, rows without a key
+        from the policy's shared generator; None (the shared generator samples) when no row has a key or greedy."""
+        if self.temperature <= 0 or sample_keys is None or all(k is None for k in sample_keys):
+            return None
+        dim = self.vla.action_stats(self.unnorm_key).dim
+        shared = torch_rand(len(sample_keys), dim, self.generator)
+        return np.stack([
+            np.random.default_rng([self.seed, int(k)]).random(dim) if k is not None else shared[i]
+            for i, k in enumerate(sample_keys)
+        ])  # fmt: skip
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         instruction = obs.get("instruction") or self.instruction

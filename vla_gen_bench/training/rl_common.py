@@ -86,6 +86,12 @@ class RolloutConfig:
     """Physics rate (Hz)."""
     temperature: float = 1.0
     """Sampling temperature of rollouts (RL4VLA: 1.0)."""
+    policy_server: bool = False
+    """With workers > 0: keep the only copy of the policy in the learner, which answers the simulator workers in
+    dynamic batches (the ``vgb serve`` path; the workers hold no model). Same trajectories as per-worker copies;
+    pays off when the model is big or on a GPU (CPU simulators + one batched GPU policy)."""
+    policy_timeout: float = 600.0
+    """With policy_server: seconds a worker waits for the learner to answer one observation."""
 
 
 @dataclass(frozen=True)
@@ -438,19 +444,23 @@ class RolloutPolicy(OpenVLAPolicy):
         self.ac = ac
         self.records: list[dict[str, Any]] = []
 
-    def act_batch(self, images, instructions: list[str]) -> np.ndarray:
+    def act_batch(
+        self, images, instructions: list[str], sample_keys: list[int | None] | None = None
+    ) -> np.ndarray:
         import torch
 
         images = np.asarray(images)
         pred = self.vla.predict_action(images, instructions, unnorm_key=self.unnorm_key,
-                                       temperature=self.temperature, generator=self.generator)  # fmt: skip
+                                       temperature=self.temperature, generator=self.generator,
+                                       uniforms=self.uniforms(sample_keys))  # fmt: skip
         values = None
         if self.ac.value_head is not None:
             with torch.inference_mode():
                 inputs = self.vla.prepare(images, instructions) if self.ac.critic_vla is not None else None
                 values = self.ac.values(inputs, pred.value_hidden).float().cpu().numpy()
         self.records.append({"images": images.copy(), "instructions": list(instructions), "tokens": pred.tokens,
-                             "log_probs": pred.log_probs, "values": values})  # fmt: skip
+                             "log_probs": pred.log_probs, "values": values,
+                             "keys": list(sample_keys) if sample_keys is not None else None})  # fmt: skip
         return self.to_env_actions(pred.actions)
 
     def bootstrap_values(self, images, instructions: list[str]) -> np.ndarray:
@@ -485,8 +495,19 @@ class Trajectory:
         return float(self.rewards.sum())
 
 
-def collect(env, policy: RolloutPolicy, items: list[EpisodeItem], horizon: int) -> list[Trajectory]:
-    """Roll out ``items`` on ``env`` (``num_envs`` at a time) with the runner's loop; one Trajectory per item."""
+def rollout_keys(seed: int, iteration: int, n: int) -> list[int]:
+    """One sampling key per item of an iteration's rollouts (see ``eval.runner.episode_key``): each step of item ``j``
+    samples from its own stream, so the trajectories do not depend on how items are spread over workers or batched."""
+    from vla_gen_bench.eval.runner import episode_key
+
+    base = f"rollout/{sample_seed(seed, iteration)}"
+    return [episode_key(base, j, 0) for j in range(n)]
+
+
+def collect(env, policy: RolloutPolicy, items: list[EpisodeItem], horizon: int,
+            keys: list[int] | None = None) -> list[Trajectory]:  # fmt: skip
+    """Roll out ``items`` on ``env`` (``num_envs`` at a time) with the runner's loop; one Trajectory per item.
+    ``keys`` (one per item, :func:`rollout_keys`) give each item its own sampling stream."""
     from vla_gen_bench.eval.runner import run_batch
 
     b = env.unwrapped.num_envs
@@ -494,6 +515,8 @@ def collect(env, policy: RolloutPolicy, items: list[EpisodeItem], horizon: int) 
     for start in range(0, len(items), b):
         chunk = items[start : start + b]
         padded = chunk + [chunk[0]] * (b - len(chunk))
+        chunk_keys = None if keys is None else keys[start : start + len(chunk)]
+        chunk_keys = None if chunk_keys is None else chunk_keys + chunk_keys[:1] * (b - len(chunk))
         policy.records = []
         rewards: list[np.ndarray] = []
         last: dict[str, np.ndarray] = {}
@@ -505,7 +528,7 @@ def collect(env, policy: RolloutPolicy, items: list[EpisodeItem], horizon: int) 
                 _last["v"] = policy.bootstrap_values(imgs, list(env.unwrapped.instructions))
 
         results = run_batch(env, [policy] * b, [it.seed for it in padded], [it.spec for it in padded],
-                            max_steps=horizon, on_step=on_step)  # fmt: skip
+                            max_steps=horizon, on_step=on_step, episode_keys=chunk_keys)  # fmt: skip
         recs = policy.records
         if len(recs) != horizon:
             raise RuntimeError(f"expected one policy call per step ({horizon}), got {len(recs)}")
@@ -553,18 +576,53 @@ def _worker_main(spec: _WorkerSpec, index: int, tasks, results) -> None:
         policy = RolloutPolicy(ac, temperature=spec.rollout.temperature)
         results.put(("ready", index, None))
         while (msg := tasks.get()) is not None:
-            state, items, seed = msg
+            state, items, seed, keys = msg
             ac.load_trainable_state(state)
             policy.generator.manual_seed(seed)
-            results.put(("done", index, collect(env, policy, items, spec.rollout.horizon)))
+            results.put(("done", index, collect(env, policy, items, spec.rollout.horizon, keys)))
+        env.close()
+    except BaseException as e:  # noqa: BLE001 - reported to the learner, which raises
+        results.put(("error", index, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+
+
+def _sim_worker_main(rollout: RolloutConfig, index: int, url: str, tasks, results) -> None:
+    """Simulator-only rollout worker (``policy_server``): steps its env with the learner's served policy and returns,
+    per item, what only the simulator knows: rewards, success, grasp and the final observation."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        from vla_gen_bench.eval.runner import make_env, run_batch
+        from vla_gen_bench.policies.remote import RemotePolicy
+
+        env = make_env(camera=rollout.camera, sim_freq=rollout.sim_freq)
+        policy = RemotePolicy(url, timeout_s=rollout.policy_timeout)
+        results.put(("ready", index, None))
+        while (msg := tasks.get()) is not None:
+            items, keys = msg
+            out = []
+            for it, key in zip(items, keys, strict=True):
+                rewards: list[float] = []
+                last: dict[str, np.ndarray] = {}
+
+                def on_step(t, obs, action, next_obs, reward, info, _r=rewards, _last=last):
+                    _r.append(float(reward[0]))
+                    if t == rollout.horizon - 1:
+                        _last["image"] = next_obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy()
+
+                res = run_batch(env, [policy], [it.seed], [it.spec], max_steps=rollout.horizon, on_step=on_step,
+                                episode_keys=[key])[0]  # fmt: skip
+                out.append({"rewards": np.asarray(rewards, np.float32), "success": res.success_at_end,
+                            "grasped": res.ever_grasped, "last_image": last["image"]})  # fmt: skip
+            results.put(("done", index, out))
         env.close()
     except BaseException as e:  # noqa: BLE001 - reported to the learner, which raises
         results.put(("error", index, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
 
 
 class Rollouts:
-    """Collects trajectories for the learner: in-process (``workers == 0``, or always with CUDA GPU envs) or in
-    ``workers`` spawned processes (CPU), which receive the learner's trainable tensors before every collection."""
+    """Collects trajectories for the learner: in-process (``workers == 0``, or always with CUDA GPU envs), in
+    ``workers`` spawned processes (CPU) that receive the learner's trainable tensors before every collection, or
+    (``policy_server``) in simulator-only processes that the learner's own policy answers in dynamic batches.
+    Every item samples from its own key (:func:`rollout_keys`): the three ways give the same trajectories."""
 
     def __init__(self, model: ModelConfig, rollout: RolloutConfig, ac: ActorCritic, env=None) -> None:
         self.cfg = rollout
@@ -572,6 +630,7 @@ class Rollouts:
         self.procs: list = []
         self.env = env
         self._own_env = False
+        self.server = None
         if rollout.num_envs > 1:
             import torch
 
@@ -584,9 +643,19 @@ class Rollouts:
             ctx = mp.get_context("spawn")
             self.results = ctx.Queue()
             self.tasks = [ctx.Queue() for _ in range(rollout.workers)]
-            spec = _WorkerSpec(model, rollout, ac.value_head is not None)
+            if rollout.policy_server:
+                from vla_gen_bench.policies.serve import PolicyServer
+
+                self.policy = RolloutPolicy(ac, temperature=rollout.temperature)
+                self.server = PolicyServer(self.policy, host="127.0.0.1", port=0, name="rollout-policy",
+                                           max_batch=max(rollout.workers, 1))  # fmt: skip
+                url = f"ws://127.0.0.1:{self.server.start()}"
+                target, args = _sim_worker_main, lambda i: (rollout, i, url, self.tasks[i], self.results)
+            else:
+                spec = _WorkerSpec(model, rollout, ac.value_head is not None)
+                target, args = _worker_main, lambda i: (spec, i, self.tasks[i], self.results)
             for i in range(rollout.workers):
-                p = ctx.Process(target=_worker_main, args=(spec, i, self.tasks[i], self.results), daemon=True)
+                p = ctx.Process(target=target, args=args(i), daemon=True)
                 p.start()
                 self.procs.append(p)
             for _ in self.procs:
@@ -619,16 +688,19 @@ class Rollouts:
             return msg
 
     def collect(self, items: list[EpisodeItem], iteration: int, seed: int) -> list[Trajectory]:
-        """Trajectories for ``items`` (same order), sampled with seeds derived from (seed, iteration)."""
+        """Trajectories for ``items`` (same order), sampled with keys derived from (seed, iteration, item index)."""
+        keys = rollout_keys(seed, iteration, len(items))
         if not self.procs:
             self.ac.vla.model.eval()
             self.policy.generator.manual_seed(sample_seed(seed, iteration))
-            return collect(self.env, self.policy, items, self.cfg.horizon)
+            return collect(self.env, self.policy, items, self.cfg.horizon, keys)
+        if self.server is not None:
+            return self._collect_served(items, keys)
         state = self.ac.trainable_state()
         n = len(self.procs)
         shares = [items[i::n] for i in range(n)]
         for i, share in enumerate(shares):
-            self.tasks[i].put((state, share, sample_seed(seed, iteration, i)) if share else (state, [], 0))
+            self.tasks[i].put((state, share, sample_seed(seed, iteration, i), keys[i::n]))
         by_worker = {}
         for _ in range(n):
             _, i, trajs = self._get("done")
@@ -639,6 +711,42 @@ class Rollouts:
                 out[i + j * n] = tr
         return out  # type: ignore[return-value]
 
+    def _collect_served(self, items: list[EpisodeItem], keys: list[int]) -> list[Trajectory]:
+        """Workers simulate; the learner's policy (behind the batching server) recorded every step it answered."""
+        from vla_gen_bench.eval.runner import step_key
+
+        self.ac.vla.model.eval()
+        self.policy.records = []
+        n = len(self.procs)
+        for i in range(n):
+            self.tasks[i].put((items[i::n], keys[i::n]))
+        sim: list[dict | None] = [None] * len(items)
+        for _ in range(n):
+            _, i, rows = self._get("done")
+            for j, row in enumerate(rows):
+                sim[i + j * n] = row
+        rows_by_key = {}
+        for rec in self.policy.records:
+            for r, k in enumerate(rec["keys"]):
+                rows_by_key[k] = (rec, r)
+        T = self.cfg.horizon
+        out = []
+        last_images = np.stack([s["last_image"] for s in sim])  # (n_items, H, W, 3)
+        steps = [[rows_by_key[step_key(key, t)] for t in range(T)] for key in keys]
+        instructions = [steps[j][0][0]["instructions"][steps[j][0][1]] for j in range(len(items))]
+        last_values = self.policy.bootstrap_values(last_images, instructions)
+        for j, (it, s) in enumerate(zip(items, sim, strict=True)):
+            pick = lambda f, _j=j: np.stack([rec[f][r] for rec, r in steps[_j]])  # noqa: E731
+            has_values = steps[j][0][0]["values"] is not None
+            out.append(Trajectory(
+                images=pick("images"), instruction=instructions[j], tokens=pick("tokens").astype(np.int64),
+                log_probs=pick("log_probs").astype(np.float32),
+                values=pick("values").astype(np.float32) if has_values else None, rewards=s["rewards"],
+                last_value=float(last_values[j]), success=bool(s["success"]), grasped=bool(s["grasped"]),
+                seed=it.seed, episode=it.episode, group=it.group,
+            ))  # fmt: skip
+        return out
+
     def close(self) -> None:
         for q in getattr(self, "tasks", []):
             q.put(None)
@@ -647,6 +755,9 @@ class Rollouts:
             if p.is_alive():
                 p.terminate()
         self.procs = []
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
         if self._own_env and self.env is not None:
             self.env.close()
 
