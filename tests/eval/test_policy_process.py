@@ -42,9 +42,14 @@ def test_which_policies_get_a_policy_process():
     assert batchable("openvla:/some/dir") and batchable(BATCHED)
     assert not batchable("scripted") and not batchable("ws://h:1") and not batchable("no.such.module:X")
     assert not batchable("tests.eval.policies_for_tests:Wanderer")
-    assert wants_policy_process(BATCHED, workers=2, num_envs=1, mode="auto")
-    assert not wants_policy_process(BATCHED, workers=1, num_envs=1, mode="auto")
-    assert not wants_policy_process(BATCHED, workers=2, num_envs=1, mode="off")
+    assert wants_policy_process(BATCHED, workers=2, num_envs=1, mode="auto", gpu=True)
+    assert not wants_policy_process(
+        BATCHED, workers=2, num_envs=1, mode="auto", gpu=False
+    )  # small model, CPU
+    assert wants_policy_process(BATCHED, workers=2, num_envs=1, mode="on", gpu=False)
+    assert not wants_policy_process(BATCHED, workers=1, num_envs=1, mode="auto", gpu=True)
+    assert not wants_policy_process(BATCHED, workers=2, num_envs=1, mode="off", gpu=True)
+    assert not wants_policy_process("scripted", workers=2, num_envs=1, mode="auto", gpu=True)
     with pytest.raises(ValueError, match="cannot be batched"):
         wants_policy_process("scripted", workers=2, num_envs=1, mode="on")
     with pytest.raises(ValueError, match="--workers >= 2"):
@@ -66,7 +71,7 @@ def test_batched_sampling_matches_in_process_episode_by_episode(tmp_path, tiny_c
     common = dict(policy=f"openvla:{tiny_ckpt}", suite="ind", episodes=3, seeds=(0,), camera="fast", videos=0,
                   report=False, policy_arg=("temperature=0.6", "seed=5"))  # fmt: skip
     one = by_key(evaluate(Evaluate(out=tmp_path / "one", workers=1, **common)))
-    served = evaluate(Evaluate(out=tmp_path / "served", workers=2, max_batch=4, **common))
+    served = evaluate(Evaluate(out=tmp_path / "served", workers=2, max_batch=4, policy_server="on", **common))
     two = by_key(served)
     assert one.keys() == two.keys() and len(one) == 3
     for k in one:
@@ -95,7 +100,7 @@ def test_policy_process_death_stops_the_run_and_a_rerun_resumes(tmp_path, capsys
     marker = tmp_path / "die"
     marker.touch()
     cfg = Evaluate(policy=BATCHED, out=tmp_path / "p", suite="ind", episodes=3, workers=2, camera="fast", videos=0,
-                   report=False, policy_arg=(f"marker={json.dumps(str(marker))}", "after=100", "mode=crash"))  # fmt: skip
+                   report=False, policy_server="on", policy_arg=(f"marker={json.dumps(str(marker))}", "after=100", "mode=crash"))  # fmt: skip
     with pytest.raises(PolicyProcessError, match="re-run the same command to resume"):
         evaluate(cfg)
     kept = lines(cfg.out) if (cfg.out / EPISODES).exists() else []
@@ -110,7 +115,7 @@ def test_a_hung_policy_hits_the_timeout_with_a_resume_hint(tmp_path, capsys):
     marker = tmp_path / "hang"
     marker.touch()
     cfg = Evaluate(policy=BATCHED, out=tmp_path / "h", suite="ind", episodes=2, workers=2, camera="fast", videos=0,
-                   report=False, policy_timeout=3.0,
+                   report=False, policy_timeout=3.0, policy_server="on",
                    policy_arg=(f"marker={json.dumps(str(marker))}", "after=50", "mode=hang"))  # fmt: skip
     assert evaluate_command(cfg) == 1
     err = capsys.readouterr().err

@@ -20,11 +20,19 @@ class PolicyProcessError(RuntimeError):
     """The policy process failed to start or died; the message says what happened and how to resume."""
 
 
-def wants_policy_process(policy: str, workers: int, num_envs: int, mode: str) -> bool:
+BIG_CHECKPOINT_BYTES = 2 * 2**30  # N copies of a bigger model would not fit in a CPU machine's memory
+
+
+def wants_policy_process(
+    policy: str, workers: int, num_envs: int, mode: str, gpu: bool | None = None
+) -> bool:
     """Whether ``vgb evaluate`` should serve the policy from one process (``--policy-server auto|on|off``).
 
     ``auto``: yes for ``openvla:<dir>`` and ``module:Class`` policies whose class defines ``act_batch``, when there
-    are several simulator workers of one env each; scripted, random and remote policies keep running in the workers.
+    are several simulator workers of one env each **and** there is a GPU (``gpu``; default: CUDA is available) or the
+    checkpoint is over 2 GiB (one copy per worker would not fit). Without a GPU a small model is cheaper copied into
+    each worker: on a 2-core machine the extra process competes with the simulators for the cores (measured in
+    ``benchmarks/eval_throughput.py``). Scripted, random and remote policies keep running in the workers.
     ``on`` asks for it and refuses a policy that cannot be batched.
     """
     if mode == "off" or workers < 2 or num_envs > 1:
@@ -36,7 +44,23 @@ def wants_policy_process(policy: str, workers: int, num_envs: int, mode: str) ->
     if mode == "on" and not ok:
         raise ValueError(f"--policy-server on: {policy!r} cannot be batched (it needs an act_batch(images, "
                          "instructions) method: openvla:<dir> or a module:Class that defines one)")  # fmt: skip
-    return ok
+    if mode == "on" or not ok:
+        return ok
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    return gpu or checkpoint_bytes(policy) > BIG_CHECKPOINT_BYTES
+
+
+def checkpoint_bytes(policy: str) -> int:
+    """Size of the weights an ``openvla:<dir>`` policy loads (0 for other policies or a missing folder)."""
+    from pathlib import Path
+
+    if not policy.startswith("openvla:"):
+        return 0
+    folder = Path(policy.split(":", 1)[1])
+    return sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
 
 
 def batchable(policy: str) -> bool:
