@@ -14,7 +14,7 @@ import pytest
 
 from vla_gen_bench.policies.base import ActionSpec, supports_batches, takes_sample_keys
 from vla_gen_bench.policies.remote import RemotePolicy, RemotePolicyError
-from vla_gen_bench.policies.serve import PolicyServer, act_rows
+from vla_gen_bench.policies.serve import act_rows
 
 
 @dataclass
@@ -52,21 +52,6 @@ def _obs(k: int, size: int = 16) -> dict:
     }
 
 
-@pytest.fixture
-def server():
-    started = []
-
-    def start(policy, **kw):
-        s = PolicyServer(policy, host="127.0.0.1", port=0, **kw)
-        port = s.start()
-        started.append(s)
-        return f"ws://127.0.0.1:{port}", s
-
-    yield start
-    for s in started:
-        s.stop()
-
-
 def _clients(url: str, n: int, steps: int, keyed: bool = True) -> list[list[np.ndarray]]:
     """``n`` concurrent clients, each sending ``steps`` observations; returns every client's replies."""
     clients = [RemotePolicy(url, timeout_s=30) for _ in range(n)]
@@ -102,9 +87,9 @@ def test_a_batched_policy_is_declared_by_act_batch():
     assert not supports_batches(object())
 
 
-def test_concurrent_clients_are_answered_in_batches_each_with_its_own_row(server):
+def test_concurrent_clients_are_answered_in_batches_each_with_its_own_row(served):
     policy = BatchEcho()
-    url, s = server(policy, max_batch=8, max_wait_ms=50)
+    url, s = served(policy, max_batch=8, max_wait_ms=50)
     replies = _clients(url, n=4, steps=6)
     for i, rows in enumerate(replies):
         for t, a in enumerate(rows):
@@ -121,36 +106,36 @@ def test_concurrent_clients_are_answered_in_batches_each_with_its_own_row(server
         assert json.loads(r.read())["requests"] == 24
 
 
-def test_max_batch_caps_the_batch(server):
+def test_max_batch_caps_the_batch(served):
     policy = BatchEcho()
-    url, _ = server(policy, max_batch=2, max_wait_ms=50)
+    url, _ = served(policy, max_batch=2, max_wait_ms=50)
     _clients(url, n=4, steps=3)
     assert max(policy.sizes) <= 2 and sum(policy.sizes) == 12
 
 
-def test_a_lone_client_is_not_held_back_by_the_wait(server):
+def test_a_lone_client_is_not_held_back_by_the_wait(served):
     """The batch is cut as soon as every open connection is in it: one client never waits max_wait_ms."""
     policy = BatchEcho(delay_s=0.0)
-    url, _ = server(policy, max_batch=32, max_wait_ms=2000)
+    url, _ = served(policy, max_batch=32, max_wait_ms=2000)
     t0 = time.perf_counter()
     _clients(url, n=1, steps=5)
     assert time.perf_counter() - t0 < 5.0
     assert policy.sizes == [1] * 5
 
 
-def test_max_batch_one_turns_batching_off(server):
+def test_max_batch_one_turns_batching_off(served):
     class Both(BatchEcho):
         def act(self, obs):
             return np.full(7, 0.5, np.float32)
 
     policy = Both()
-    url, s = server(policy, max_batch=1)
+    url, s = served(policy, max_batch=1)
     assert not s.batching and s.metadata["batching"] is None
     assert _clients(url, n=2, steps=2)[0][0][0] == 0.5 and policy.sizes == []
 
 
-def test_metadata_advertises_protocol_2_and_batching(server):
-    url, s = server(BatchEcho(), max_batch=16, max_wait_ms=3)
+def test_metadata_advertises_protocol_2_and_batching(served):
+    url, s = served(BatchEcho(), max_batch=16, max_wait_ms=3)
     c = RemotePolicy(url)
     assert c._server_meta["vgb_protocol"] == 2
     assert c._server_meta["batching"] == {"max_batch": 16, "max_wait_ms": 3.0}
@@ -158,13 +143,13 @@ def test_metadata_advertises_protocol_2_and_batching(server):
     c.close()
 
 
-def test_the_auto_wait_merges_clients_that_drift_apart(server):
+def test_the_auto_wait_merges_clients_that_drift_apart(served):
     """Two groups of clients out of phase (as simulator workers drift): with the automatic wait (a quarter of the
     forward time) the late group joins the batch instead of forming its own; with no wait they stay split."""
 
     def run(wait):
         policy = BatchEcho(delay_s=0.2)
-        url, _ = server(policy, max_batch=8, max_wait_ms=wait)
+        url, _ = served(policy, max_batch=8, max_wait_ms=wait)
         clients = [RemotePolicy(url, timeout_s=30) for _ in range(4)]
 
         def loop(i: int) -> None:
@@ -189,8 +174,8 @@ def test_the_auto_wait_merges_clients_that_drift_apart(server):
     assert split.count(4) <= 1 and len(split) >= 10, split
 
 
-def test_a_bad_sample_key_is_refused_for_that_client_only(server):
-    url, _ = server(BatchEcho(), max_batch=8, max_wait_ms=1)
+def test_a_bad_sample_key_is_refused_for_that_client_only(served):
+    url, _ = served(BatchEcho(), max_batch=8, max_wait_ms=1)
     c = RemotePolicy(url)
     c.reset("x")
     with pytest.raises(RemotePolicyError, match="sample_key"):
@@ -199,7 +184,7 @@ def test_a_bad_sample_key_is_refused_for_that_client_only(server):
     c.close()
 
 
-def test_a_failing_batch_reports_to_every_client_and_the_server_survives(server):
+def test_a_failing_batch_reports_to_every_client_and_the_server_survives(served):
     class Flaky(BatchEcho):
         fail = True
 
@@ -209,7 +194,7 @@ def test_a_failing_batch_reports_to_every_client_and_the_server_survives(server)
                 raise ZeroDivisionError("the model exploded on purpose")
             return super().act_batch(images, instructions, sample_keys)
 
-    url, _ = server(Flaky(), max_batch=8, max_wait_ms=1)
+    url, _ = served(Flaky(), max_batch=8, max_wait_ms=1)
     c = RemotePolicy(url)
     c.reset("x")
     with pytest.raises(RemotePolicyError, match="exploded on purpose"):
