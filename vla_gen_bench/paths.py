@@ -16,6 +16,12 @@ def cache_dir() -> Path:
     return root
 
 
+def cache_dir_hint() -> str:
+    """How to point the cache elsewhere (for messages about a cache that cannot be written)."""
+    where = os.environ.get("VGB_CACHE") or f"{Path.home() / '.cache' / 'vla_gen_bench'} (under HOME)"
+    return f"the cache is {where}: set VGB_CACHE to a writable folder, e.g. VGB_CACHE=/tmp/vgb-cache"
+
+
 def repo_root() -> Path:
     """The source checkout (data folders such as ``asset_pipeline/`` live beside the package)."""
     return Path(__file__).resolve().parent.parent

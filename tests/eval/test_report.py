@@ -32,25 +32,22 @@ def _rows(path):
 
 
 # ---------------------------------------------------------------------------- reading
-def test_duplicates_count_once_with_a_warning(tmp_path):
+def test_exact_duplicates_count_once_with_a_warning_and_conflicts_are_refused(tmp_path):
     recs = standard_records()
     dup_same = dict(recs[12])  # unseen_table episode 2, same outcome
-    dup_flip = {
-        **recs[13],
-        "success": True,
-        "success_once": True,
-        "failure": "success",
-    }  # unseen_table 3, flipped
-    d = write_run(tmp_path / "r", recs + [dup_same, dup_flip])
+    d = write_run(tmp_path / "r", recs + [dup_same])
     run = load_run(d)
     assert len(run.records) == 50
-    s = run.summary()
-    assert s.variant("unseen_table").n == 10 and s.variant("unseen_table").successes == 4  # first line kept
     (w,) = [w for w in run.warnings if "duplicated" in w]
-    assert "2 duplicated (variant, seed, episode) line(s)" in w
+    assert "1 duplicated (variant, seed, episode) line(s)" in w
     assert "line 51 repeats line 13 (unseen_table, seed 1002, episode 2)" in w
-    assert "line 52 repeats line 14 (unseen_table, seed 1003, episode 3) with a different outcome" in w
-    assert "1 disagree on success" in w
+    # the same episode with another outcome is never scored (issue 20: the first one used to win silently)
+    dup_flip = {**recs[13], "success": True, "success_once": True, "failure": "success"}
+    d = write_run(tmp_path / "c", recs + [dup_flip])
+    with pytest.raises(RunError, match=r"episodes.jsonl:51: \(unseen_table, seed 1003, episode 3\) is recorded again "
+                                       r"with a different outcome \(first on line 14\).*Delete line 14 and every "
+                                       r"line after it, then re-run the same 'vgb evaluate' command"):  # fmt: skip
+        load_run(d)
 
 
 @pytest.mark.parametrize(

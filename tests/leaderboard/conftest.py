@@ -60,4 +60,22 @@ def make_run(
                 "instruction": "put the cube on the plate",
             }))  # fmt: skip
     (root / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    return seal(root)
+
+
+def seal(root: Path) -> Path:
+    """(Re-)write episodes.jsonl with its hash chain and run.json's head, as 'vgb evaluate' does."""
+    from vla_gen_bench.eval.chain import FIELD, FORMAT, genesis
+    from vla_gen_bench.eval.chain import seal as seal_line
+
+    run = json.loads((root / "run.json").read_text())
+    head, out, n = genesis(run), b"", 0
+    for line in (root / "episodes.jsonl").read_text().splitlines():
+        if line.strip():
+            rec = {k: v for k, v in json.loads(line).items() if k != FIELD}
+            data, head = seal_line(head, rec)
+            out, n = out + data, n + 1
+    (root / "episodes.jsonl").write_bytes(out)
+    run["episodes_chain"] = {"format": FORMAT, "lines": n, "head": head, "unbound_lines": 0}
+    (root / "run.json").write_text(json.dumps(run, indent=1))
     return root

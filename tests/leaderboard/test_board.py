@@ -13,7 +13,7 @@ from vla_gen_bench.leaderboard.board import groups, write_rows
 from vla_gen_bench.leaderboard.reported import paper_rows
 from vla_gen_bench.leaderboard.validate import read_rows
 
-from .conftest import OUTCOMES, make_run
+from .conftest import OUTCOMES, make_run, seal
 
 
 def test_rows_are_derived_from_episodes(tmp_path):
@@ -49,17 +49,20 @@ def test_rows_are_derived_from_episodes(tmp_path):
     assert table["vgb_version"] == "0.1.0" and table["policy"] == "mine" and table["submitter"] == "me"
 
 
-def test_repeated_episodes_count_once_and_conflicts_are_refused(tmp_path):
+def test_repeated_episodes_break_the_chain_and_conflicts_name_both_lines_and_a_remedy(tmp_path):
     run = make_run(tmp_path / "run")
     ej = run / "episodes.jsonl"
     lines = ej.read_text().splitlines()
     ej.write_text("\n".join(lines + lines[:3]) + "\n")  # a merged shard repeated three episodes
-    assert {r["variant"]: r["n"] for r in run_rows(run)}["ind"] == "10"
+    with pytest.raises(LeaderboardError, match=rf"episodes.jsonl:{len(lines) + 1}: this line is not what 'vgb "
+                                               r"evaluate' wrote .*delete line 51 and every line after it"):  # fmt: skip
+        run_rows(run)
     flipped = json.loads(lines[0])
-    flipped["success"] = not flipped["success"]
+    flipped.update(success=not flipped["success"], failure="misplaced", success_once=False)
     ej.write_text("\n".join([*lines, json.dumps(flipped)]) + "\n")
-    with pytest.raises(LeaderboardError, match=rf"episodes.jsonl:{len(lines) + 1}: \(ind, seed 0, episode 0\) repeats "
-                                               r"line 1 with a different outcome"):  # fmt: skip
+    with pytest.raises(LeaderboardError, match=rf"episodes.jsonl:{len(lines) + 1}: \(ind, seed 0, episode 0\) is "
+                                               r"recorded again with a different outcome \(first on line 1\).*Delete "
+                                               r"line 1 and every line after it, then re-run"):  # fmt: skip
         run_rows(run)
 
 
@@ -180,6 +183,7 @@ def test_incomplete_policies_are_listed_but_not_ranked(tmp_path):
     cfg = json.loads((b / "run.json").read_text())
     cfg["suite_hash"] = json.loads((tmp_path / "a" / "run.json").read_text())["suite_hash"]
     (b / "run.json").write_text(json.dumps(cfg))
+    seal(b)  # run.json's identity starts the hash chain: a run with another suite hash is another run
     add(b, csv, submitter="me")
     (g,) = groups(csv)
     overview = {r[1]: r for r in g.tables[0].rows}

@@ -46,9 +46,10 @@ class Evaluate:
     workers: int = 1
     """Simulator processes (each pays a ~10 s render-pipeline compile)."""
     policy_server: Literal["auto", "on", "off"] = "auto"
-    """auto: with --workers >= 2, a batched policy (openvla:<dir>, a module:Class with act_batch) is loaded once, in
+    """on: with --workers >= 2, a batched policy (openvla:<dir>, a module:Class with act_batch) is loaded once, in
     one policy process (on the GPU when there is one), and answers all workers in dynamic batches; off: each worker
-    loads its own copy. Results are the same either way (greedy: identical actions; sampling: per-episode streams)."""
+    loads its own copy; auto: on when there is a GPU or the checkpoint is over 2 GiB. Results are the same either
+    way (greedy: identical actions; sampling: per-episode streams)."""
     max_batch: int = 32
     """Policy process: largest batch per forward pass."""
     max_wait_ms: float | None = None
@@ -192,8 +193,10 @@ def policy_id(spec: str, metadata: dict[str, Any]) -> str:
 
 
 def read_done(path: Path) -> dict[tuple[str, int, int], dict]:
-    """Finished episodes by (variant, seed, episode). A torn last line (killed mid-write) is dropped."""
+    """Finished episodes by (variant, seed, episode). A torn last line (killed mid-write) is dropped; an episode
+    recorded twice with different outcomes is refused (the evaluator writes each episode once)."""
     done: dict[tuple[str, int, int], dict] = {}
+    line_of: dict[tuple[str, int, int], int] = {}
     if not path.exists():
         return done
     raw = path.read_bytes()
@@ -206,23 +209,58 @@ def read_done(path: Path) -> dict[tuple[str, int, int], dict]:
             continue
         try:
             r = json.loads(line)
-            done[(r["variant"], int(r["seed"]), int(r["episode"]))] = r
+            key = (r["variant"], int(r["seed"]), int(r["episode"]))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise RunDirError(
                 f"{path}:{n}: not an episode record ({e}); fix or delete that line, then re-run"
             ) from None
+        if key in done:
+            if _outcome(done[key]) != _outcome(r):
+                raise RunDirError(duplicate_message(path, key, line_of[key], n))
+            continue
+        done[key], line_of[key] = r, n
     return done
 
 
-def append_record(path: Path, record: dict) -> None:
-    """One line per episode, written with a single write() on an O_APPEND descriptor and fsync'ed."""
-    data = (json.dumps(record, sort_keys=True) + "\n").encode()
+def _outcome(r: dict) -> tuple:
+    return tuple(r.get(k) for k in ("success", "success_once", "grasped", "failure"))
+
+
+def duplicate_message(path: Path | str, key: tuple[str, int, int], first: int, again: int) -> str:
+    """The refusal for an episode recorded twice with different outcomes, with a remedy that works."""
+    return (f"{path}:{again}: ({key[0]}, seed {key[1]}, episode {key[2]}) is recorded again with a different outcome "
+            f"(first on line {first}); 'vgb evaluate' writes each episode once, so the file was merged or edited. "
+            f"Delete line {first} and every line after it, then re-run the same 'vgb evaluate' command (it runs "
+            f"those episodes again and re-seals the file), or start over with a new --out")  # fmt: skip
+
+
+def append_record(path: Path, record: dict, prev: str) -> str:
+    """One line per episode, sealed into the hash chain after the link ``prev`` (see :mod:`.chain`), written with a
+    single write() on an O_APPEND descriptor and fsync'ed; returns the new last link."""
+    from vla_gen_bench.eval.chain import seal
+
+    data, head = seal(prev, record)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+    return head
+
+
+def chain_state(path: Path, run: dict) -> dict[str, Any]:
+    """``run.json``'s ``episodes_chain`` for the lines now in ``path``; RunDirError when a line was edited."""
+    from vla_gen_bench.eval.chain import FORMAT, genesis, verify
+
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    chk = verify(lines, genesis(run))
+    if chk.broken is not None:
+        raise RunDirError(f"{path}:{chk.broken}: this line is not what 'vgb evaluate' wrote (its hash-chain link does "
+                          f"not match: edited, inserted, moved or from another run). Restore it, or delete line "
+                          f"{chk.broken} and every line after it and re-run the same command (those episodes are "
+                          f"run again), or start over with a new --out")  # fmt: skip
+    return {"format": FORMAT, "lines": chk.lines, "head": chk.head, "unbound_lines": len(chk.unbound)}
 
 
 def protocol(cfg: Evaluate) -> tuple[int, tuple[int, ...]]:
@@ -235,14 +273,35 @@ def protocol(cfg: Evaluate) -> tuple[int, tuple[int, ...]]:
     return episodes, tuple(seeds if cfg.seeds is None else cfg.seeds)
 
 
-def plan(cfg: Evaluate, store) -> list[Item]:
+MAX_SEED = 2**32 - 1  # numpy and ManiSkill seeds are 32-bit
+MAX_ITEMS = 1_000_000  # far beyond any useful run (the paper: 3 seeds x 64 episodes per variant)
+
+
+def check_protocol(cfg: Evaluate) -> tuple[int, tuple[int, ...]]:
+    """Episodes and seeds of the run, refused with a one-line EvalConfigError when they cannot work."""
     from vla_gen_bench.variants import get_suite
 
     episodes, seeds = protocol(cfg)
     if episodes < 1:
         raise EvalConfigError("--episodes must be >= 1")
-    if not seeds or any(s < 0 for s in seeds):
-        raise EvalConfigError("--seeds must be non-negative integers")
+    if not seeds or any(s < 0 or s > MAX_SEED for s in seeds):
+        raise EvalConfigError(f"--seeds must be integers in [0, {MAX_SEED}] (32-bit simulator seeds), got "
+                              f"{' '.join(map(str, seeds)) or 'none'}")  # fmt: skip
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise EvalConfigError(f"--seeds lists {', '.join(map(str, twice))} more than once: the same episodes would "
+                              f"run twice; give each seed once")  # fmt: skip
+    n = len(get_suite(cfg.suite)) * len(seeds) * episodes
+    if n > MAX_ITEMS:
+        raise EvalConfigError(f"{n:,} episodes planned (--episodes {episodes} x {len(seeds)} seed(s) x the suite's "
+                              f"variants) exceeds {MAX_ITEMS:,}; lower --episodes (the paper uses 64 per seed)")  # fmt: skip
+    return episodes, seeds
+
+
+def plan(cfg: Evaluate, store) -> list[Item]:
+    from vla_gen_bench.variants import get_suite
+
+    episodes, seeds = check_protocol(cfg)
     return [Item(v.name, int(s), k) for v in get_suite(cfg.suite) for s in seeds for k in range(episodes)]
 
 
@@ -317,11 +376,35 @@ class Worker:
 
     def setup(self) -> dict:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+        from vla_gen_bench.eval.guard import GuardedPolicy
         from vla_gen_bench.eval.runner import make_env
         from vla_gen_bench.policies.registry import resolve_policy
+        from vla_gen_bench.policies.remote import RemotePolicy
 
         self.store = load_store(self.cfg.asset_pack, self.cfg.profile, self.cfg.rl4vla_assets)
         self.profile = run_profile(self.cfg)
+        kw = policy_kwargs(self.cfg)
+
+        def guard(p):  # a remote client has its own per-reply timeout; anything else gets the watchdog
+            return GuardedPolicy(
+                p, self.cfg.policy, None if isinstance(p, RemotePolicy) else self.cfg.policy_timeout
+            )
+
+        if self.policy_url is not None:  # the model lives in the policy process; this worker only simulates
+            remote = RemotePolicy(self.policy_url, timeout_s=self.cfg.policy_timeout)
+            # identify the policy by what it reports about itself, as when it is loaded in-process (same policy id)
+            remote.metadata = dict(remote._server_meta.get("metadata") or {})
+            self.policies = [guard(remote)]
+        else:  # the policy is built before the env, so a policy that cannot load is refused before the simulator
+            if self.cfg.policy.startswith(("ws://", "wss://")) and "timeout_s" not in kw:
+                kw["timeout_s"] = self.cfg.policy_timeout
+            first = resolve_policy(self.cfg.policy, **kw)
+            if hasattr(first, "act_batch"):  # one model shared by all envs, queried in one batch
+                self.policies = [guard(first)] * self.cfg.num_envs
+            else:  # one instance per env (policies may keep per-episode state)
+                self.policies = [guard(first)] + [
+                    guard(resolve_policy(self.cfg.policy, **kw)) for _ in range(self.cfg.num_envs - 1)
+                ]
         s = env_settings(self.cfg)
         key = (s["camera"], s["robot"], self.store.pack_hash, s["sim_freq"], self.cfg.num_envs, s["lighting"])
         if self.shared and key in _ENVS:
@@ -332,22 +415,6 @@ class Worker:
                                 num_envs=self.cfg.num_envs, **light)  # fmt: skip
             if self.shared:
                 _ENVS[key] = self.env
-        kw = policy_kwargs(self.cfg)
-        if self.policy_url is not None:  # the model lives in the policy process; this worker only simulates
-            from vla_gen_bench.policies.remote import RemotePolicy
-
-            remote = RemotePolicy(self.policy_url, timeout_s=self.cfg.policy_timeout)
-            # identify the policy by what it reports about itself, as when it is loaded in-process (same policy id)
-            remote.metadata = dict(remote._server_meta.get("metadata") or {})
-            self.policies = [remote]
-            return {"spec": remote.spec.to_dict(), "metadata": remote.metadata}
-        first = resolve_policy(self.cfg.policy, **kw)
-        if hasattr(first, "act_batch"):  # one model shared by all envs, queried in one batch
-            self.policies = [first] * self.cfg.num_envs
-        else:  # one instance per env (policies may keep per-episode state)
-            self.policies = [first] + [
-                resolve_policy(self.cfg.policy, **kw) for _ in range(self.cfg.num_envs - 1)
-            ]
         p = self.policies[0]
         return {"spec": p.spec.to_dict(), "metadata": dict(getattr(p, "metadata", {}) or {})}
 
@@ -392,6 +459,14 @@ class Worker:
         check = lambda i, a: validate_action(a, self.policies[i].spec, ACTION_LOW, ACTION_HIGH)  # noqa: E731
         want_video = self.videos_per_kind > 0
         keys = [episode_key(*it.key) for it in items]
+        desc = lambda it: f"variant {it.variant}, seed {it.seed}, episode {it.episode}"  # noqa: E731
+        if all(
+            p is self.policies[0] for p in self.policies
+        ):  # one policy answers every env (named in errors)
+            self.policies[0].where = "; ".join(map(desc, items))
+        else:
+            for p, it in zip(self.policies, items, strict=False):
+                p.where = desc(it)
         results = run_batch(self.env, self.policies, [it.seed for it in items] + [0] * pad, specs + [specs[0]] * pad,
                             record_frames=want_video, on_action=check, episode_keys=keys + keys[:1] * pad,
                             )[: len(items)]  # fmt: skip
@@ -636,6 +711,63 @@ class WorkerError(RuntimeError):
 def evaluate(cfg: Evaluate, console=None) -> Path:
     """Run (or resume) an evaluation; returns the run directory."""
     from rich.console import Console
+
+    console = console or Console(stderr=True)
+    if cfg.workers < 1 or cfg.num_envs < 1:
+        raise EvalConfigError("--workers and --num-envs must be >= 1")
+    if cfg.max_batch < 1 or (cfg.max_wait_ms is not None and cfg.max_wait_ms < 0) or cfg.policy_timeout <= 0:
+        raise EvalConfigError("--max-batch must be >= 1, --max-wait-ms >= 0 and --policy-timeout > 0")
+    from vla_gen_bench.policies.registry import check_policy
+
+    # everything that can be refused from the options alone is refused here, before any env or model starts
+    check_policy(cfg.policy, policy_kwargs(cfg))
+    check_protocol(cfg)
+    created = check_out_dir(cfg.out)
+    try:
+        return _evaluate(cfg, console, created)
+    except BaseException:
+        if created and cfg.out.is_dir() and not any(cfg.out.iterdir()):
+            cfg.out.rmdir()  # a refused run leaves no empty folder behind
+        raise
+
+
+def check_out_dir(out: Path) -> bool:
+    """Refuse an --out that cannot hold this run; create it. Returns whether it was created now.
+
+    An existing folder is accepted only when it is empty or holds a run (run.json or episodes.jsonl): files a user
+    keeps there (a summary.csv, a report.md of their own) are never overwritten.
+    """
+    if out.exists() and not out.is_dir():
+        raise EvalConfigError(f"--out {out} is a file; give a folder for the run (it is created if missing)")
+    if out.is_dir():
+        names = sorted(p.name for p in out.iterdir())
+        if names and not ({RUN_JSON, EPISODES} & set(names)):
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise RunDirError(f"--out {out} already holds files that are not a vgb run ({shown}); nothing there is "
+                              f"overwritten: give a new folder, e.g. --out {out / 'run'}")  # fmt: skip
+        created = False
+    else:
+        try:
+            out.mkdir(parents=True)
+        except OSError as e:
+            raise EvalConfigError(
+                f"cannot create --out {out}: {e.strerror or e}; choose a writable folder"
+            ) from None
+        created = True
+    probe = out / f".vgb-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        if created:
+            out.rmdir()
+        raise EvalConfigError(
+            f"--out {out} is not writable ({e.strerror or e}); choose a writable folder"
+        ) from None
+    return created
+
+
+def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -645,11 +777,6 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
         TimeRemainingColumn,
     )
 
-    console = console or Console(stderr=True)
-    if cfg.workers < 1 or cfg.num_envs < 1:
-        raise EvalConfigError("--workers and --num-envs must be >= 1")
-    if cfg.max_batch < 1 or (cfg.max_wait_ms is not None and cfg.max_wait_ms < 0) or cfg.policy_timeout <= 0:
-        raise EvalConfigError("--max-batch must be >= 1, --max-wait-ms >= 0 and --policy-timeout > 0")
     from vla_gen_bench.eval.policy_process import PolicyProcess, wants_policy_process
 
     try:
@@ -671,15 +798,29 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
             check_widowx_assets()
         except FileNotFoundError as e:
             raise EvalConfigError(str(e)) from None
-    store = load_store(cfg.asset_pack, cfg.profile, cfg.rl4vla_assets)
+    try:
+        store = load_store(cfg.asset_pack, cfg.profile, cfg.rl4vla_assets)
+    except OSError as e:
+        from vla_gen_bench.paths import cache_dir_hint
+
+        raise EvalConfigError(f"cannot prepare the assets: {e.strerror or e} ({getattr(e, 'filename', '')}); "
+                              f"{cache_dir_hint()}") from None  # fmt: skip
     check_pack_view(store, env_settings(cfg)["camera"])
     items = plan(cfg, store)
     out = cfg.out
-    out.mkdir(parents=True, exist_ok=True)
     jsonl = out / EPISODES
     done = read_done(jsonl)
     todo = [it for it in items if it.key not in done]
-    previous = json.loads((out / RUN_JSON).read_text()) if (out / RUN_JSON).exists() else None
+    previous = None
+    if (out / RUN_JSON).exists():
+        try:
+            previous = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise RunDirError(
+                f"{out / RUN_JSON} is not readable JSON ({e}); restore it or use another --out"
+            ) from None
+    if previous is not None:
+        chain_state(jsonl, previous)  # refuse to extend a file whose lines were edited
 
     meta = run_config(cfg, store, {})
     if previous is not None:
@@ -721,6 +862,9 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
                                       f"reports {meta['policy_id']} (different weights or metadata); use another --out")  # fmt: skip
                 meta["created"] = previous.get("created", meta["created"])
                 meta["resumed"] = previous.get("resumed", 0) + 1
+            meta["policy_timeout_s"] = cfg.policy_timeout
+            chain = meta["episodes_chain"] = chain_state(jsonl, meta)  # the link new lines continue from
+            head = chain["head"]
             (out / RUN_JSON).write_text(json.dumps(meta, indent=1, default=str))
             console.print(f"{len(items)} episodes planned, {len(done)} already in {jsonl}; running {len(todo)} "
                           f"({cfg.backend}, {cfg.workers} worker(s) x {cfg.num_envs} env(s))")  # fmt: skip
@@ -745,7 +889,9 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
                         if data is not None:
                             (out / r["video"]).parent.mkdir(parents=True, exist_ok=True)
                             (out / r["video"]).write_bytes(data)
-                        append_record(jsonl, r)
+                        head = append_record(jsonl, r, head)
+                        chain["lines"] += 1
+                        chain["head"] = head
                         wins += bool(r["success"])
                         n += 1
                     bar.update(task, advance=len(records),
@@ -768,6 +914,10 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
         console.print(f"all {len(items)} episodes already in {jsonl}")
         if previous is None:
             raise RunDirError(f"{out} has episodes but no {RUN_JSON}; cannot tell what was run")
+        chain = chain_state(jsonl, previous)
+        if previous.get("episodes_chain") != chain:  # killed after the last episode: seal the run now
+            previous["episodes_chain"] = chain
+            (out / RUN_JSON).write_text(json.dumps(previous, indent=1, default=str))
     if cfg.report:
         from vla_gen_bench.eval.report import write_outputs
 
@@ -782,34 +932,47 @@ def evaluate_command(cfg: Evaluate) -> int:
     console = Console(stderr=True)
     from vla_gen_bench.assets.store import AssetError
     from vla_gen_bench.eval.conventions import ActionError
+    from vla_gen_bench.eval.guard import PolicyCallError
     from vla_gen_bench.eval.policy_process import PolicyProcessError
     from vla_gen_bench.policies.registry import PolicyError
+    from vla_gen_bench.policies.remote import RemotePolicyError
     from vla_gen_bench.variants import VariantError
+
+    def kept() -> str:
+        n = 0
+        if (cfg.out / EPISODES).is_file():
+            n = sum(1 for line in (cfg.out / EPISODES).read_bytes().splitlines() if line.strip())
+        if not n:
+            return "No episode had finished yet; re-run the same command to resume (it starts from the beginning)"
+        return f"{n} finished episode(s) are kept in {cfg.out / EPISODES}; re-run the same command to resume"
 
     try:
         evaluate(cfg, console)
     except (ActionError, RunDirError, EvalConfigError, PolicyError, VariantError, AssetError) as e:
-        console.print(f"[red]refused:[/] {e}")
+        console.print(f"refused: {e}", style="red", markup=False)
         return 2
     except PolicyProcessError as e:
-        console.print(f"[red]{e}", markup=False)
+        console.print(str(e), style="red", markup=False)
+        return 1
+    except (PolicyCallError, RemotePolicyError) as e:  # a timeout, a policy exception, a server gone
+        console.print(f"{e}. {kept()}.", style="red", markup=False)
         return 1
     except WorkerError as e:
         if e.args[0].startswith(("ActionError", "PolicyError")):
-            console.print(f"[red]refused:[/] {e}")
+            console.print(f"refused: {e.args[0].split(': ', 1)[1]}", style="red", markup=False)
             return 2
-        if e.args[0].startswith("RemotePolicyError"):  # a timeout, a server gone: the message says it all
-            console.print(f"[red]{e}[/]\nFinished episodes are in {cfg.out / EPISODES}; re-run the same command to "
-                          "resume.")  # fmt: skip
+        if e.args[0].startswith(("RemotePolicyError", "PolicyCallError")):  # the message says it all
+            console.print(f"{e.args[0].split(': ', 1)[1]}. {kept()}.", style="red", markup=False)
             return 1
-        console.print(e.trace)
-        console.print(f"[red]a worker failed:[/] {e}")
+        console.print(e.trace, markup=False)
+        console.print(f"a worker failed: {e}. {kept()}.", style="red", markup=False)
         return 1
     except KeyboardInterrupt:
-        console.print(
-            f"[yellow]interrupted; finished episodes are in {cfg.out / EPISODES}. Re-run the same command to resume."
-        )
+        console.print(f"interrupted. {kept()}.", style="yellow", markup=False)
         return 130
+    except OSError as e:  # a disk that filled up or turned read-only mid-run
+        console.print(f"cannot write the run: {e}. {kept()}.", style="red", markup=False)
+        return 1
     return 0
 
 

@@ -143,7 +143,6 @@ def read_episodes(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     first_line: dict[tuple[str, int, int], int] = {}
     dupes: list[str] = []
     warnings: list[str] = []
-    conflicts = 0
     for no, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -158,10 +157,11 @@ def read_episodes(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         key = (r["variant"], r["seed"], r["episode"])
         if key in first_line:
             kept = records[first_line[key]]
-            conflict = kept["success"] != r["success"]
-            conflicts += conflict
-            dupes.append(f"line {no} repeats line {kept['_line']} ({key[0]}, seed {key[1]}, episode {key[2]})"
-                         + (" with a different outcome" if conflict else ""))  # fmt: skip
+            if kept["success"] != r["success"]:  # never scored: which of the two is the truth?
+                from vla_gen_bench.eval.evaluate import duplicate_message
+
+                raise RunError(duplicate_message(path, key, kept["_line"], no))
+            dupes.append(f"line {no} repeats line {kept['_line']} ({key[0]}, seed {key[1]}, episode {key[2]})")
             continue
         first_line[key] = len(records)
         r["_line"] = no
@@ -171,8 +171,7 @@ def read_episodes(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     if dupes:
         shown = "; ".join(dupes[:5]) + (f"; and {len(dupes) - 5} more" if len(dupes) > 5 else "")
         warnings.append(f"{path.name}: {len(dupes)} duplicated (variant, seed, episode) line(s) counted once, the "
-                        f"first kept ({shown})" + (f"; {conflicts} disagree on success: was the run non-deterministic?"
-                                                   if conflicts else ""))  # fmt: skip
+                        f"first kept ({shown})")  # fmt: skip
     return records, warnings
 
 
@@ -309,7 +308,7 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def write_csvs(run: Run, s: Summary) -> dict[str, Path]:
     d = run.dir
     known = list(FIELDS)
-    extra = sorted({k for r in run.records for k in r} - set(known))
+    extra = sorted({k for r in run.records for k in r} - set(known) - {"chain"})  # the hash-chain link is no data
     cols = known + extra
     with (d / "episodes.csv").open("w", newline="") as f:
         w = csv.writer(f)

@@ -2,7 +2,11 @@
 
 Nothing typed by a person enters a ``run`` row except the display name, the submitter and the notes. The run must be
 complete (every planned (variant, seed, episode) present), its episodes must agree with ``run.json`` and with the
-variant catalog, and an episode recorded twice must have the same outcome both times (it then counts once).
+variant catalog, each record must be internally consistent (its failure label agrees with its success, grasp flags
+agree with the label), an episode recorded twice with different outcomes is refused, and the file must be the one
+``vgb evaluate`` wrote: every line's link in the hash chain (:mod:`vla_gen_bench.eval.chain`) must match and the
+last one must be the head ``run.json`` records. Runs written before vgb recorded chains cannot be verified and are
+refused, except the ones pinned in :data:`VETTED_LEGACY` (the maintainers' own runs committed before chains).
 """
 
 from __future__ import annotations
@@ -26,6 +30,18 @@ EPISODE_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# sha256 of the episodes.jsonl of runs committed before vgb recorded hash chains, reviewed by the maintainers when
+# they were committed (leaderboard/submissions/). Any other run without a chain is refused: re-run it.
+VETTED_LEGACY = {
+    "ec492c9aa99f6a3b7d08fb15e33ff678edd5f05724b058df813d3c5c31205c7a": "leaderboard/submissions/random-default",
+    "5fcc06616543d8f23e357c6b5267bea17cc985e37f4381560d91c231fb94d461": "leaderboard/submissions/scripted-oracle-default",
+}
+# the env's failure labels (vla_gen_bench.envs.FAILURE_LABELS; the leaderboard never imports the simulator)
+FAILURE_LABELS = ("success", "never_grasped", "wrong_object", "dropped", "misplaced", "timeout")
+GRASPED_LABELS = ("dropped", "misplaced", "timeout")  # labels the env gives only after a grasp
+UNGRASPED_LABELS = ("never_grasped", "wrong_object")  # labels the env gives only without one
+
+
 class LeaderboardError(ValueError):
     """A run directory or leaderboard CSV that cannot be used; the message says where and what to do."""
 
@@ -39,7 +55,10 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise LeaderboardError(f"{path} not found; is {run_dir} a run directory written by 'vgb evaluate'?")
     try:
-        cfg = json.loads(path.read_text())
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise LeaderboardError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); restore the file "
+                               f"'vgb evaluate' wrote") from None  # fmt: skip
     except json.JSONDecodeError as e:
         raise LeaderboardError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(cfg, dict):
@@ -68,13 +87,42 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     return cfg
 
 
-def read_episodes(path: Path, policy: str) -> list[dict[str, Any]]:
+def check_record(r: dict[str, Any], where: str, once: bool = False) -> None:
+    """A record's fields must agree with each other the way the env sets them (``once``: the run's profile scores
+    success_once, so ``success`` need not match the final-step label)."""
+    failure = r.get("failure")
+    if failure is None:
+        return
+    if failure not in FAILURE_LABELS:
+        raise LeaderboardError(f"{where}: failure {failure!r} is not one of {', '.join(FAILURE_LABELS)}")
+    at_end = failure == "success"  # the env labels the final step 'success' exactly when it succeeded then
+    problem = None
+    if not once and r["success"] != at_end:
+        problem = f"success is {json.dumps(r['success'])} but the failure label is {failure!r}"
+    elif r.get("success_once") is False and (r["success"] or at_end):
+        problem = f"success_once is false but the episode succeeded (success {json.dumps(r['success'])})"
+    elif r.get("grasped") is False and (failure in GRASPED_LABELS or r.get("consecutive_grasp") is True):
+        problem = f"grasped is false but {'the failure label is ' + repr(failure) if failure in GRASPED_LABELS else 'consecutive_grasp is true'}"
+    elif r.get("grasped") is True and failure in UNGRASPED_LABELS:
+        problem = f"grasped is true but the failure label is {failure!r}"
+    if problem:
+        raise LeaderboardError(f"{where}: inconsistent record: {problem}; the env never writes this, so the line "
+                               f"was edited. Restore the file 'vgb evaluate' wrote, or re-run the run")  # fmt: skip
+
+
+def read_episodes(path: Path, policy: str, once: bool = False) -> list[dict[str, Any]]:
     """Episode records, one per (variant, seed, episode); exact repeats are dropped, conflicting ones refused."""
+    from vla_gen_bench.eval.evaluate import duplicate_message
+
     if not path.is_file():
         raise LeaderboardError(
             f"{path} not found; is {path.parent} a run directory written by 'vgb evaluate'?"
         )
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise LeaderboardError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); restore the file "
+                               f"'vgb evaluate' wrote") from None  # fmt: skip
     kept: dict[tuple[str, int, int], tuple[int, dict[str, Any]]] = {}
     for no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -97,6 +145,7 @@ def read_episodes(path: Path, policy: str) -> list[dict[str, Any]]:
                 )
         if r["seed"] < 0 or r["episode"] < 0:
             raise LeaderboardError(f"{where}: seed and episode must be >= 0")
+        check_record(r, where, once)
         if r["policy"] != policy:
             raise LeaderboardError(f"{where}: episode run by policy {r['policy']!r} but run.json says {policy!r}; "
                                    f"one run directory holds one policy")  # fmt: skip
@@ -104,12 +153,43 @@ def read_episodes(path: Path, policy: str) -> list[dict[str, Any]]:
         if key in kept:
             first, prev = kept[key]
             if prev["success"] != r["success"]:
-                raise LeaderboardError(f"{where}: ({key[0]}, seed {key[1]}, episode {key[2]}) repeats line {first} "
-                                       f"with a different outcome; a leaderboard run must be deterministic per "
-                                       f"episode; re-run it")  # fmt: skip
+                raise LeaderboardError(duplicate_message(path, key, first, no))
             continue
         kept[key] = (no, r)
     return [r for _, r in kept.values()]
+
+
+def verify_run(run_dir: Path, cfg: dict[str, Any]) -> str:
+    """Check that episodes.jsonl is the file ``vgb evaluate`` wrote for this run.json: ``"verified"`` (hash chain
+    intact, head as recorded) or ``"vetted legacy"`` (a pinned pre-chain run); LeaderboardError otherwise."""
+    import hashlib
+
+    from vla_gen_bench.eval.chain import FORMAT, genesis, verify
+
+    ej, rj = run_dir / EPISODES, run_dir / RUN_JSON
+    raw = ej.read_bytes()
+    chk = verify(raw.decode("utf-8").splitlines(), genesis(cfg))
+    if chk.broken is not None:
+        raise LeaderboardError(f"{ej}:{chk.broken}: this line is not what 'vgb evaluate' wrote (its hash-chain link "
+                               f"does not match: edited, inserted, moved or from another run), so the run cannot be "
+                               f"used. Restore the original file, or delete line {chk.broken} and every line after it "
+                               f"and re-run the same 'vgb evaluate' command (those episodes are run again)")  # fmt: skip
+    chain = cfg.get("episodes_chain")
+    if chk.unbound or not isinstance(chain, dict):
+        if hashlib.sha256(raw).hexdigest() in VETTED_LEGACY:
+            return "vetted legacy"
+        what = (f"{len(chk.unbound)} of its {chk.lines} episode lines carry no hash-chain link" if chk.unbound
+                else f"{rj.name} records no episodes_chain")  # fmt: skip
+        raise LeaderboardError(f"{run_dir} cannot be verified: {what} (written by a vgb from before episode hash "
+                               f"chains, or the chain was stripped). Re-run it with this version into a new --out "
+                               f"(episodes are fixed per seed, so the numbers are comparable)")  # fmt: skip
+    if chain.get("format") != FORMAT or chain.get("head") != chk.head or chain.get("lines") != chk.lines:
+        raise LeaderboardError(f"{rj}: episodes_chain records {chain.get('lines')} line(s) ending in link "
+                               f"{str(chain.get('head'))[:12]}..., but {ej.name} has {chk.lines} ending in "
+                               f"{chk.head[:12]}...: lines were added or removed after the run ended, or run.json "
+                               f"belongs to another run. If the run was interrupted, re-run the same 'vgb evaluate' "
+                               f"command: it finishes and seals the run")  # fmt: skip
+    return "verified"
 
 
 def run_rows(
@@ -134,7 +214,8 @@ def run_rows(
 
     d = Path(run_dir)
     cfg = read_run_json(d)
-    records = read_episodes(d / EPISODES, cfg["policy"])
+    quirks = (cfg.get("profile_settings") or {}).get("quirks") or {}
+    records = read_episodes(d / EPISODES, cfg["policy"], once=quirks.get("success") == "once")
     ej = d / EPISODES
     if not records:
         raise LeaderboardError(f"{ej} holds no episodes")
@@ -168,6 +249,7 @@ def run_rows(
         eg = ", ".join(f"({v}, seed {s}, episode {k})" for v, s, k in missing[:3])
         raise LeaderboardError(f"{d}: the run is incomplete: {len(missing)} of {len(planned)} planned episodes "
                                f"missing (e.g. {eg}); finish it by re-running the same 'vgb evaluate' command")  # fmt: skip
+    verify_run(d, cfg)
 
     control = cfg["control"]
     ctrl = {(r["seed"], r["episode"]): r["success"] for r in by_variant.get(control, [])}

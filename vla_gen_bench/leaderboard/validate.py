@@ -47,12 +47,17 @@ def read_rows(path: Path | str) -> tuple[list[str], list[tuple[int, Row]], list[
     p = Path(path)
     if not p.is_file():
         return [], [], [f"{p}: not found"]
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        return [], [], [f"{p}: not UTF-8 text ({e.reason} at byte {e.start}); save the CSV as UTF-8 (in a spreadsheet: "
+                        f"'CSV UTF-8')"]  # fmt: skip
     return parse_text(text, str(p))
 
 
 def parse_text(text: str, where: str) -> tuple[list[str], list[tuple[int, Row]], list[str]]:
     problems: list[str] = []
+    text = text.removeprefix("\ufeff")  # a byte-order mark (spreadsheets' 'CSV UTF-8') is not part of the header
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
+import os
 from typing import Any
 
 from vla_gen_bench.policies.base import Policy
 
 BUILTIN = ("scripted", "scripted-smooth", "random", "zero")
+BUILTIN_OPTIONS: dict[str, tuple[str, ...]] = {
+    "scripted": (),
+    "scripted-smooth": (),
+    "random": ("seed",),
+    "zero": (),
+}
 FORMS = "scripted | scripted-smooth | random | zero | openvla:<checkpoint dir> | ws://host:port | package.module:ClassName"
 
 
@@ -47,6 +55,12 @@ def resolve_policy(spec: str, **kwargs: Any) -> Policy:
             return OpenVLAPolicy.from_path(spec.split(":", 1)[1], **kwargs)
         except CheckpointError as e:
             raise PolicyError(f"--policy {spec}: {e}") from e
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            # unnorm-key errors, inconsistent norm stats, a config.json that is not UTF-8 JSON, a bad option value
+            raise PolicyError(
+                f"--policy {spec}: {type(e).__name__}: {e} (check the checkpoint's config.json / "
+                "dataset_statistics.json and the --unnorm-key/--policy-arg options)"
+            ) from e
     if spec.startswith(("ws://", "wss://")):
         try:
             from vla_gen_bench.policies.remote import RemotePolicy
@@ -58,22 +72,103 @@ def resolve_policy(spec: str, **kwargs: Any) -> Policy:
             return RemotePolicy(spec, **kwargs)
         except RemotePolicyError as e:
             raise PolicyError(str(e)) from e
-    if ":" in spec and not spec.startswith(("/", ".")):
-        module, _, name = spec.partition(":")
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
-            raise PolicyError(f"cannot import module {module!r} for --policy {spec!r}: {e}") from e
-        cls = getattr(mod, name, None)
-        if cls is None:
-            raise PolicyError(f"module {module!r} has no attribute {name!r} (--policy {spec!r})")
-        policy = cls(**kwargs) if kwargs else cls()
-        missing = [m for m in ("reset", "act") if not callable(getattr(policy, m, None))]
-        if missing:
-            raise PolicyError(
-                f"{spec} does not implement the Policy protocol: missing {', '.join(missing)}()"
-            )
-        return policy
+    if is_module_class(spec):
+        cls = policy_class(spec)
+        _check_options(spec, cls, kwargs)
+        return cls(**kwargs)
+    raise _unknown(spec)
+
+
+def _unknown(spec: str) -> PolicyError:
     close = difflib.get_close_matches(spec, BUILTIN, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise PolicyError(f"unknown policy {spec!r}{hint}; accepted forms: {FORMS}")
+    return PolicyError(f"unknown policy {spec!r}{hint}; accepted forms: {FORMS}")
+
+
+def is_module_class(spec: str) -> bool:
+    return ":" in spec and not spec.startswith(("/", ".", "openvla:", "ws://", "wss://"))
+
+
+def policy_class(spec: str) -> type:
+    """The class a ``package.module:ClassName`` string names, checked before anything of it is called: it must be a
+    class defining ``reset`` and ``act`` (so ``os:system`` or any other function is refused, never run)."""
+    module, _, name = spec.partition(":")
+    if not module or not name or not all(p.isidentifier() for p in [*module.split("."), *name.split(".")]):
+        raise PolicyError(f"--policy {spec!r}: expected package.module:ClassName (dotted Python names)")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise PolicyError(f"cannot import module {module!r} for --policy {spec!r} ({e}); is the folder that holds "
+                          f"{module.split('.')[0]!r} on PYTHONPATH? e.g. PYTHONPATH=/path/to/that/folder vgb ... "
+                          f"(the current directory is {os.getcwd()})") from None  # fmt: skip
+    obj: Any = mod
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise PolicyError(f"module {module!r} has no attribute {name!r} (--policy {spec!r})")
+    if not inspect.isclass(obj):
+        raise PolicyError(f"--policy {spec!r} names a {type(obj).__name__}, not a class; give the policy class "
+                          f"(reset(instruction), act(obs), spec, metadata). Nothing was called")  # fmt: skip
+    missing = [m for m in ("reset", "act") if not callable(getattr(obj, m, None))]
+    if missing:
+        raise PolicyError(f"{spec} does not implement the Policy protocol: the class has no "
+                          f"{', '.join(m + '()' for m in missing)}")  # fmt: skip
+    return obj
+
+
+def _check_options(spec: str, target: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse options the constructor does not accept (before it runs), naming the accepted ones."""
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return
+    params = [p for p in sig.parameters.values() if p.name not in ("self", "cls")]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [k for k in kwargs if k not in names]
+    if unknown:
+        raise PolicyError(f"--policy {spec} does not accept option(s) {', '.join(map(repr, unknown))} "
+                          f"(--policy-arg/--unnorm-key); it accepts: {', '.join(names) or 'none'}")  # fmt: skip
+    try:
+        sig.bind_partial(**kwargs)
+    except TypeError as e:
+        raise PolicyError(f"--policy {spec}: {e}") from None
+
+
+def check_policy(spec: str, kwargs: dict[str, Any] | None = None) -> None:
+    """Validate a ``--policy`` string and its options without building the policy (nothing heavy is loaded and
+    nothing of a user's class is called; a ``module:Class`` module is imported).
+
+    Raises:
+        PolicyError: unknown form, a module that does not import, a name that is not a policy class, an option the
+            adapter does not take, a checkpoint folder that does not exist, a malformed ws:// URL.
+    """
+    kwargs = dict(kwargs or {})
+    if spec in BUILTIN:
+        allowed = BUILTIN_OPTIONS[spec]
+        unknown = [k for k in kwargs if k not in allowed]
+        if unknown:
+            raise PolicyError(f"--policy {spec} does not accept option(s) {', '.join(map(repr, unknown))} "
+                              f"(--policy-arg/--unnorm-key); it accepts: {', '.join(allowed) or 'none'}")  # fmt: skip
+        return
+    if spec.startswith("openvla:"):
+        from pathlib import Path
+
+        path = Path(spec.split(":", 1)[1]).expanduser()
+        if not path.is_dir():
+            raise PolicyError(f"--policy {spec}: checkpoint folder {path} does not exist (openvla:<folder with "
+                              "config.json and model.safetensors>)")  # fmt: skip
+        return
+    if spec.startswith(("ws://", "wss://")):
+        from vla_gen_bench.policies.remote import RemotePolicyError, split_url_options
+
+        try:
+            split_url_options(spec)
+        except RemotePolicyError as e:
+            raise PolicyError(str(e)) from None
+        return
+    if is_module_class(spec):
+        _check_options(spec, policy_class(spec), kwargs)
+        return
+    raise _unknown(spec)

@@ -371,7 +371,7 @@ class RemotePolicy:
                 f"the policy server at {self.url} closed the connection mid-episode ({why})"
             ) from e
         if isinstance(raw, str):
-            raise RemotePolicyError(f"the policy server at {self.url} raised an error:\n{raw.rstrip()}")
+            raise RemotePolicyError(f"the policy server at {self.url} raised an error: {raw.strip()}")
         try:
             return unpackb(raw)
         except ValueError as e:

@@ -12,8 +12,9 @@ previous observation's on that connection. A frame ``{"reset": True, "instructio
 resets and is answered ``{"reset": True}``. The instruction is read from ``instruction``, else ``prompt`` (openpi's
 name); ``observation/image`` and ``observation/state`` are accepted for ``image`` and ``state``.
 
-Errors in a request (undecodable frame, missing image, the policy raising) are answered with a text frame holding the
-traceback — openpi clients raise it as an exception — and the connection stays open. One policy object serves all
+Errors in a request (undecodable frame, missing image, the policy raising) are answered with a text frame holding one
+line, ``<ExceptionType>: <message>`` (no traceback: clients never see the server's paths), which openpi clients raise
+as an exception; the server logs the full traceback, and the connection stays open. One policy object serves all
 connections; calls are serialised by a lock, so serve a stateful policy to one client at a time.
 
 **Dynamic batching** (``max_batch > 1`` and a policy that defines ``act_batch``, e.g. ``openvla:<dir>``): observations
@@ -161,7 +162,7 @@ def decode_observation(msg: Any, last_instruction: str | None) -> tuple[dict[str
 class PolicyServer:
     """Websocket server for one policy. ``serve_forever()`` blocks; ``start()`` runs it on a background thread."""
 
-    def __init__(self, policy: Policy, host: str = "0.0.0.0", port: int = 8000,
+    def __init__(self, policy: Policy, host: str = "127.0.0.1", port: int = 8000,
                  max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES, name: str = "",
                  on_ready: Callable[[int], None] | None = None, max_batch: int = DEFAULT_MAX_BATCH,
                  max_wait_ms: float | None = DEFAULT_MAX_WAIT_MS):  # fmt: skip
@@ -325,8 +326,9 @@ class PolicyServer:
                     await ws.send(packb(reply))
                 except ConnectionClosed:
                     raise
-                except Exception:
-                    await ws.send(traceback.format_exc())
+                except Exception as e:
+                    log.error("request from %s failed:\n%s", peer, traceback.format_exc().rstrip())
+                    await ws.send(client_error(e))
         except ConnectionClosed as e:
             log.info("connection from %s closed (%s)", peer, e)
         finally:
@@ -346,7 +348,13 @@ class PolicyServer:
         return a if a.dtype.kind == "f" else a.astype(np.float64)
 
 
-def serve(policy: Policy, host: str = "0.0.0.0", port: int = 8000,
+def client_error(e: BaseException) -> str:
+    """The one line a client gets for a failed request: the exception's type and first message line, no paths."""
+    lines = [x for x in str(e).strip().splitlines() if x.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else '(no message)'}"
+
+
+def serve(policy: Policy, host: str = "127.0.0.1", port: int = 8000,
           max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES, name: str = "", max_batch: int = DEFAULT_MAX_BATCH,
           max_wait_ms: float = DEFAULT_MAX_WAIT_MS) -> None:  # fmt: skip
     """Serve ``policy`` until interrupted (Ctrl-C)."""
@@ -361,8 +369,9 @@ class Serve:
 
     policy: str
     """scripted | scripted-smooth | random | zero | openvla:<dir> | package.module:ClassName (anything --policy accepts)"""
-    host: str = "0.0.0.0"
-    """Interface to bind; 127.0.0.1 to accept local clients only."""
+    host: str = "127.0.0.1"
+    """Interface to bind: local clients only by default; 0.0.0.0 accepts clients from other machines (anyone who
+    can reach the port can then query the policy)."""
     port: int = 8000
     max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES
     """Largest observation frame accepted; bigger ones close the connection with code 1009."""
@@ -390,6 +399,8 @@ def serve_command(cfg: Serve) -> int:
 
     from vla_gen_bench.policies.registry import resolve_policy
 
+    from vla_gen_bench.policies.registry import check_policy
+
     console = Console(stderr=True)
     try:
         kwargs = parse_policy_args(cfg.policy_arg)
@@ -398,7 +409,10 @@ def serve_command(cfg: Serve) -> int:
         return 2
     if cfg.unnorm_key is not None:
         kwargs["unnorm_key"] = cfg.unnorm_key
+    check_policy(cfg.policy, kwargs)  # a PolicyError is one line, exit 2 (vgb's main)
     policy = resolve_policy(cfg.policy, **kwargs)
+    # the server logs every failed request with its traceback (clients get one line)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = "localhost" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
 
     def ready(port: int) -> None:

@@ -1,0 +1,104 @@
+"""Every policy call under a timeout, and every policy failure named by variant, seed, episode and step.
+
+:class:`GuardedPolicy` wraps a policy inside a simulator worker. ``act``/``act_batch``/``reset`` run on a daemon
+thread that the worker waits for at most ``--policy-timeout`` seconds; a call that does not return in time, or that
+raises, becomes a :class:`PolicyCallError` saying where (variant, seed, episode, control step) and what to do. The
+error is raised in the worker before its batch returns, and records are written only by the parent after a batch
+returns, so a timeout or an exception can never leave a half-written record: finished episodes are kept, the
+episodes in flight are simply run again on resume. A hung call's thread is abandoned (Python cannot kill a thread);
+being a daemon it ends with the process, which exits after reporting the error.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import traceback
+from typing import Any
+
+import numpy as np
+
+
+class PolicyCallError(RuntimeError):
+    """A policy call that timed out or raised; the message names where and how to resume."""
+
+
+class GuardedPolicy:
+    """A policy whose calls are timed and whose failures say where they happened.
+
+    Args:
+        inner: the policy.
+        name: the ``--policy`` string (for messages).
+        timeout_s: seconds one call may take; None = no watchdog (a remote policy has its own timeout).
+    """
+
+    def __init__(self, inner: Any, name: str, timeout_s: float | None):
+        self._inner = inner
+        self._name = name
+        self._timeout = timeout_s
+        self.where = "the conventions check (control arm, seed 0, episode 0)"
+        self.step = 0
+        if callable(getattr(inner, "act_batch", None)):  # present only when the inner policy batches
+            # keep the inner signature visible (the runner asks whether act_batch takes sample_keys)
+            self.act_batch = functools.wraps(inner.act_batch)(self._act_batch)
+
+    @property
+    def inner(self) -> Any:
+        return self._inner
+
+    def __getattr__(self, name: str) -> Any:  # spec, metadata, anything else the runner reads
+        return getattr(self._inner, name)
+
+    def reset(self, instruction: str) -> None:
+        self.step = 0
+        self._call("reset", self._inner.reset, instruction)
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        a = self._call("act", self._inner.act, obs)
+        self.step += _rows(a)
+        return a
+
+    def _act_batch(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._call("act_batch", self._inner.act_batch, *args, **kwargs)
+        self.step += _rows(out[0]) if len(out) else 1
+        return out
+
+    def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
+        if self._timeout is None:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                raise self._error(what, e) from e
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["out"] = fn(*args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread below
+                box["err"] = e
+
+        t = threading.Thread(target=run, name=f"vgb-policy-{what}", daemon=True)
+        t.start()
+        t.join(self._timeout)
+        if t.is_alive():
+            raise PolicyCallError(f"{self._name}: {what}() did not return within {self._timeout:g} s at {self.where}, "
+                                  f"step {self.step} (raise --policy-timeout if the model is just slow)")  # fmt: skip
+        if "err" in box:
+            e = box["err"]
+            if isinstance(e, KeyboardInterrupt):
+                raise e
+            raise self._error(what, e) from e
+        return box["out"]
+
+    def _error(self, what: str, e: BaseException) -> PolicyCallError:
+        frames = traceback.extract_tb(e.__traceback__)
+        at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+        lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+        msg = " ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
+        return PolicyCallError(f"{self._name}: {what}() raised {type(e).__name__}{': ' + msg if msg else ''}{at} at "
+                               f"{self.where}, step {self.step}")  # fmt: skip
+
+
+def _rows(a: Any) -> int:
+    n = np.ndim(a)
+    return int(np.shape(a)[0]) if n == 2 else 1
