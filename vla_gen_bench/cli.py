@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except _user_errors() as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"error: {e}", style="red", markup=False, soft_wrap=True)
         return 2
 
 

@@ -104,3 +104,18 @@ class BatchedWanderer(Wanderer):
         out = np.zeros((len(images), 7), np.float32)
         out[:, 0], out[:, 1], out[:, 6] = 0.01 * np.cos(t), 0.01 * np.sin(t), 1
         return out
+
+
+class Faulty(Wanderer):
+    """Wanders; on the call after ``after`` calls, when ``marker`` exists, raises (``mode="raise"``) or hangs."""
+
+    def __init__(self, marker: str | None = None, after: int = 20, mode: str = "raise"):
+        super().__init__(None, after)
+        self.fault, self.mode = marker, mode
+
+    def act(self, obs):
+        if _trigger(self.fault, self.calls + 1, self.after):
+            if self.mode == "hang":
+                time.sleep(60)
+            raise RuntimeError("the policy failed on purpose")
+        return super().act(obs)

@@ -929,7 +929,7 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
 def evaluate_command(cfg: Evaluate) -> int:
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # a refusal is one line, however narrow the terminal
     from vla_gen_bench.assets.store import AssetError
     from vla_gen_bench.eval.conventions import ActionError
     from vla_gen_bench.eval.guard import PolicyCallError

@@ -40,7 +40,11 @@ class GuardedPolicy:
         self.step = 0
         if callable(getattr(inner, "act_batch", None)):  # present only when the inner policy batches
             # keep the inner signature visible (the runner asks whether act_batch takes sample_keys)
-            self.act_batch = functools.wraps(inner.act_batch)(self._act_batch)
+            @functools.wraps(inner.act_batch)
+            def act_batch(*args: Any, **kwargs: Any) -> Any:
+                return self._act_batch(*args, **kwargs)
+
+            self.act_batch = act_batch
 
     @property
     def inner(self) -> Any:

@@ -161,7 +161,9 @@ def read_episodes(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
                 from vla_gen_bench.eval.evaluate import duplicate_message
 
                 raise RunError(duplicate_message(path, key, kept["_line"], no))
-            dupes.append(f"line {no} repeats line {kept['_line']} ({key[0]}, seed {key[1]}, episode {key[2]})")
+            dupes.append(
+                f"line {no} repeats line {kept['_line']} ({key[0]}, seed {key[1]}, episode {key[2]})"
+            )
             continue
         first_line[key] = len(records)
         r["_line"] = no
@@ -308,7 +310,9 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def write_csvs(run: Run, s: Summary) -> dict[str, Path]:
     d = run.dir
     known = list(FIELDS)
-    extra = sorted({k for r in run.records for k in r} - set(known) - {"chain"})  # the hash-chain link is no data
+    extra = sorted(
+        {k for r in run.records for k in r} - set(known) - {"chain"}
+    )  # the hash-chain link is no data
     cols = known + extra
     with (d / "episodes.csv").open("w", newline="") as f:
         w = csv.writer(f)

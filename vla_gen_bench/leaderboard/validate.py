@@ -57,7 +57,9 @@ def read_rows(path: Path | str) -> tuple[list[str], list[tuple[int, Row]], list[
 
 def parse_text(text: str, where: str) -> tuple[list[str], list[tuple[int, Row]], list[str]]:
     problems: list[str] = []
-    text = text.removeprefix("\ufeff")  # a byte-order mark (spreadsheets' 'CSV UTF-8') is not part of the header
+    text = text.removeprefix(
+        "\ufeff"
+    )  # a byte-order mark (spreadsheets' 'CSV UTF-8') is not part of the header
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)

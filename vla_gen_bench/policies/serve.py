@@ -397,9 +397,7 @@ def parse_policy_args(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
 def serve_command(cfg: Serve) -> int:
     from rich.console import Console
 
-    from vla_gen_bench.policies.registry import resolve_policy
-
-    from vla_gen_bench.policies.registry import check_policy
+    from vla_gen_bench.policies.registry import check_policy, resolve_policy
 
     console = Console(stderr=True)
     try:
