@@ -29,12 +29,13 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vla_gen_bench.assets.grasp import GraspPlan, plan_grasp
 from vla_gen_bench.assets.procedural import bbox_grasp
 from vla_gen_bench.assets.store import AssetError, AssetStore, ManifestEntry
 
@@ -93,8 +94,49 @@ class MeshAsset:
 
     @property
     def grasp_pose(self) -> tuple[float, float, float]:
-        """(x, y, yaw): the bounding-box centre, fingers closing across its narrower horizontal side."""
-        return self.grasp if self.grasp is not None else bbox_grasp(*self.bounds)
+        """(x, y, yaw) of the grasp: ``grasp`` when given, else planned from the collision pieces
+        (:func:`~vla_gen_bench.assets.grasp.plan_grasp`: across the footprint's principal axis, near the centre of
+        mass), else the bounding-box centre across its narrower side when the file cannot be read."""
+        if self.grasp is not None:
+            return self.grasp
+        plan = self.grasp_plan
+        return (plan.x, plan.y, plan.yaw) if plan is not None else bbox_grasp(*self.bounds)
+
+    @property
+    def grasp_height(self) -> float | None:
+        """Height above the bottom at which the fingers should pinch (the planned slice's widest level), or None."""
+        plan = self.grasp_plan
+        return plan.z if plan is not None else None
+
+    @cached_property
+    def grasp_plan(self) -> GraspPlan | None:
+        """The grasp planned from ``collision_file`` (scaled, bottom at z = 0); None when it holds no vertices."""
+        off = np.asarray(self.mesh_offset)
+        pieces = [v * self.scale + off for v in read_obj_pieces(self.collision_file)]
+        try:
+            return plan_grasp(pieces)
+        except ValueError:
+            return None
+
+
+def read_obj_pieces(path: Path) -> list[np.ndarray]:
+    """The vertices of each object (``o``) or group (``g``) of a Wavefront OBJ file, as SAPIEN splits a collision file
+    into convex pieces; one piece when the file names none. Only vertices that the piece's faces use."""
+    verts: list[tuple[float, float, float]] = []
+    pieces: list[set[int]] = [set()]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            tag, _, rest = line.strip().partition(" ")
+            if tag == "v":
+                verts.append(tuple(float(x) for x in rest.split()[:3]))
+            elif tag in ("o", "g") and pieces[-1]:
+                pieces.append(set())
+            elif tag == "f":
+                for tok in rest.split():
+                    i = int(tok.split("/")[0])
+                    pieces[-1].add(i - 1 if i > 0 else len(verts) + i)
+    v = np.asarray(verts, dtype=np.float64).reshape(-1, 3)
+    return [v[sorted(p)] for p in pieces if p]
 
 
 def find_root(path: str | Path | None = None) -> Path:

@@ -671,10 +671,18 @@ class PutOnReceptacleEnv(BaseEnv):
                 receptacle_pose=(base_inv * ra.pose).raw_pose[i].cpu().numpy(),
                 object_grasp=np.asarray(shape.grasp_pose, dtype=np.float32),
                 object_height=np.float32(shape.bounds[1][2]),
+                object_grasp_z=np.float32(_grasp_height(shape)),
+                fingertip_depth=np.float32(self.robot_spec.fingertip_depth),
                 receptacle_height=np.float32(self.store.shape(s.receptacles[0]).bounds[1][2]),
                 is_grasped=np.bool_(self.agent.is_grasping(oa, min_force=GRASP_MIN_N)[i].item()),
             ))  # fmt: skip
         return out
+
+
+def _grasp_height(shape) -> float:
+    """Planned pinch height above the asset's bottom (mesh assets), NaN where none is planned (procedural shapes)."""
+    z = getattr(shape, "grasp_height", None)
+    return float("nan") if z is None else float(z)
 
 
 # ---------------------------------------------------------------------- small math helpers

@@ -76,6 +76,8 @@ class RobotSpec:
     n_gripper: int
     offset_joints: tuple[int, ...]
     """Which entries of an episode's 7-D ``qpos_offset`` (the Panda-indexed RobotInit table) go to each arm joint."""
+    fingertip_depth: float = 0.0095
+    """How far (m) the fingertips reach below the TCP, gripper pointing down (the oracle keeps them off the table)."""
 
 
 PANDA_SPEC = RobotSpec((*BASE_POSE, 1.0, 0.0, 0.0, 0.0), tuple(float(x) for x in REST_QPOS), GRIPPER_OPEN, 2,
@@ -85,7 +87,7 @@ PANDA_SPEC = RobotSpec((*BASE_POSE, 1.0, 0.0, 0.0, 0.0), tuple(float(x) for x in
 # forearm_roll <- 5, wrist_angle <- 6, wrist_rotate <- 7 (joint 3 has none). The offset table's |2 + 4| <= 0.25 rad
 # rule then is RL4VLA EEPose-v1's |shoulder + elbow| <= 0.25 rule, and every joint draws from the paper's value sets.
 WIDOWX_SPEC = RobotSpec(WIDOWX_BASE_POSE, tuple(float(x) for x in WIDOWX_REST_QPOS), WIDOWX_GRIPPER_OPEN, 2,
-                        (0, 1, 3, 4, 5, 6))  # fmt: skip
+                        (0, 1, 3, 4, 5, 6), fingertip_depth=0.0164)  # fmt: skip
 ROBOT_SPECS = {"vgb_panda": PANDA_SPEC, "vgb_panda_stock": PANDA_SPEC, "vgb_widowx250s": WIDOWX_SPEC}
 
 _registered = False

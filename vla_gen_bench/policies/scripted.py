@@ -25,6 +25,10 @@ GRIPPER_STEPS = 2  # actions spent closing / opening
 REPLAN_M = 0.02  # the grasp point moved this far since the descent began -> start over
 OFF_TARGET_M = 0.05  # after release the object should sit this close to the receptacle centre
 LOST_M = 0.10  # the object is this far from the TCP while it should be held -> start over
+SETTLED_M = 0.008  # the TCP itself (not only its target) must be this close before the gripper closes / opens
+STALLED_M = 0.002  # ... or have moved less than this in the last step (blocked by the table or the object)
+TIP_CLEARANCE = 0.0025  # fingertips this far above the object's bottom at the grasp
+PANDA_FINGERTIP_DEPTH = 0.0095  # fingertips below the TCP when a robot does not say (the Panda's)
 
 
 def _qmul(a, b):
@@ -44,13 +48,17 @@ def _wrap(a: float, period: float = 2 * math.pi) -> float:
     return (a + period / 2) % period - period / 2
 
 
-# the TCP points down: 180 deg about x. A TCP yaw theta (about z) closes the fingers along world angle theta - 90 deg.
-_Q_DOWN_INV = np.array([0.0, 1.0, 0.0, 0.0])  # inverse of (0, -1, 0, 0) up to sign
-
-
 def tcp_yaw(q_tcp) -> float:
-    """Yaw of the TCP relative to its straight-down rest orientation."""
-    return _yaw_of(_qmul(q_tcp, _Q_DOWN_INV))
+    """Yaw of the TCP relative to its straight-down rest orientation: the fingers close along world angle
+    ``tcp_yaw - 90 deg``.
+
+    Read from the TCP's y axis (the axis the fingers close along, on the Panda and the WidowX-250S alike), projected
+    on the table. Not an Euler angle: the WidowX's TCP frame points its x axis down, where a yaw-pitch-roll
+    decomposition is at gimbal lock and its "yaw" jumps as the wrist turns.
+    """
+    w, x, y, z = q_tcp
+    ax, ay = 2 * (x * y - w * z), 1 - 2 * (x * x + z * z)  # first two entries of R @ (0, 1, 0)
+    return _wrap(math.atan2(ay, ax) + math.pi / 2)
 
 
 @dataclass
@@ -66,19 +74,22 @@ class ScriptedPolicy:
         self.phase, self.counter = "approach", 0
         self._goal_yaw = None
         self._locked_xy = np.zeros(2)
+        self._last_tcp = None
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         p = obs["privileged"]
         tgt = np.asarray(p["ee_target_pose"], dtype=np.float64)
+        tcp = np.asarray(p.get("tcp_pose", tgt), dtype=np.float64)
+        moved = math.inf if self._last_tcp is None else float(np.linalg.norm(tcp[:3] - self._last_tcp))
+        self._last_tcp = tcp[:3].copy()
         obj = np.asarray(p["object_pose"], dtype=np.float64)
         rec = np.asarray(p["receptacle_pose"], dtype=np.float64)
         gx, gy, gyaw = (float(v) for v in p["object_grasp"])
         obj_yaw = _yaw_of(obj[3:])
         c, s = math.cos(obj_yaw), math.sin(obj_yaw)
         grasp_xy = obj[:2] + np.array([c * gx - s * gy, s * gx + c * gy])
-        h_obj = float(p["object_height"])
         h_rec = float(p["receptacle_height"])
-        grasp_z = obj[2] + max(0.012, min(h_obj - 0.014, 0.5 * h_obj))
+        grasp_z = obj[2] + grasp_height(p)
         if self._goal_yaw is None or self.phase in ("approach",):
             # fingers must close along the object's grasp axis; that axis is symmetric under pi
             self._goal_yaw = _wrap(obj_yaw + gyaw + math.pi / 2, math.pi)
@@ -87,7 +98,7 @@ class ScriptedPolicy:
         # before the grasp the grasp point must stay put; after it the object must stay in the hand
         if self.phase in ("descend", "close") and np.linalg.norm(grasp_xy - self._locked_xy) > REPLAN_M:
             self.phase = "approach"
-        elif self.phase in ("lift", "carry", "lower") and np.linalg.norm(tgt[:3] - obj[:3]) > LOST_M:
+        elif self.phase in ("lift", "carry", "lower") and np.linalg.norm(tcp[:3] - obj[:3]) > LOST_M:
             self.phase = "approach"
         elif self.phase == "retreat" and np.linalg.norm(obj[:2] - rec[:2]) > OFF_TARGET_M:
             self.phase = "approach"  # placed, then moved away again: do it again
@@ -97,7 +108,7 @@ class ScriptedPolicy:
                 self.phase, self._locked_xy = "descend", grasp_xy.copy()
         if self.phase == "descend":
             goal = np.array([*grasp_xy, grasp_z])
-            if self._reached(tgt, goal):
+            if self._reached(tgt, goal) and self._settled(tcp, moved, goal):
                 self.phase, self.counter = "close", 0
         if self.phase == "close":
             goal, grip = tgt[:3], -1.0
@@ -117,7 +128,7 @@ class ScriptedPolicy:
             lift_above_bottom = tgt[2] - obj[2]
             goal = np.array([*(rec[:2] + _hold(tgt, obj)), rec[2] + h_rec + lift_above_bottom + 0.006])
             grip = -1.0
-            if self._reached(tgt, goal):
+            if self._reached(tgt, goal) and self._settled(tcp, moved, goal):
                 self.phase, self.counter = "release", 0
         if self.phase == "release":
             goal, grip = tgt[:3], 1.0
@@ -134,6 +145,12 @@ class ScriptedPolicy:
             ok &= abs(_wrap(self._goal_yaw - tcp_yaw(tgt[3:]))) < 0.05
         return ok
 
+    @staticmethod
+    def _settled(tcp, moved: float, goal) -> bool:
+        """The TCP itself is at the goal, or has stopped short of it (a robot that tracks its target slowly, like
+        the WidowX-250S, would otherwise close its fingers centimetres above the grasp)."""
+        return float(np.linalg.norm(goal - tcp[:3])) < SETTLED_M or moved < STALLED_M
+
     def _toward(self, tgt, goal, grip: float) -> np.ndarray:
         d = goal - tgt[:3]
         n = float(np.linalg.norm(d))
@@ -141,6 +158,20 @@ class ScriptedPolicy:
             d = d * (MAX_STEP_M / n)
         dyaw = float(np.clip(_wrap(self._goal_yaw - tcp_yaw(tgt[3:])), -MAX_STEP_RAD, MAX_STEP_RAD))
         return np.array([*d, 0.0, 0.0, dyaw, grip], dtype=np.float32)
+
+
+def grasp_height(p: dict[str, Any]) -> float:
+    """TCP height above the object's bottom at the grasp.
+
+    The fingertips stay :data:`TIP_CLEARANCE` above the object's bottom (``fingertip_depth``: how far the robot's
+    fingertips reach below its TCP; the Panda's 9.5 cm when absent, which gives the historical 1.2 cm floor). Where
+    the asset has a planned pinch height (``object_grasp_z``, from its collision pieces), the TCP goes there;
+    otherwise to half the object's height, at most 1.4 cm below its top.
+    """
+    h_obj = float(p["object_height"])
+    floor = float(p.get("fingertip_depth", PANDA_FINGERTIP_DEPTH)) + TIP_CLEARANCE
+    pinch = float(p.get("object_grasp_z", math.nan))
+    return max(floor, pinch if math.isfinite(pinch) else min(h_obj - 0.014, 0.5 * h_obj))
 
 
 def _hold(tgt, obj) -> np.ndarray:
@@ -183,8 +214,8 @@ class SmoothScriptedPolicy(ScriptedPolicy):
         obj_yaw = _yaw_of(obj[3:])
         c, s = math.cos(obj_yaw), math.sin(obj_yaw)
         grasp_xy = obj[:2] + np.array([c * gx - s * gy, s * gx + c * gy])
-        h_obj, h_rec = float(p["object_height"]), float(p["receptacle_height"])
-        grasp_z = obj[2] + max(0.012, min(h_obj - 0.014, 0.5 * h_obj))
+        h_rec = float(p["receptacle_height"])
+        grasp_z = obj[2] + grasp_height(p)
         if self._goal_yaw is None or self.phase == "approach":
             self._goal_yaw = _wrap(obj_yaw + gyaw + math.pi / 2, math.pi)
         yaw_err = abs(_wrap(self._goal_yaw - tcp_yaw(tgt[3:])))
