@@ -18,6 +18,8 @@ from typing import Literal
 import tyro
 from rich.console import Console
 
+from vla_gen_bench.cameras import CameraName
+
 console = Console(stderr=True)
 
 
@@ -238,7 +240,7 @@ class Render:
     seeds: int = 8
     """Number of seeds (tiles) when no suite is given."""
     first_seed: int = 0
-    camera: Literal["default", "fast", "paper"] = "default"
+    camera: CameraName = "default"
     columns: int = 4
     strips: bool = True
     """With --suite: add frame strips for the overlay and reposition variants."""
@@ -253,7 +255,7 @@ class RunEpisode:
     seed: int = 0
     video: Path | None = None
     """Write the policy's view as mp4 here."""
-    camera: Literal["default", "fast", "paper"] = "default"
+    camera: CameraName = "default"
     robot: str = "panda"
 
 
@@ -370,6 +372,12 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _recipe_default(cls, args: list[str]):
+    """A command whose defaults come from a recipe (``train-baseline``) builds them from the options that pick it
+    (``--preset``, ``--hparams``, ...); tyro then parses every other option on top of that instance."""
+    return cls.from_recipe(args) if hasattr(cls, "from_recipe") else None
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean 'bad input': printed as one clear line, exit code 2, no traceback."""
     from vla_gen_bench.assets.store import AssetError
@@ -401,7 +409,12 @@ def _main(argv: list[str] | None = None) -> int:
             print(_usage())
             return 0 if rest and rest[0] in ("-h", "--help") else 2
         cls, fn = _entry(subs[rest[0]])
-        cfg = tyro.cli(cls, args=rest[1:], prog=f"vgb {head} {rest[0]}")
+        try:
+            default = _recipe_default(cls, rest[1:])
+        except (FileNotFoundError, ValueError) as e:
+            console.print(f"error: {e}", style="red", markup=False, soft_wrap=True)
+            return 2
+        cfg = tyro.cli(cls, args=rest[1:], prog=f"vgb {head} {rest[0]}", default=default)
         return fn(cfg)
     if head in COMMANDS:
         cls, fn = _entry(COMMANDS[head])

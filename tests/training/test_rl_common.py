@@ -100,34 +100,30 @@ def test_training_config_on_a_test_pool_is_refused(tmp_path):
 def test_recipes_hold_ours_released_and_text_values():
     """`ours` keeps this benchmark's loss; `released` is RL4VLA's code (terminal step 80, 7x surrogate, weight
     decay, warm-up start, its adapter continued where the warm-up has one); `text` the paper text's numbers."""
-    from vla_gen_bench.training.rl_commands import TrainPPO, resolve_config
+    from vla_gen_bench.training.rl_commands import resolve_config
 
     loss = lambda c: (c.gamma, c.gae_lambda, c.clip_coef, c.truncation, c.pg_coef, c.weight_decay)  # noqa: E731
     for preset, default in (("tiny", "ours"), ("openvla-7b", "released")):
-        assert resolve_config("ppo", TrainPPO(preset=preset)).hparams == default
-        ours = resolve_config("ppo", TrainPPO(preset=preset, hparams="ours"))
-        rel = resolve_config("ppo", TrainPPO(preset=preset, hparams="released"))
-        txt = resolve_config("ppo", TrainPPO(preset=preset, hparams="text"))
+        assert resolve_config("ppo", preset=preset).hparams == default
+        ours = resolve_config("ppo", preset=preset, hparams="ours")
+        rel = resolve_config("ppo", preset=preset, hparams="released")
+        txt = resolve_config("ppo", preset=preset, hparams="text")
         assert loss(ours) == (0.99, 0.95, 0.2, "bootstrap", 1.0, 0.0) and not ours.model.continue_adapter
         assert loss(rel) == (0.99, 0.95, 0.2, "terminal", 7.0, 0.01)
         assert loss(txt) == (0.96, 0.85, 0.1, "terminal", 7.0, 0.01)
         assert "sft" in str(ours.model.init)
         assert "warmup" in str(rel.model.init) and rel.model.init == txt.model.init
         assert rel.update_epochs == 1 and rel.rollout.temperature == 1.0 and rel.hparams == "released"
-    assert resolve_config("ppo", TrainPPO(preset="openvla-7b")).model.continue_adapter  # LoRA warm-up
-    assert not resolve_config(
-        "ppo", TrainPPO(preset="tiny", hparams="released")
-    ).model.continue_adapter  # full FT
-    cfg = resolve_config(
-        "ppo", TrainPPO(set=("gamma=0.5", "rollout.workers=1", "eval.seeds=[0,1]"), iterations=3)
-    )
+    assert resolve_config("ppo", preset="openvla-7b").model.continue_adapter  # LoRA warm-up
+    assert not resolve_config("ppo", preset="tiny", hparams="released").model.continue_adapter  # full FT
+    cfg = resolve_config("ppo", set=("gamma=0.5", "rollout.workers=1", "eval.seeds=[0,1]"), iterations=3)
     assert (cfg.gamma, cfg.rollout.workers, cfg.eval.seeds, cfg.iterations) == (0.5, 1, (0, 1), 3)
     with pytest.raises(ValueError, match="did you mean 'released'"):
-        resolve_config("ppo", TrainPPO(hparams="releasd"))
+        resolve_config("ppo", hparams="releasd")
     with pytest.raises(ValueError, match="did you mean 'gamma'"):
-        resolve_config("ppo", TrainPPO(set=("gama=0.5",)))
+        resolve_config("ppo", set=("gama=0.5",))
     with pytest.raises(FileNotFoundError, match="available: openvla-7b, tiny"):
-        resolve_config("grpo", TrainPPO(preset="huge"))
+        resolve_config("grpo", preset="huge")
 
 
 def test_metrics_log_keeps_columns_across_resume(tmp_path):

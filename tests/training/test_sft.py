@@ -138,13 +138,14 @@ def test_recipes_parse_and_overrides_apply():
 
     for preset in ("tiny", "openvla-7b"):
         for warmup in (False, True):
-            name, demo, sft = build_configs(TrainSFT(preset=preset, warmup=warmup))
+            name, demo, sft = build_configs(TrainSFT.from_recipe(preset=preset, warmup=warmup))
             assert demo.variant == "ind" and demo.seed not in (0, 1, 2)
             assert sft.eval_camera == demo.camera and sft.demos == demo.out
-    name, demo, sft = build_configs(TrainSFT(preset="tiny", demos=50, set=("lr=3e-4",), out=Path("x")))
+    cmd = TrainSFT.from_recipe(preset="tiny", demos=50, set=("lr=3e-4",))
+    name, demo, sft = build_configs(replace(cmd, sft=replace(cmd.sft, out=Path("x"))))
     assert (sft.lr, sft.num_demos, sft.out, name) == (3e-4, 50, Path("x"), "sft_tiny")
     with pytest.raises(ValueError, match="did you mean 'lr'"):
-        build_configs(TrainSFT(set=("lrr=1",)))
+        TrainSFT.from_recipe(set=("lrr=1",))
     assert replace(sft, lr=1.0).lr == 1.0
 
 
@@ -156,7 +157,7 @@ def test_train_baseline_refuses_a_recipe_on_a_test_variant(tmp_path):
         f'name = "bad"\n[demos]\nvariant = "unseen_table"\nepisodes = 2\nout = "{tmp_path / "d"}"\n'
         f'[sft]\ninit = "micro"\nout = "{tmp_path / "run"}"\n'
     )
-    assert train_sft(TrainSFT(recipe=recipe)) == 2
+    assert train_sft(TrainSFT.from_recipe(recipe=recipe)) == 2
     assert not (tmp_path / "d" / "episodes").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
 

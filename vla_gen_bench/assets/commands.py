@@ -17,9 +17,8 @@ import numpy as np
 import tyro
 
 from vla_gen_bench.assets.sdgen import GateConfig, SDConfig
+from vla_gen_bench.cameras import CameraName
 from vla_gen_bench.paths import repo_root
-
-Camera = Literal["default", "fast", "paper"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class GenerateTables:
     """Tables in the unseen split."""
     seed: int = 0
     """Pack seed: every image's seed derives from it."""
-    camera: Camera = "default"
+    camera: CameraName = "default"
     """Policy camera to render for (default and fast share a frustum, so they share packs)."""
     out: Path | None = None
     """Pack folder (default: $VGB_CACHE/assets/packs/NAME)."""
@@ -58,7 +57,7 @@ class ImportTables:
     """Folder with the images (searched recursively; png, jpg, jpeg, webp, bmp)."""
     unseen: str | None = None
     """Glob of the images that form the unseen split, e.g. 'unseen/*' or '*marble*' (default: all train)."""
-    camera: Camera = "default"
+    camera: CameraName = "default"
     """Policy camera whose size the images are resized to."""
     fit: Literal["crop", "stretch"] = "crop"
     """crop: centre-crop to the camera's aspect ratio, then resize; stretch: resize only."""

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from vla_gen_bench.cameras import CameraName
+
 EPISODES = "episodes.jsonl"
 RUN_JSON = "run.json"
 # a run directory may be resumed only by a command that agrees on these
@@ -62,7 +64,7 @@ class Evaluate:
     """Ray cluster address for --backend ray (default: start a local Ray)."""
     num_envs: int = 1
     """Parallel envs per worker (GPU simulation; the CPU simulator runs one env per process)."""
-    camera: Literal["default", "fast", "paper", "rl4vla"] | None = None
+    camera: CameraName | None = None
     """Policy camera; None = the profile's (vgb: default)."""
     robot: str | None = None
     """None = the profile's (vgb: panda)."""

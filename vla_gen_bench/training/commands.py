@@ -1,22 +1,24 @@
 """``vgb collect-demos`` and ``vgb train-baseline sft``: config dataclasses (tyro) and their handlers.
 
-The CLI only parses and dispatches; recipes (which model, how many demos, learning rate, budget) live as TOML in
-``baselines/`` so a baseline is reproduced by one command (see ``baselines/README.md``).
+The CLI only parses and dispatches. Recipes (which model, how many demos, learning rate, budget) are TOML files in
+the package, ``vla_gen_bench/recipes/{sft,warmup}_<preset>.toml``; ``TrainSFT.from_recipe`` turns one into the
+command's default instance and tyro parses the options over it, so a baseline is reproduced by one command and any
+field is changed by naming it (see ``baselines/README.md``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import tomllib
 import tyro
 
-from vla_gen_bench.options import parse_key_values
-from vla_gen_bench.training.demos import IdleFilter
+from vla_gen_bench.cameras import CameraName
+from vla_gen_bench.training.demos import DemoConfig, IdleFilter
+from vla_gen_bench.training.sft import SFTConfig
 
 
 # ---------------------------------------------------------------------------------------------- collect-demos
@@ -34,7 +36,7 @@ class CollectDemos:
     """Variant whose manifest gives the initial configurations; anything touching a test pool is refused."""
     seed: int = 1000
     """Manifest seed (must differ from the evaluation seeds 0-2)."""
-    camera: Literal["default", "fast", "paper"] = "fast"
+    camera: CameraName = "fast"
     """Policy-camera profile: store the images the policy sees at evaluation (fast = 128², default = 224²)."""
     camera_size: tuple[int, int] | None = None
     """Override the camera's (width, height)."""
@@ -86,115 +88,92 @@ def collect_demos(cfg: CollectDemos) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- train-baseline sft
+_PREPARSE = {"preset": "value", "warmup": "flag", "recipe": "value", "set": "append"}
+
+
+def _default_sft() -> SFTConfig:
+    return SFTConfig(demos=Path("data/demos"), out=Path("runs/baselines/sft-tiny"))
+
+
 @dataclass(frozen=True)
 class TrainSFT:
-    """Train the SFT baseline of a preset from its recipe (baselines/sft_<preset>.toml): collect the demos it needs
-    (resumable), fine-tune, evaluate, and write <out>/final (+ <out>/DONE when finished)."""
+    """Train the SFT baseline of a preset from its recipe (vla_gen_bench/recipes/sft_<preset>.toml): collect the
+    demos it needs (resumable), fine-tune, evaluate, and write <out>/final (+ <out>/DONE when finished)."""
 
     preset: Literal["tiny", "openvla-7b"] = "tiny"
-    """Recipe preset: tiny (CPU) or openvla-7b (GPU; needs the checkpoint folder named in the recipe or --init)."""
-    demos: int | None = None
-    """Demonstrations to use (episodes; collected if missing); default: the recipe's."""
+    """Recipe preset: tiny (CPU) or openvla-7b (GPU; needs the checkpoint folder named in the recipe or --init).
+    The defaults shown below are the recipe's."""
     warmup: bool = False
-    """Use the warm-up recipe instead (RL4VLA's 140-trajectory warm-up: baselines/warmup_<preset>.toml)."""
+    """Use the warm-up recipe instead (RL4VLA's 140-trajectory warm-up: recipes/warmup_<preset>.toml)."""
     recipe: Path | None = None
-    """An explicit recipe TOML (overrides --preset / --warmup)."""
-    out: Path | None = None
-    """Run directory; default: the recipe's (runs/baselines/sft-<preset>). Re-running resumes it."""
+    """An explicit recipe TOML file (overrides --preset / --warmup)."""
+    demos: int | None = None
+    """Demonstrations to use (episodes; collected if missing): sets --num-demos and raises --collect.episodes."""
     data: Path | None = None
-    """Demonstration folder; default: the recipe's."""
-    init: str | None = None
-    """Override the recipe's starting point (a model preset or a checkpoint folder)."""
+    """Shortcut for --collect.out (the demonstration folder)."""
     workers: int | None = None
-    """Simulator processes for collection; default: the recipe's."""
-    time_budget_min: float | None = None
-    """Override the recipe's training time budget (minutes)."""
-    max_steps: int | None = None
-    """Override the recipe's optimizer steps."""
-    eval_episodes: int | None = None
-    """Override the recipe's final in-training evaluation size (0 = skip)."""
-    device: str | None = None
-    """Override the training device (auto, cpu, cuda:0)."""
+    """Shortcut for --collect.workers (simulator processes for collection)."""
     set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """Any other SFT field as key=value (JSON values), e.g. --set lr=3e-4 --set label_sigma=0."""
+    """Deprecated (use --key value): any SFT field as key=value (JSON values), e.g. --set label_sigma=0."""
+    sft: Annotated[SFTConfig, tyro.conf.arg(name="")] = field(default_factory=_default_sft)
+    collect: DemoConfig = DemoConfig()
+    """The demonstrations to collect (the recipe's [demos] table)."""
+    name: tyro.conf.Suppress[str] = "sft_tiny"
+    """The recipe's name (recorded in config.json)."""
+    recipe_file: tyro.conf.Suppress[str] = ""
 
+    @classmethod
+    def from_recipe(cls, args: list[str] | None = None, **options) -> TrainSFT:
+        """The command with the recipe its ``args`` (or ``options``) name as defaults: tyro's ``default=``.
 
-def recipe_path(preset: str, warmup: bool = False) -> Path:
-    """``baselines/{sft|warmup}_<preset>.toml`` (``openvla-7b`` -> ``openvla7b``)."""
-    from vla_gen_bench.paths import repo_root
+        Raises:
+            FileNotFoundError: no recipe; ValueError: unknown keys in it or in --set (did-you-mean).
+        """
+        from vla_gen_bench import recipes
 
-    name = f"{'warmup' if warmup else 'sft'}_{preset.replace('-', '')}.toml"
-    path = repo_root() / "baselines" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"no recipe {path}; available: "
-                                f"{', '.join(p.name for p in sorted(path.parent.glob('*.toml')))}")  # fmt: skip
-    return path
-
-
-def load_recipe(path: Path) -> dict[str, Any]:
-    """Read a recipe TOML: ``[demos]`` (CollectDemos fields, ``[demos.filter]``) and ``[sft]`` (SFTConfig fields)."""
-    raw = tomllib.loads(Path(path).read_text())
-    unknown = set(raw) - {"name", "description", "demos", "sft"}
-    if unknown:
-        raise ValueError(
-            f"{path}: unknown sections {sorted(unknown)}; allowed: name, description, demos, sft"
-        )
-    return raw
+        picked = recipes.preparse(list(args or []), _PREPARSE)
+        picked = {**{k: v for k, v in picked.items() if v not in (None, [])}, **options}
+        preset, warmup = picked.get("preset") or "tiny", bool(picked.get("warmup"))
+        if picked.get("recipe"):
+            where = str(picked["recipe"])
+            raw = recipes.read_file(Path(where))
+        else:
+            where = f"{'warmup' if warmup else 'sft'}_{preset}.toml"
+            raw = recipes.read("warmup" if warmup else "sft", preset)
+        unknown = set(raw) - {"name", "description", "demos", "sft"}
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown sections {sorted(unknown)}; allowed: name, description, demos, sft"
+            )
+        name = raw.get("name", Path(where).stem)
+        d = dict(raw.get("demos", {}))
+        d.setdefault("out", "data/demos")
+        collect = recipes.build(DemoConfig, d, where=f"{where} [demos] ")
+        s = dict(raw.get("sft", {}))
+        s.setdefault("out", f"runs/baselines/{name.replace('_', '-')}")
+        sets = tuple(picked.get("set") or ())
+        s = recipes.merge(s, recipes.overrides(sets))
+        if "demos" in s or "extra" in s:
+            raise ValueError(f"{where}: [sft] demos / extra are set by the command, not the recipe")
+        sft = recipes.build(SFTConfig, {"demos": str(collect.out), **s}, where=f"{where} [sft] ")
+        rest = {k: v for k, v in options.items() if k not in ("preset", "warmup", "recipe", "set")}
+        return cls(preset=preset, warmup=warmup, recipe=picked.get("recipe"), set=sets, sft=sft, collect=collect,
+                   name=name, recipe_file=where, **rest)  # fmt: skip
 
 
 def build_configs(cfg: TrainSFT):
-    """(recipe name, DemoConfig, SFTConfig) for a TrainSFT command, with the command's overrides applied."""
-    from vla_gen_bench.training.demos import DemoConfig
-    from vla_gen_bench.training.sft import SFTConfig
-
-    path = cfg.recipe or recipe_path(cfg.preset, cfg.warmup)
-    raw = load_recipe(path)
-    d = dict(raw.get("demos", {}))
-    filt = IdleFilter(**d.pop("filter", {}))
-    _check_keys(d, DemoConfig, path, "demos")
-    if "camera_size" in d:
-        d["camera_size"] = tuple(d["camera_size"])
-    demo = DemoConfig(**{**d, "out": Path(d.get("out", "data/demos")), "filter": filt})
+    """(recipe name, DemoConfig, SFTConfig) for a parsed TrainSFT command, with its shortcuts applied."""
+    demo, sft = cfg.collect, cfg.sft
     if cfg.data is not None:
         demo = replace(demo, out=cfg.data)
     if cfg.workers is not None:
         demo = replace(demo, workers=cfg.workers)
-    s = dict(raw.get("sft", {}))
-    _check_keys(s, SFTConfig, path, "sft")
-    if "eval_seeds" in s:
-        s["eval_seeds"] = tuple(s["eval_seeds"])
-    name = raw.get("name", path.stem)
-    s.setdefault("out", f"runs/baselines/{name.replace('_', '-')}")
-    overrides = parse_key_values(cfg.set, "--set")
-    _check_keys(overrides, SFTConfig, "--set", "sft")
-    s.update(overrides)
-    for k in ("init", "time_budget_min", "max_steps", "eval_episodes", "device"):
-        if getattr(cfg, k) is not None:
-            s[k] = getattr(cfg, k)
-    if cfg.out is not None:
-        s["out"] = cfg.out
     if cfg.demos is not None:
         demo = replace(demo, episodes=max(demo.episodes, cfg.demos))
-        s["num_demos"] = cfg.demos
-    s["out"] = Path(s["out"])
-    s["extra"] = {**s.get("extra", {}), "recipe": str(path), "recipe_name": name}
-    sft = SFTConfig(demos=demo.out, **s)
-    if sft.eval_camera != demo.camera:
-        sft = replace(sft, eval_camera=demo.camera)
-    return name, demo, sft
-
-
-def _check_keys(d: dict, cls, where, section: str) -> None:
-    allowed = {f.name for f in fields(cls)} - {"demos"} if section == "sft" else {f.name for f in fields(cls)}
-    bad = sorted(set(d) - allowed)
-    if bad:
-        import difflib
-
-        hints = [f"{b} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(b, allowed, n=1)) else b
-                 for b in bad]  # fmt: skip
-        raise ValueError(
-            f"{where}: unknown [{section}] keys {', '.join(hints)}; allowed: {', '.join(sorted(allowed))}"
-        )
+        sft = replace(sft, num_demos=cfg.demos)
+    extra = {**sft.extra, "recipe": cfg.recipe_file, "recipe_name": cfg.name}
+    sft = replace(sft, demos=demo.out, out=Path(sft.out), extra=extra, eval_camera=demo.camera)
+    return cfg.name, demo, sft
 
 
 def train_sft(cfg: TrainSFT) -> int:

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from vla_gen_bench.cameras import CameraName
+
 STATS_NAME = "dataset_statistics.json"
 CARD_NAME = "dataset.json"
 DEFAULT_KEY = "vgb_demos"
@@ -130,7 +132,7 @@ class DemoConfig:
     """Variant whose episode manifest gives the initial configurations; it must use training pools only."""
     seed: int = 1000
     """Manifest seed; keep it disjoint from the evaluation seeds (0-2)."""
-    camera: str = "fast"
+    camera: CameraName = "fast"
     """Policy-camera profile (default 224², fast 128², paper 640x480): the images the policy sees at evaluation."""
     camera_size: tuple[int, int] | None = None
     """Override the camera's (width, height)."""

@@ -36,7 +36,8 @@ class DPOConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     hparams: str = "default"
-    """Name of the hyper-parameter set the values came from (recorded only)."""
+    """The recipe's named hyper-parameter set (`train-baseline --hparams NAME` applies it under the options given;
+    recorded in config.json)."""
     iterations: int = 10
     """Collect-then-update iterations."""
     groups_per_iter: int = 4

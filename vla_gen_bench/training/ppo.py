@@ -13,7 +13,7 @@
 * warm-up: starts from a warm-up checkpoint, with fresh LoRA adapters (they start at zero, so iteration 0 *is* the
   warm-up) or, ``model.continue_adapter``, the warm-up's own adapter trained further (RL4VLA).
 
-Named hyper-parameter sets live in ``baselines/ppo_<preset>.toml``: ``ours`` (this benchmark's choices),
+Named hyper-parameter sets live in ``vla_gen_bench/recipes/ppo_<preset>.toml``: ``ours`` (this benchmark's choices),
 ``released`` (RL4VLA's released code: gamma 0.99, lambda 0.95, clip 0.2, step 80 terminal, the surrogate counted 7x,
 AdamW weight decay 0.01, the warm-up adapter continued) and ``text`` (the paper text's gamma 0.96, lambda 0.85,
 clip 0.1). docs/training_rl.md §1 tabulates the differences.
@@ -41,7 +41,8 @@ class PPOConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     hparams: str = "ours"
-    """Name of the hyper-parameter set the values came from (recorded only)."""
+    """The recipe's named hyper-parameter set (`train-baseline --hparams NAME` applies it under the options given;
+    recorded in config.json)."""
     iterations: int = 10
     """Collect-then-update iterations."""
     episodes_per_iter: int = 8

@@ -1,87 +1,113 @@
 """``vgb train-baseline ppo|grpo|dpo``: tyro dataclasses and handlers (the CLI only parses and dispatches).
 
-A run's settings come from the recipe ``baselines/<algo>_<preset>.toml`` (its ``[config]`` table, overridden by the
-named hyper-parameter set ``[hparams.<name>]``), then from the options given here, then from ``--set key=value``
-(nested keys with dots: ``--set rollout.workers=1 --set gamma=0.96``).
+A run's settings are the algorithm's config dataclass whose default instance is the recipe
+``vla_gen_bench/recipes/<algo>_<preset>.toml`` (its ``[config]`` table overridden by the named hyper-parameter set
+``[hparams.<name>]``); tyro parses every field on top of it: ``vgb train-baseline ppo --preset tiny --lr 1e-4
+--rollout.workers 1 --hparams released``. ``--set key=value`` (nested keys with dots) is the deprecated spelling
+of the same overrides, kept for one release.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
 import tyro
 
+from vla_gen_bench.training.dpo import DPOConfig
+from vla_gen_bench.training.grpo import GRPOConfig
+from vla_gen_bench.training.ppo import PPOConfig
+
+_PREPARSE = {"preset": "value", "hparams": "value", "set": "append"}
+
 
 @dataclass(frozen=True)
 class _TrainRL:
     preset: str = "tiny"
-    """Recipe preset: tiny (CPU) or openvla-7b (one GPU); reads baselines/<algo>_<preset>.toml."""
-    hparams: str | None = None
-    """Named hyper-parameter set in the recipe (ppo: released | paper); default: the recipe's default_hparams."""
+    """Recipe preset: tiny (CPU) or openvla-7b (one GPU); the defaults below are vla_gen_bench/recipes/<algo>_<preset>.toml
+    (with --hparams picking its named hyper-parameter set)."""
     init: Path | None = None
-    """Warm-up checkpoint (HF OpenVLA folder); default: the recipe's (e.g. runs/baselines/sft-tiny/final)."""
-    out: Path | None = None
-    """Run directory; default: the recipe's. Re-running the same command resumes it."""
-    iterations: int | None = None
-    """Override the recipe's number of iterations."""
+    """Shortcut for --model.init (warm-up checkpoint, an HF OpenVLA folder)."""
     workers: int | None = None
-    """Override the number of CPU rollout worker processes."""
+    """Shortcut for --rollout.workers (CPU rollout worker processes)."""
     set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """Further overrides as key=value (nested with dots), e.g. --set gamma=0.96 --set eval.episodes=32."""
+    """Deprecated (use --key value): overrides as key=value (nested with dots), e.g. --set gamma=0.96."""
     dry_run: bool = False
     """Print the resolved configuration and exit."""
+
+    @classmethod
+    def from_recipe(cls, args: list[str] | None = None, **options):
+        """The command with the recipe its ``args`` (or ``options``) name as defaults: tyro's ``default=``."""
+        from vla_gen_bench import recipes
+
+        picked = recipes.preparse(list(args or []), _PREPARSE)
+        picked = {**picked, **{k: v for k, v in options.items() if k in _PREPARSE}}
+        preset = picked.get("preset") or "tiny"
+        raw = recipes.read(cls.algo, preset)
+        data = recipes.rl_settings(raw, picked.get("hparams"), where=f"{cls.algo}_{preset}.toml")
+        sets = tuple(picked.get("set") or ())
+        data = recipes.merge(data, recipes.overrides(sets))
+        config = recipes.build(type(cls.__dataclass_fields__["config"].default_factory()), data)
+        rest = {k: v for k, v in options.items() if k not in _PREPARSE and k != "config"}
+        return cls(config=config, preset=preset, set=sets, **rest)
+
+    def resolved(self):
+        """The config to run: ``config`` with the --init / --workers shortcuts applied."""
+        cfg = self.config
+        if self.init is not None:
+            cfg = replace(cfg, model=replace(cfg.model, init=self.init))
+        if self.workers is not None:
+            cfg = replace(cfg, rollout=replace(cfg.rollout, workers=self.workers))
+        return cfg
 
 
 @dataclass(frozen=True)
 class TrainPPO(_TrainRL):
     """PPO fine-tuning of OpenVLA (RL4VLA recipe: shared critic, GAE, clipped surrogate, LoRA) from an SFT warm-up."""
 
+    config: Annotated[PPOConfig, tyro.conf.arg(name="")] = field(default_factory=PPOConfig)
+    algo = "ppo"
+
 
 @dataclass(frozen=True)
 class TrainGRPO(_TrainRL):
     """GRPO fine-tuning of OpenVLA (group-normalised returns per initial configuration; no critic)."""
+
+    config: Annotated[GRPOConfig, tyro.conf.arg(name="")] = field(default_factory=GRPOConfig)
+    algo = "grpo"
 
 
 @dataclass(frozen=True)
 class TrainDPO(_TrainRL):
     """Online trajectory DPO (TPO) of OpenVLA: preference pairs from rewards, LoRA-off reference."""
 
-
-def resolve_config(algo: str, cmd: _TrainRL):
-    """The algorithm's config dataclass from recipe + command options + ``--set`` overrides."""
-    from vla_gen_bench.training.rl_common import _deep_merge, from_dict, load_recipe, parse_overrides
-
-    cls = _config_class(algo)
-    data = load_recipe(algo, cmd.preset, cmd.hparams)
-    direct: dict = {}
-    if cmd.init is not None:
-        direct.setdefault("model", {})["init"] = str(cmd.init)
-    if cmd.out is not None:
-        direct["out"] = str(cmd.out)
-    if cmd.iterations is not None:
-        direct["iterations"] = cmd.iterations
-    if cmd.workers is not None:
-        direct.setdefault("rollout", {})["workers"] = cmd.workers
-    data = _deep_merge(_deep_merge(data, direct), parse_overrides(cmd.set))
-    return from_dict(cls, data)
+    config: Annotated[DPOConfig, tyro.conf.arg(name="")] = field(default_factory=DPOConfig)
+    algo = "dpo"
 
 
-def _config_class(algo: str):
-    if algo == "ppo":
-        from vla_gen_bench.training.ppo import PPOConfig
+COMMANDS = {"ppo": TrainPPO, "grpo": TrainGRPO, "dpo": TrainDPO}
 
-        return PPOConfig
-    if algo == "grpo":
-        from vla_gen_bench.training.grpo import GRPOConfig
 
-        return GRPOConfig
-    if algo == "dpo":
-        from vla_gen_bench.training.dpo import DPOConfig
+def resolve_config(algo: str, cmd: _TrainRL | None = None, **options):
+    """The algorithm's config: ``cmd`` as parsed by the CLI, or the recipe with ``options`` applied
+    (``resolve_config("ppo", preset="tiny", hparams="released", set=("gamma=0.5",), iterations=3)``).
 
-        return DPOConfig
-    raise ValueError(f"unknown RL algorithm {algo!r}; allowed: ppo, grpo, dpo")
+    Raises:
+        FileNotFoundError: no recipe for the preset; ValueError: an unknown setting or hyper-parameter set.
+    """
+    if algo not in COMMANDS:
+        raise ValueError(f"unknown RL algorithm {algo!r}; allowed: {', '.join(COMMANDS)}")
+    if cmd is None:
+        cls = COMMANDS[algo]
+        own = set(cls.__dataclass_fields__) | set(_PREPARSE)
+        cmd = cls.from_recipe(**{k: v for k, v in options.items() if k in own})
+        extra = {k: v for k, v in options.items() if k not in own}
+        if extra:
+            from vla_gen_bench import recipes
+
+            cmd = replace(cmd, config=recipes.build(type(cmd.config), extra, base=cmd.config))
+    return cmd.resolved()
 
 
 def _run(algo: str, cmd: _TrainRL) -> int:
@@ -94,17 +120,16 @@ def _run(algo: str, cmd: _TrainRL) -> int:
     from vla_gen_bench.variants import TrainingPoolError
 
     console = Console(stderr=True, soft_wrap=True)
-    try:
-        cfg = resolve_config(algo, cmd)
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        console.print(f"[red]error:[/] {e}")
-        return 2
+    cfg = cmd.resolved()
+    if cmd.set:
+        console.print("[yellow]--set is deprecated: pass the field directly (--set rollout.workers=1 -> "
+                      "--rollout.workers 1)[/]")  # fmt: skip
     if cmd.dry_run:
         print(json.dumps(to_jsonable(cfg), indent=1))
         return 0
     if cfg.model.init is None or not Path(cfg.model.init).is_dir():
         console.print(f"[red]error:[/] warm-up checkpoint {cfg.model.init} not found; train one with "
-                      f"'vgb train-baseline sft --preset {cmd.preset}' or pass --init DIR")  # fmt: skip
+                      f"'vgb train-baseline sft --preset {cmd.preset}' or pass --model.init DIR")  # fmt: skip
         return 2
     train = importlib.import_module(f"vla_gen_bench.training.{algo}").train
     try:

@@ -15,17 +15,17 @@ policy answers all envs in one batched forward (``act_batch``); both paths run t
 from __future__ import annotations
 
 import csv
-import difflib
 import json
 import os
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vla_gen_bench.cameras import CameraName
 from vla_gen_bench.policies.openvla import OpenVLAPolicy
 
 MIN_TRAIN_SEED = 1000
@@ -80,7 +80,7 @@ class RolloutConfig:
     """CPU env worker processes (each holds an env and a policy copy); 0 = in the learner process."""
     num_envs: int = 1
     """Parallel envs per process (ManiSkill GPU simulation, needs CUDA); actions for all envs in one batch."""
-    camera: str = "fast"
+    camera: CameraName = "fast"
     """Policy camera profile (fast = 128x128, default = 224x224, paper = 640x480): match the warm-up's."""
     sim_freq: int = 100
     """Physics rate (Hz)."""
@@ -114,97 +114,7 @@ class EvalConfig:
     """Evaluation worker processes."""
 
 
-# ------------------------------------------------------------------------------------------ recipes (TOML)
-def baselines_dir() -> Path:
-    """The repository's ``baselines/`` folder (recipes per preset)."""
-    return Path(__file__).resolve().parents[2] / "baselines"
-
-
-def from_dict(cls, data: dict[str, Any], where: str = ""):
-    """Build the (nested, frozen) dataclass ``cls`` from a dict; unknown keys get a did-you-mean."""
-    names = {f.name: f for f in fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for k, v in data.items():
-        if k not in names:
-            close = difflib.get_close_matches(k, list(names), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown setting {where}{k!r}{hint}; allowed: {', '.join(names)}")
-        f = names[k]
-        default = getattr(cls(), k) if _has_defaults(cls) else None
-        if is_dataclass(default) and isinstance(v, dict):
-            v = from_dict(type(default), {**_shallow(default), **v}, where=f"{where}{k}.")
-        elif isinstance(v, list):
-            v = tuple(v)
-        elif isinstance(default, Path) or (v is not None and "Path" in str(f.type) and isinstance(v, str)):
-            v = Path(v)
-        kwargs[k] = v
-    return cls(**kwargs)
-
-
-def _has_defaults(cls) -> bool:
-    try:
-        cls()
-        return True
-    except TypeError:
-        return False
-
-
-def _shallow(obj) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
-
-
-def load_recipe(algo: str, preset: str, hparams: str | None = None) -> dict[str, Any]:
-    """Read ``baselines/<algo>_<preset>.toml``: its ``[config]`` table, overridden by ``[hparams.<name>]``.
-
-    Raises:
-        FileNotFoundError: no recipe for this algorithm and preset (the message lists the available ones).
-        ValueError: an unknown hyper-parameter set name (did-you-mean).
-    """
-    import tomllib
-
-    path = baselines_dir() / f"{algo}_{preset}.toml"
-    if not path.is_file():
-        have = sorted(p.stem.split("_", 1)[1] for p in baselines_dir().glob(f"{algo}_*.toml"))
-        raise FileNotFoundError(
-            f"no {algo} recipe for preset {preset!r} ({path}); available: {', '.join(have) or 'none'}"
-        )
-    raw = tomllib.loads(path.read_text())
-    cfg = dict(raw.get("config", {}))
-    sets = raw.get("hparams", {})
-    name = hparams or raw.get("default_hparams")
-    if name is not None:
-        if name not in sets:
-            close = difflib.get_close_matches(name, list(sets), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"unknown hyper-parameter set {name!r} in {path.name}{hint}; available: {', '.join(sets)}"
-            )
-        cfg = _deep_merge(cfg, sets[name])
-        cfg["hparams"] = name
-    return cfg
-
-
-def _deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
-    """``("gamma=0.96", "rollout.workers=1")`` -> nested dict (values parsed as JSON when possible)."""
-    from vla_gen_bench.options import parse_key_values
-
-    out: dict[str, Any] = {}
-    for key, value in parse_key_values(items, "--set (e.g. gamma=0.96, rollout.workers=1)").items():
-        d = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            d = d.setdefault(p, {})
-        d[leaf] = value
-    return out
-
-
+# ------------------------------------------------------------------------------------------ run records
 def to_jsonable(obj) -> Any:
     if is_dataclass(obj):
         return {k: to_jsonable(v) for k, v in asdict(obj).items()}
@@ -976,13 +886,13 @@ def evaluate_policy(ckpt: Path, out: Path, cfg: EvalConfig, camera: str, unnorm_
 def summarize_episodes(jsonl: Path, wilson=None) -> dict[str, dict[str, Any]]:
     if wilson is None:
         from vla_gen_bench.eval.stats import wilson_interval as wilson
+    from vla_gen_bench.eval.records import read
+
     per: dict[str, list[bool]] = {}
     grasp: dict[str, list[bool]] = {}
-    for line in Path(jsonl).read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            per.setdefault(r["variant"], []).append(bool(r["success"]))
-            grasp.setdefault(r["variant"], []).append(bool(r.get("grasped")))
+    for r in read(jsonl).records:  # the evaluator's reader: one record per episode, a torn last line skipped
+        per.setdefault(r.variant, []).append(r.success)
+        grasp.setdefault(r.variant, []).append(r.grasped)
     out = {}
     for v, xs in per.items():
         s, n = sum(xs), len(xs)
@@ -1019,17 +929,3 @@ class Timer:
                 timer.marks[name] = timer.marks.get(name, 0.0) + time.perf_counter() - self.t
 
         return _T()
-
-
-def with_overrides(config, overrides: dict[str, Any]):
-    """``config`` (a frozen dataclass) with nested overrides applied."""
-    merged = _deep_merge(to_jsonable_shallow(config), overrides)
-    return from_dict(type(config), merged)
-
-
-def to_jsonable_shallow(config) -> dict[str, Any]:
-    out = {}
-    for f in fields(config):
-        v = getattr(config, f.name)
-        out[f.name] = to_jsonable_shallow(v) if is_dataclass(v) else v
-    return out

@@ -33,14 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tyro
+
+from vla_gen_bench.cameras import CameraName
 
 
 @dataclass(frozen=True)
 class SFTConfig:
     """One SFT run."""
 
-    demos: Path
-    """Demonstration folder written by 'vgb collect-demos'."""
+    demos: tyro.conf.Suppress[Path]
+    """Demonstration folder written by 'vgb collect-demos' (train-baseline: the recipe's --collect.out)."""
     out: Path
     """Run directory (created; an existing one is resumed from its last checkpoint)."""
     init: str = "micro"
@@ -128,7 +131,7 @@ class SFTConfig:
     """Variants for in-training evaluation (training pools: 'ind')."""
     eval_seeds: tuple[int, ...] = (500,)
     """Manifest seeds of in-training evaluation; disjoint from the test seeds (0-2) and the demo seeds."""
-    eval_camera: str = "fast"
+    eval_camera: CameraName = "fast"
     eval_temperature: float = 0.0
     """Action sampling temperature of in-training evaluation (0 = greedy; RL4VLA evaluates at 0.6)."""
     """Camera profile for in-training evaluation: the one the demos were collected with."""
@@ -144,7 +147,7 @@ class SFTConfig:
     """Key of the dataset statistics in the checkpoint (default: the dataset's key, 'vgb_demos')."""
     tensorboard: bool = True
     """Also write TensorBoard events when tensorboard is installed."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: tyro.conf.Suppress[dict[str, Any]] = field(default_factory=dict)
     """Free-form notes recorded in config.json (e.g. the recipe name)."""
 
 

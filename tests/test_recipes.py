@@ -1,0 +1,154 @@
+"""Recipes are the tyro defaults of `vgb train-baseline`: every shipped `<algo>_<preset>.toml` builds, the CLI parses
+the recipe's fields directly, `--set` is the same override spelled the old way, and the wheel ships the recipes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vla_gen_bench import recipes
+from vla_gen_bench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _presets() -> tuple[str, ...]:
+    """The presets `--preset` takes."""
+    from typing import get_args, get_type_hints
+
+    from vla_gen_bench.training.commands import TrainSFT
+
+    return get_args(get_type_hints(TrainSFT)["preset"])
+
+
+def load_every_recipe() -> dict[str, object]:
+    """name -> the config(s) it builds: SFT recipes a (DemoConfig, SFTConfig), RL recipes one config per hparams set."""
+    from vla_gen_bench.training.commands import TrainSFT, build_configs
+    from vla_gen_bench.training.rl_commands import resolve_config
+
+    built: dict[str, object] = {}
+    for name in recipes.names():
+        algo, preset = name.split("_", 1)
+        if algo in ("sft", "warmup"):
+            built[name] = build_configs(TrainSFT.from_recipe(preset=preset, warmup=algo == "warmup"))[1:]
+        else:
+            sets = recipes.read(algo, preset).get("hparams", {}) or {None: {}}
+            built[name] = [resolve_config(algo, preset=preset, hparams=h) for h in sets]
+    return built
+
+
+def test_every_recipe_is_algo_preset_and_builds():
+    presets = set(_presets())
+    names = recipes.names()
+    assert {n.split("_", 1)[0] for n in names} == set(recipes.ALGOS)
+    for name in names:
+        algo, preset = name.split("_", 1)
+        assert algo in recipes.ALGOS and preset in presets, f"{name}.toml is not <algo>_<preset>.toml"
+    built = load_every_recipe()
+    assert len(built) == len(names) == 2 * len(recipes.ALGOS)
+    demo, sft = built["sft_tiny"]
+    assert (demo.camera, sft.eval_camera, sft.demos) == ("fast", "fast", demo.out)
+    assert [c.hparams for c in built["ppo_tiny"]] == ["ours", "released", "text"]
+    # run folders named inside recipes are run folders (the 7B SFT run keeps its name)
+    assert str(built["ppo_openvla-7b"][2].model.init) == "runs/baselines/sft-openvla7b/final"
+    assert built["sft_openvla-7b"][1].out == Path("runs/baselines/sft-openvla7b")
+
+
+def _dry_run(capsys, *args: str) -> dict:
+    assert main(["train-baseline", *args, "--dry-run"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_parses_recipe_fields_over_the_recipe(capsys):
+    base = _dry_run(capsys, "ppo", "--preset", "tiny")
+    cfg = _dry_run(capsys, "ppo", "--preset", "tiny", "--lr", "1e-4", "--rollout.workers", "1", "--hparams",
+                   "released", "--eval.seeds", "0", "1")  # fmt: skip
+    assert (cfg["lr"], cfg["rollout"]["workers"], cfg["eval"]["seeds"]) == (1e-4, 1, [0, 1])
+    assert (cfg["truncation"], cfg["pg_coef"], cfg["hparams"]) == (
+        "terminal",
+        7.0,
+        "released",
+    )  # the named set
+    assert (
+        cfg["iterations"] == base["iterations"] == 40 and base["hparams"] == "ours"
+    )  # the rest: the recipe's
+    old = _dry_run(capsys, "ppo", "--preset", "tiny", "--hparams", "released", "--set", "lr=1e-4", "--set",
+                   "rollout.workers=1", "--set", "eval.seeds=[0,1]")  # fmt: skip
+    assert old == cfg  # the deprecated spelling
+    assert _dry_run(capsys, "ppo", "--preset", "tiny", "--set", "lr=1", "--lr", "2")["lr"] == 2  # flags win
+    for algo in ("grpo", "dpo"):
+        assert _dry_run(capsys, algo, "--preset", "openvla-7b")["rollout"]["camera"] == "paper"
+
+
+def test_cli_refuses_unknown_presets_and_settings(capsys):
+    assert main(["train-baseline", "grpo", "--preset", "tinny", "--dry-run"]) == 2
+    assert "did you mean 'tiny'" in capsys.readouterr().err
+    assert main(["train-baseline", "ppo", "--set", "gama=1", "--dry-run"]) == 2
+    assert "did you mean 'gamma'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train-baseline", "ppo", "--gama", "1", "--dry-run"])
+
+
+def test_sft_command_takes_recipe_fields():
+    import tyro
+
+    from vla_gen_bench.cli import _recipe_default
+    from vla_gen_bench.training.commands import TrainSFT, build_configs
+
+    args = ["--preset", "openvla-7b", "--warmup", "--lr", "3e-4", "--collect.episodes", "20", "--demos", "10"]
+    name, demo, sft = build_configs(tyro.cli(TrainSFT, args=args, default=_recipe_default(TrainSFT, args)))
+    assert (name, sft.lr, sft.num_demos, demo.episodes, demo.camera) == (
+        "warmup_openvla7b",
+        3e-4,
+        10,
+        20,
+        "default",
+    )
+    assert (sft.max_steps, sft.init) == (2000, "checkpoints/openvla-7b")  # the warm-up recipe's
+
+
+def test_installed_wheel_ships_the_recipes(tmp_path):
+    """Build the wheel from a copy of the sources, install it into a bare folder and use it from elsewhere."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / f, src / f)
+    shutil.copytree(
+        REPO / "vla_gen_bench", src / "vla_gen_bench", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    run = dict(capture_output=True, text=True, timeout=300)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    r = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "w"), str(src)],
+                       **run)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (wheel,) = (tmp_path / "w").glob("vla_gen_bench-*.whl")
+    site = tmp_path / "site"
+    r = subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], **run)
+    assert r.returncode == 0, r.stderr
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    r = subprocess.run([sys.executable, "-m", "vla_gen_bench.cli", "train-baseline", "sft", "--help"], cwd=cwd,
+                       env=env, **run)  # fmt: skip
+    assert r.returncode == 0 and "--collect.episodes" in r.stdout, r.stderr
+    code = (
+        "import vla_gen_bench, tests_probe\n"
+        f"assert vla_gen_bench.__file__.startswith({str(site)!r}), vla_gen_bench.__file__\n"
+        "print(len(tests_probe.load_every_recipe()))\n"
+    )
+    (cwd / "tests_probe.py").write_text(
+        Path(__file__)
+        .read_text()
+        .split("def test_every_recipe")[0]
+        .replace("from vla_gen_bench.cli import main\n", "")
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=cwd, env={**env, "PYTHONPATH": f"{site}{os.pathsep}{cwd}"},
+                       **run)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) == len(recipes.names())
