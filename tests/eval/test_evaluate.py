@@ -94,7 +94,9 @@ def test_a_different_run_in_the_same_directory_is_refused(smoke_run):
 
 
 def test_malformed_record_line_is_reported_with_its_number(tmp_path):
-    (tmp_path / EPISODES).write_text('{"variant": "ind", "seed": 0, "episode": 0}\nnot json\n')
+    from .conftest import record
+
+    (tmp_path / EPISODES).write_text(json.dumps(record("ind", 0, True)) + "\nnot json\n")
     with pytest.raises(RunDirError, match=r"episodes.jsonl:2"):
         read_done(tmp_path / EPISODES)
 

@@ -20,14 +20,20 @@ from vla_gen_bench.eval.evaluate import (
     EPISODES,
     Evaluate,
     RunDirError,
-    append_record,
     chain_state,
     evaluate_command,
     read_done,
 )
 from vla_gen_bench.eval.guard import GuardedPolicy, PolicyCallError
+from vla_gen_bench.eval.records import EpisodeRecord, append
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def rec(episode: int, success: bool) -> EpisodeRecord:
+    return EpisodeRecord(variant="ind", axis="in-distribution", split="train", seed=0, episode=episode,
+                         policy="scripted", success=success, success_once=success, grasped=success,
+                         failure="success" if success else "never_grasped", instruction="put the cube on the plate")  # fmt: skip
 
 
 def refused(capsys, **kw) -> str:
@@ -124,7 +130,7 @@ def test_ctrl_c_and_a_dead_server_say_what_was_kept(tmp_path, capsys, monkeypatc
     )  # never names a file that does not exist
 
     def server_died(cfg, console):
-        append_record(cfg.out / EPISODES, {"variant": "ind", "seed": 0, "episode": 0}, "0" * 64)
+        append(cfg.out / EPISODES, rec(0, False), "0" * 64)
         raise RemotePolicyError(
             "the policy server at ws://h:1 closed the connection mid-episode (no close frame)"
         )
@@ -208,7 +214,7 @@ def test_the_evaluator_chains_its_lines_and_resume_refuses_an_edited_file(tmp_pa
     head = chain_state(path, run)["head"]
     assert head == genesis(run)
     for k in range(3):
-        head = append_record(path, {"variant": "ind", "seed": 0, "episode": k, "success": k == 1}, head)
+        head = append(path, rec(k, k == 1), head)
     state = chain_state(path, run)
     assert (state["lines"], state["head"], state["unbound_lines"]) == (3, head, 0)
     assert all(FIELD in json.loads(line) for line in path.read_text().splitlines())
@@ -220,9 +226,7 @@ def test_the_evaluator_chains_its_lines_and_resume_refuses_an_edited_file(tmp_pa
             chain_state(path, run)
     # the remedy works: drop the edited line and what follows, the chain continues from line 1
     path.write_text(lines[0] + "\n")
-    head = append_record(
-        path, {"variant": "ind", "seed": 0, "episode": 1, "success": True}, chain_state(path, run)["head"]
-    )
+    head = append(path, rec(1, True), chain_state(path, run)["head"])
     assert verify(path.read_text().splitlines(), genesis(run)).verified
     # another run's identity starts another chain
     assert verify(path.read_text().splitlines(), genesis({**run, "policy_id": "d" * 16})).broken == 1
@@ -230,10 +234,7 @@ def test_the_evaluator_chains_its_lines_and_resume_refuses_an_edited_file(tmp_pa
 
 def test_resume_refuses_conflicting_duplicates_with_line_numbers(tmp_path):
     path = tmp_path / EPISODES
-    rec = {"variant": "ind", "seed": 0, "episode": 3, "success": False, "failure": "dropped"}
-    path.write_text(
-        json.dumps(rec) + "\n" + json.dumps({**rec, "success": True, "failure": "success"}) + "\n"
-    )
+    path.write_text(json.dumps(rec(3, False).to_dict()) + "\n" + json.dumps(rec(3, True).to_dict()) + "\n")
     with pytest.raises(RunDirError, match=r"episodes.jsonl:2: \(ind, seed 0, episode 3\) is recorded again with a "
                                           r"different outcome \(first on line 1\).*Delete line 1 and every line "
                                           r"after it"):  # fmt: skip

@@ -75,7 +75,7 @@ def test_repeated_episodes_break_the_chain_and_conflicts_name_both_lines_and_a_r
         ),
         (lambda rec: rec.update(axis="semantics"), "has axis 'semantics', the catalog says 'vision'"),
         (lambda rec: rec.update(policy="other"), "episode run by policy 'other' but run.json says"),
-        (lambda rec: rec.update(success="yes"), "field 'success' must be bool"),
+        (lambda rec: rec.update(success="yes"), "field 'success' must be true/false"),
         (lambda rec: rec.pop("seed"), "missing field 'seed'"),
     ],
 )
@@ -102,7 +102,7 @@ def test_incomplete_torn_and_foreign_runs_are_refused(tmp_path):
     ):
         run_rows(run)
     ej.write_text("\n".join(lines) + "\n" + lines[0][:20])
-    with pytest.raises(LeaderboardError, match=r"episodes.jsonl:51: not valid JSON .*torn last line"):
+    with pytest.raises(LeaderboardError, match=r"episodes.jsonl:51: a torn last line .*resume it"):
         run_rows(run)
     ej.write_text("\n".join(lines) + "\n")
     cfg = json.loads((run / "run.json").read_text())

@@ -13,7 +13,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,9 +21,9 @@ from typing import Annotated, Any, Literal
 import tyro
 
 from vla_gen_bench.cameras import CameraName
+from vla_gen_bench.eval import records
+from vla_gen_bench.eval.records import EPISODES, RUN_JSON, EpisodeRecord
 
-EPISODES = "episodes.jsonl"
-RUN_JSON = "run.json"
 # a run directory may be resumed only by a command that agrees on these
 RESUME_KEYS = ("policy", "suite", "suite_hash", "asset_pack_hash", "camera", "robot", "policy_args", "sim_freq",
                "profile")  # fmt: skip
@@ -194,61 +194,14 @@ def policy_id(spec: str, metadata: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def read_done(path: Path) -> dict[tuple[str, int, int], dict]:
-    """Finished episodes by (variant, seed, episode). A torn last line (killed mid-write) is dropped; an episode
-    recorded twice with different outcomes is refused (the evaluator writes each episode once)."""
-    done: dict[tuple[str, int, int], dict] = {}
-    line_of: dict[tuple[str, int, int], int] = {}
-    if not path.exists():
-        return done
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        cut = raw.rfind(b"\n") + 1
-        path.write_bytes(raw[:cut])  # the torn line never counted; its episode is simply run again
-        raw = raw[:cut]
-    for n, line in enumerate(raw.decode().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-            key = (r["variant"], int(r["seed"]), int(r["episode"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise RunDirError(
-                f"{path}:{n}: not an episode record ({e}); fix or delete that line, then re-run"
-            ) from None
-        if key in done:
-            if _outcome(done[key]) != _outcome(r):
-                raise RunDirError(duplicate_message(path, key, line_of[key], n))
-            continue
-        done[key], line_of[key] = r, n
-    return done
-
-
-def _outcome(r: dict) -> tuple:
-    return tuple(r.get(k) for k in ("success", "success_once", "grasped", "failure"))
-
-
-def duplicate_message(path: Path | str, key: tuple[str, int, int], first: int, again: int) -> str:
-    """The refusal for an episode recorded twice with different outcomes, with a remedy that works."""
-    return (f"{path}:{again}: ({key[0]}, seed {key[1]}, episode {key[2]}) is recorded again with a different outcome "
-            f"(first on line {first}); 'vgb evaluate' writes each episode once, so the file was merged or edited. "
-            f"Delete line {first} and every line after it, then re-run the same 'vgb evaluate' command (it runs "
-            f"those episodes again and re-seals the file), or start over with a new --out")  # fmt: skip
-
-
-def append_record(path: Path, record: dict, prev: str) -> str:
-    """One line per episode, sealed into the hash chain after the link ``prev`` (see :mod:`.chain`), written with a
-    single write() on an O_APPEND descriptor and fsync'ed; returns the new last link."""
-    from vla_gen_bench.eval.chain import seal
-
-    data, head = seal(prev, record)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def read_done(path: Path) -> dict[tuple[str, int, int], EpisodeRecord]:
+    """Finished episodes by (variant, seed, episode), read by :func:`.records.read`; a torn last line is cut off
+    first (it never counted: its episode is simply run again)."""
+    records.cut_torn(path)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return head
+        return {r.key: r for r in records.read(path).records}
+    except records.RecordError as e:
+        raise RunDirError(f"{e}") from None
 
 
 def chain_state(path: Path, run: dict) -> dict[str, Any]:
@@ -472,19 +425,14 @@ class Worker:
         results = run_batch(self.env, self.policies, [it.seed for it in items] + [0] * pad, specs + [specs[0]] * pad,
                             record_frames=want_video, on_action=check, episode_keys=keys + keys[:1] * pad,
                             )[: len(items)]  # fmt: skip
-        records = []
+        out: list[tuple[EpisodeRecord, bytes | None]] = []
         for it, spec, res in zip(items, specs, results, strict=True):
             v = get_variant(it.variant)
-            rec = {
-                "variant": v.name, "axis": v.axis, "split": v.split, "severity": v.severity,
-                "seed": it.seed, "episode": it.episode, "policy": self.cfg.policy,
-                "success": self.profile.success(res.success_at_end, res.success_once) if self.profile is not None
-                else res.success_at_end, "success_once": res.success_once, "grasped": res.ever_grasped,
-                "consecutive_grasp": res.consecutive_grasp, "failure": res.failure, "steps": res.steps,
-                "return": res.return_, "wall_s": res.wall_s, "instruction": res.instruction,
-                "action_digest": res.action_digest,
-                "matched": spec.meta.get("matched"), "worker": self.index,
-            }  # fmt: skip
+            success = res.success_at_end if self.profile is None else self.profile.success(res.success_at_end,
+                                                                                           res.success_once)  # fmt: skip
+            rec = EpisodeRecord.from_result(res, variant=v, seed=it.seed, episode=it.episode, policy=self.cfg.policy,
+                                            success=success, matched=spec.meta.get("matched"), worker=self.index)  # fmt: skip
+            data = None
             kind = "success" if res.success_at_end else "failure"
             if want_video and self._saved.get((v.name, kind), 0) < self.videos_per_kind:
                 rel = Path("videos") / f"{v.name}_s{it.seed}_e{it.episode}_{kind}.mp4"
@@ -493,14 +441,14 @@ class Worker:
 
                     with tempfile.TemporaryDirectory() as tmp:
                         write_video(res.frames, Path(tmp) / "v.mp4")
-                        rec["_video_data"] = (Path(tmp) / "v.mp4").read_bytes()
+                        data = (Path(tmp) / "v.mp4").read_bytes()
                 else:
                     (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
                     write_video(res.frames, out_dir / rel)
                 self._saved[(v.name, kind)] = self._saved.get((v.name, kind), 0) + 1
-                rec["video"] = str(rel)
-            records.append(rec)
-        return records
+                rec = replace(rec, video=str(rel))
+            out.append((rec, data))
+        return out
 
     def close(self) -> None:
         env = getattr(self, "env", None)
@@ -699,7 +647,7 @@ class _RayWorker:
     def ready(self) -> dict:
         return self.info
 
-    def run(self, batch: list[Item]) -> list[dict]:
+    def run(self, batch: list[Item]) -> list[tuple[EpisodeRecord, bytes | None]]:
         return self.w.run(batch, None)  # may run on another machine: videos come back as bytes
 
 
@@ -816,11 +764,9 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
     previous = None
     if (out / RUN_JSON).exists():
         try:
-            previous = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise RunDirError(
-                f"{out / RUN_JSON} is not readable JSON ({e}); restore it or use another --out"
-            ) from None
+            previous = records.read_run(out)
+        except records.RecordError as e:
+            raise RunDirError(f"{e}; restore it or use another --out") from None
     if previous is not None:
         chain_state(jsonl, previous)  # refuse to extend a file whose lines were edited
 
@@ -836,8 +782,8 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
         videos = math.ceil(cfg.videos / cfg.workers) if cfg.videos else 0
         already: dict[tuple[str, str], int] = {}
         for r in done.values():
-            if r.get("video"):
-                k = (r["variant"], "success" if r["success"] else "failure")
+            if r.video:
+                k = (r.variant, "success" if r.success else "failure")
                 already[k] = already.get(k, 0) + 1
         t_setup = time.perf_counter()
         policy = None
@@ -867,11 +813,11 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
             meta["policy_timeout_s"] = cfg.policy_timeout
             chain = meta["episodes_chain"] = chain_state(jsonl, meta)  # the link new lines continue from
             head = chain["head"]
-            (out / RUN_JSON).write_text(json.dumps(meta, indent=1, default=str))
+            records.write_run(out, meta)
             console.print(f"{len(items)} episodes planned, {len(done)} already in {jsonl}; running {len(todo)} "
                           f"({cfg.backend}, {cfg.workers} worker(s) x {cfg.num_envs} env(s))")  # fmt: skip
             batches = [todo[i : i + cfg.num_envs] for i in range(0, len(todo), cfg.num_envs)]
-            wins = sum(bool(r["success"]) for r in done.values())
+            wins = sum(r.success for r in done.values())
             n = len(done)
             t0 = time.perf_counter()
             setup_s = t0 - t_setup
@@ -879,24 +825,20 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
                     TimeRemainingColumn())  # fmt: skip
             with Progress(*cols, console=console) as bar:
                 task = bar.add_task(cfg.policy, total=len(items), completed=len(done))
-                for records in backend.run(batches):
-                    for r in records:
-                        key = (r["variant"], int(r["seed"]), int(r["episode"]))
-                        if (
-                            key in done
-                        ):  # re-run batch of a worker that died after reporting: never write twice
+                for batch in backend.run(batches):
+                    for r, data in batch:
+                        if r.key in done:  # a re-run batch of a worker that died after reporting: never twice
                             continue
-                        done[key] = r
-                        data = r.pop("_video_data", None)
-                        if data is not None:
-                            (out / r["video"]).parent.mkdir(parents=True, exist_ok=True)
-                            (out / r["video"]).write_bytes(data)
-                        head = append_record(jsonl, r, head)
+                        done[r.key] = r
+                        if data is not None and r.video:
+                            (out / r.video).parent.mkdir(parents=True, exist_ok=True)
+                            (out / r.video).write_bytes(data)
+                        head = records.append(jsonl, r, head)
                         chain["lines"] += 1
                         chain["head"] = head
-                        wins += bool(r["success"])
+                        wins += r.success
                         n += 1
-                    bar.update(task, advance=len(records),
+                    bar.update(task, advance=len(batch),
                                description=f"{cfg.policy} | success {wins}/{n} ({wins / max(n, 1):.0%})")  # fmt: skip
             run_s = time.perf_counter() - t0
             console.print(f"ran {len(todo)} episodes in {run_s:.0f} s ({60 * len(todo) / max(run_s, 1e-9):.1f} "
@@ -907,7 +849,7 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
             if policy is not None:
                 meta["timing"]["policy_load_s"] = policy.load_s
                 meta["timing"]["batching"] = policy.stats()
-            (out / RUN_JSON).write_text(json.dumps(meta, indent=1, default=str))
+            records.write_run(out, meta)
         finally:
             backend.close()
             if policy is not None:
@@ -919,7 +861,7 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
         chain = chain_state(jsonl, previous)
         if previous.get("episodes_chain") != chain:  # killed after the last episode: seal the run now
             previous["episodes_chain"] = chain
-            (out / RUN_JSON).write_text(json.dumps(previous, indent=1, default=str))
+            records.write_run(out, previous)
     if cfg.report:
         from vla_gen_bench.eval.report import write_outputs
 

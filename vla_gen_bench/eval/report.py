@@ -21,6 +21,7 @@ from typing import Any
 
 import tyro
 
+from vla_gen_bench.eval.records import EPISODES, FIELDS, RUN_JSON, EpisodeRecord, RecordError, read, read_run
 from vla_gen_bench.eval.stats import (
     AXES,
     FAILURE_LABELS,
@@ -35,27 +36,6 @@ from vla_gen_bench.eval.stats import (
 
 RUN_KEYS = ("policy", "suite", "suite_hash", "catalog_hash", "asset_pack_hash", "control", "variants")
 HASH_KEYS = ("suite_hash", "catalog_hash", "asset_pack_hash")
-_NUM = (int, float)
-# field -> (accepted types, required); None in the types means JSON null is allowed
-FIELDS: dict[str, tuple[tuple, bool]] = {
-    "variant": ((str,), True),
-    "axis": ((str,), True),
-    "split": ((str,), True),
-    "severity": ((int, float, type(None)), False),
-    "episode": ((int,), True),
-    "seed": ((int,), True),
-    "success": ((bool,), True),
-    "success_once": ((bool,), True),
-    "grasped": ((bool,), True),
-    "consecutive_grasp": ((bool,), False),
-    "failure": ((str,), True),
-    "steps": ((int,), False),
-    "wall_s": (_NUM, False),
-    "instruction": ((str,), True),
-    "policy": ((str,), True),
-    "video": ((str, type(None)), False),
-}
-ALIASES = {"success_at_end": "success", "ever_grasped": "grasped"}  # the runner's EpisodeResult names
 AXIS_COLORS = {
     "in-distribution": "#7f7f7f",
     "vision": "#1f77b4",
@@ -88,108 +68,49 @@ class Run:
         return summarize(self.records, self.config["control"], self.config.get("variants") or {})
 
 
-def _type_name(types: tuple) -> str:
-    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
-    return " or ".join(dict.fromkeys(names[t] for t in types))
-
-
-def parse_record(line: str, where: str) -> dict[str, Any]:
-    """One episodes.jsonl line as a validated record; RunError naming ``where`` (file:line) otherwise."""
-    try:
-        r = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise RunError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); a truncated last line means the run "
-                       f"was killed mid-write: delete that line and resume") from None  # fmt: skip
-    if not isinstance(r, dict):
-        raise RunError(f"{where}: expected a JSON object (one episode record), got {type(r).__name__}")
-    for old, new in ALIASES.items():
-        if new not in r and old in r:
-            r[new] = r.pop(old)
-    for name, (types, required) in FIELDS.items():
-        if name not in r:
-            if required:
-                raise RunError(f"{where}: missing field {name!r} (an episode record needs: "
-                               f"{', '.join(k for k, (_, req) in FIELDS.items() if req)})")  # fmt: skip
-            continue
-        v = r[name]
-        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
-        if ok and isinstance(v, float) and not math.isfinite(v):
-            ok = False
-        if not ok:
-            raise RunError(f"{where}: field {name!r} must be {_type_name(types)}, got {json.dumps(v)}")
-    if r["axis"] not in AXES:
-        raise RunError(f"{where}: axis {r['axis']!r} is not one of {', '.join(AXES)}")
-    if r["failure"] not in FAILURE_LABELS:
-        raise RunError(f"{where}: failure {r['failure']!r} is not one of {', '.join(FAILURE_LABELS)}")
+def _consistent(r: dict[str, Any], where: str) -> dict[str, Any]:
     if r["success"] != (r["failure"] == "success"):
         raise RunError(
             f"{where}: success is {json.dumps(r['success'])} but the failure label is {r['failure']!r}"
         )
-    if r["episode"] < 0:
-        raise RunError(f"{where}: episode index must be >= 0, got {r['episode']}")
     return r
 
 
+def parse_record(line: str, where: str) -> dict[str, Any]:
+    """One episodes.jsonl line as a validated record (:class:`.records.EpisodeRecord`, old names migrated, as a
+    dict without its chain link); RunError naming ``where`` (file:line) otherwise."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise RunError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    try:
+        return _consistent(EpisodeRecord.from_dict(obj, where).to_dict(chain=False), where)
+    except RecordError as e:
+        raise RunError(str(e)) from None
+
+
 def read_episodes(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Records of an episodes.jsonl, each (variant, seed, episode) once (the first line kept), and warnings.
-
-    A last line without its newline that is not valid JSON is a write torn by a kill: it is skipped with a warning
-    (the runner re-runs that episode on resume). Any other malformed line is a RunError naming its line number.
-    """
-    text = path.read_text()
-    lines = text.splitlines()
-    torn = bool(lines) and not text.endswith("\n")
-    records: list[dict[str, Any]] = []
-    first_line: dict[tuple[str, int, int], int] = {}
-    dupes: list[str] = []
-    warnings: list[str] = []
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if torn and no == len(lines):
-            try:
-                json.loads(line)
-            except json.JSONDecodeError:
-                warnings.append(f"{path.name}:{no}: torn last line (the run was killed mid-write) ignored; "
-                                f"resuming the run re-runs that episode")  # fmt: skip
-                continue
-        r = parse_record(line, f"{path.name}:{no}")
-        key = (r["variant"], r["seed"], r["episode"])
-        if key in first_line:
-            kept = records[first_line[key]]
-            if kept["success"] != r["success"]:  # never scored: which of the two is the truth?
-                from vla_gen_bench.eval.evaluate import duplicate_message
-
-                raise RunError(duplicate_message(path, key, kept["_line"], no))
-            dupes.append(
-                f"line {no} repeats line {kept['_line']} ({key[0]}, seed {key[1]}, episode {key[2]})"
-            )
-            continue
-        first_line[key] = len(records)
-        r["_line"] = no
-        records.append(r)
-    for r in records:
-        del r["_line"]
-    if dupes:
-        shown = "; ".join(dupes[:5]) + (f"; and {len(dupes) - 5} more" if len(dupes) > 5 else "")
-        warnings.append(f"{path.name}: {len(dupes)} duplicated (variant, seed, episode) line(s) counted once, the "
-                        f"first kept ({shown})")  # fmt: skip
-    return records, warnings
+    """Records of an episodes.jsonl (:func:`.records.read`: each (variant, seed, episode) once, a torn last line
+    skipped) as dicts without chain links, and warnings. A malformed line is a RunError naming its line number."""
+    try:
+        eps = read(path)
+    except RecordError as e:
+        raise RunError(str(e)) from None
+    records = [_consistent(r, f"{path}:{no}") for r, no in zip(eps.dicts(), eps.lines, strict=True)]
+    return records, eps.warnings
 
 
 def load_run(run_dir: Path | str) -> Run:
     """Read and validate ``run.json`` and ``episodes.jsonl`` of a run directory."""
     d = Path(run_dir)
-    rj, ej = d / "run.json", d / "episodes.jsonl"
+    rj, ej = d / RUN_JSON, d / EPISODES
     for p in (rj, ej):
         if not p.is_file():
             raise RunError(f"{p} not found; is {d} a run directory written by 'vgb evaluate'?")
     try:
-        config = json.loads(rj.read_text())
-    except json.JSONDecodeError as e:
-        raise RunError(f"{rj}: not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise RunError(f"{rj}: expected a JSON object")
+        config = read_run(d)
+    except RecordError as e:
+        raise RunError(str(e)) from None
     missing = [k for k in RUN_KEYS if k not in config]
     if missing:
         raise RunError(f"{rj} lacks {', '.join(repr(k) for k in missing)}")

@@ -15,19 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vla_gen_bench.eval import records
+from vla_gen_bench.eval.records import EPISODES, RUN_JSON
 from vla_gen_bench.leaderboard.schema import DATE, HEX16, NAMES, fmt_float
 
-RUN_JSON = "run.json"
-EPISODES = "episodes.jsonl"
 RUN_FIELDS = ("policy", "policy_id", "suite", "suite_hash", "catalog_hash", "asset_pack_hash", "control",
               "variants", "seeds", "episodes_per_seed", "versions", "created")  # fmt: skip
-EPISODE_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "variant": str,
-    "seed": int,
-    "episode": int,
-    "success": bool,
-    "policy": str,
-}
 
 
 # sha256 of the episodes.jsonl of runs committed before vgb recorded hash chains, reviewed by the maintainers when
@@ -52,17 +45,10 @@ def _is(v: Any, t) -> bool:
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RUN_JSON
-    if not path.is_file():
-        raise LeaderboardError(f"{path} not found; is {run_dir} a run directory written by 'vgb evaluate'?")
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise LeaderboardError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); restore the file "
-                               f"'vgb evaluate' wrote") from None  # fmt: skip
-    except json.JSONDecodeError as e:
-        raise LeaderboardError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(cfg, dict):
-        raise LeaderboardError(f"{path}: expected a JSON object")
+        cfg = records.read_run(run_dir)
+    except records.RecordError as e:
+        raise LeaderboardError(str(e)) from None
     missing = [k for k in RUN_FIELDS if k not in cfg]
     if missing:
         raise LeaderboardError(f"{path} lacks {', '.join(map(repr, missing))}; re-run 'vgb evaluate' with this "
@@ -111,52 +97,29 @@ def check_record(r: dict[str, Any], where: str, once: bool = False) -> None:
 
 
 def read_episodes(path: Path, policy: str, once: bool = False) -> list[dict[str, Any]]:
-    """Episode records, one per (variant, seed, episode); exact repeats are dropped, conflicting ones refused."""
-    from vla_gen_bench.eval.evaluate import duplicate_message
-
+    """Episode records (:func:`vla_gen_bench.eval.records.read`: one per (variant, seed, episode), exact repeats
+    dropped, conflicting ones refused) as dicts, each consistent and run by ``policy``; a torn last line is refused
+    (the run was killed mid-write and is not finished)."""
     if not path.is_file():
         raise LeaderboardError(
             f"{path} not found; is {path.parent} a run directory written by 'vgb evaluate'?"
         )
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise LeaderboardError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); restore the file "
-                               f"'vgb evaluate' wrote") from None  # fmt: skip
-    kept: dict[tuple[str, int, int], tuple[int, dict[str, Any]]] = {}
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+        eps = records.read(path)
+    except records.RecordError as e:
+        raise LeaderboardError(str(e)) from None
+    if eps.torn is not None:
+        raise LeaderboardError(f"{path}:{eps.torn}: a torn last line (no newline: the run was killed mid-write); "
+                               f"resume it with the same 'vgb evaluate' command")  # fmt: skip
+    out = []
+    for r, no in zip(eps.dicts(), eps.lines, strict=True):
         where = f"{path}:{no}"
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            hint = (" (a torn last line: the run was killed mid-write; resume it with the same 'vgb evaluate' command)"
-                    if not text.endswith("\n") and no == len(text.splitlines()) else "")  # fmt: skip
-            raise LeaderboardError(f"{where}: not valid JSON ({e.msg}){hint}") from None
-        if not isinstance(r, dict):
-            raise LeaderboardError(f"{where}: expected a JSON object (one episode record)")
-        for name, t in EPISODE_FIELDS.items():
-            if name not in r:
-                raise LeaderboardError(f"{where}: missing field {name!r}")
-            if not _is(r[name], t):
-                raise LeaderboardError(
-                    f"{where}: field {name!r} must be {t.__name__}, got {json.dumps(r[name])}"
-                )
-        if r["seed"] < 0 or r["episode"] < 0:
-            raise LeaderboardError(f"{where}: seed and episode must be >= 0")
         check_record(r, where, once)
         if r["policy"] != policy:
             raise LeaderboardError(f"{where}: episode run by policy {r['policy']!r} but run.json says {policy!r}; "
                                    f"one run directory holds one policy")  # fmt: skip
-        key = (r["variant"], r["seed"], r["episode"])
-        if key in kept:
-            first, prev = kept[key]
-            if prev["success"] != r["success"]:
-                raise LeaderboardError(duplicate_message(path, key, first, no))
-            continue
-        kept[key] = (no, r)
-    return [r for _, r in kept.values()]
+        out.append(r)
+    return out
 
 
 def verify_run(run_dir: Path, cfg: dict[str, Any]) -> str:
@@ -209,7 +172,7 @@ def run_rows(
         LeaderboardError: missing or malformed files, an incomplete run, episodes that disagree with run.json or
             with the variant catalog, or conflicting repeats of an episode.
     """
-    from vla_gen_bench.eval.stats import paired_difference, wilson_interval
+    from vla_gen_bench.eval.stats import summarize
     from vla_gen_bench.variants import CATALOG, VariantError, get_variant
 
     d = Path(run_dir)
@@ -251,32 +214,27 @@ def run_rows(
                                f"missing (e.g. {eg}); finish it by re-running the same 'vgb evaluate' command")  # fmt: skip
     verify_run(d, cfg)
 
-    control = cfg["control"]
-    ctrl = {(r["seed"], r["episode"]): r["success"] for r in by_variant.get(control, [])}
+    # the statistics of 'vgb report' (summary.csv), on the same records
+    stats = {v.variant: v for v in summarize(records, cfg["control"]).variants}
     order = [v.name for v in CATALOG if v.name in by_variant]
     version = cfg["versions"]["vla-gen-bench"]
     rows = []
     for name in order:
-        v = get_variant(name)
-        eps = sorted(by_variant[name], key=lambda r: (r["seed"], r["episode"]))
-        n, k = len(eps), sum(r["success"] for r in eps)
-        lo, hi = wilson_interval(k, n)
+        v, s = get_variant(name), stats[name]
         row = {
             "policy": policy or cfg["policy"], "policy_hash": cfg["policy_id"], "source": "run",
             "suite": str(cfg["suite"]), "suite_hash": cfg["suite_hash"], "catalog_hash": cfg["catalog_hash"],
             "asset_pack_hash": cfg["asset_pack_hash"], "vgb_version": version, "variant": name, "axis": v.axis,
-            "split": v.split, "n": str(n), "successes": str(k), "rate": fmt_float(k / n), "ci_low": fmt_float(lo),
-            "ci_high": fmt_float(hi), "paired_n": "", "paired_drop": "", "paired_drop_low": "",
-            "paired_drop_high": "", "date": cfg["created"][:10], "submitter": submitter, "notes": notes,
+            "split": v.split, "n": str(s.n), "successes": str(s.successes), "rate": fmt_float(s.rate),
+            "ci_low": fmt_float(s.ci_low), "ci_high": fmt_float(s.ci_high), "paired_n": "", "paired_drop": "",
+            "paired_drop_low": "", "paired_drop_high": "", "date": cfg["created"][:10], "submitter": submitter,
+            "notes": notes,
         }  # fmt: skip
-        pairs = [
-            (ctrl[(r["seed"], r["episode"])], r["success"]) for r in eps if (r["seed"], r["episode"]) in ctrl
-        ]
-        if name != control and pairs:
-            # control - variant: a positive drop means the variant is harder than the control arm
-            p = paired_difference([c for c, _ in pairs], [x for _, x in pairs])
-            row.update(paired_n=str(p.n), paired_drop=fmt_float(p.diff), paired_drop_low=fmt_float(p.low),
-                       paired_drop_high=fmt_float(p.high))  # fmt: skip
+        p = s.paired  # variant - control (summary.csv's diff_vs_control), None for the control itself
+        if p is not None:
+            # paired_drop = control - variant = -diff_vs_control: a positive drop means the variant is harder
+            row.update(paired_n=str(p.n), paired_drop=fmt_float(-p.diff), paired_drop_low=fmt_float(-p.high),
+                       paired_drop_high=fmt_float(-p.low))  # fmt: skip
         assert tuple(row) == NAMES
         rows.append(row)
     return rows

@@ -78,11 +78,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("paired_n", "int", "episodes paired with the control arm (same seed and episode); empty for the "
            "control itself or when the run has no control episodes", False, False, minimum=1, derived=True),
     Column("paired_drop", "float", "control rate - variant rate on the paired episodes (positive = worse than "
-           "control)", False, False, -1.0, 1.0, derived=True),
-    Column("paired_drop_low", "float", "Newcombe 95 % interval of paired_drop, lower end", False, False, -1.0, 1.0,
+           "control); = -diff_vs_control of the run's summary.csv (variant - control)", False, False, -1.0, 1.0,
            derived=True),
-    Column("paired_drop_high", "float", "Newcombe 95 % interval of paired_drop, upper end", False, False, -1.0,
-           1.0, derived=True),
+    Column("paired_drop_low", "float", "Newcombe 95 % interval of paired_drop, lower end (= -diff_high of "
+           "summary.csv)", False, False, -1.0, 1.0, derived=True),
+    Column("paired_drop_high", "float", "Newcombe 95 % interval of paired_drop, upper end (= -diff_low of "
+           "summary.csv)", False, False, -1.0, 1.0, derived=True),
     Column("date", "date", "run rows: the run's creation date (UTC, run.json 'created'); reported rows: the date "
            "the numbers were transcribed", True, True, derived=True),
     Column("submitter", "text", "who added the row (GitHub handle or name)", True, True),

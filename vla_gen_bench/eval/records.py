@@ -1,0 +1,328 @@
+"""The run directory's two files, in one place: ``episodes.jsonl`` (one :class:`EpisodeRecord` per line) and
+``run.json``.
+
+Every writer and reader goes through here: ``vgb evaluate`` (:func:`append`, :func:`read`, :func:`write_run`),
+``vgb report`` and ``vgb compare``, ``vgb leaderboard add/validate`` and the RL recipes' evaluation summaries.
+
+One line = one episode, canonical JSON (sorted keys) sealed into the hash chain of :mod:`.chain`. The rules every
+reader applies (:func:`read`):
+
+* **Torn last line.** ``vgb evaluate`` writes a record and its newline in one ``write``; a last line without its
+  newline is a write torn by a kill, and never counts (even when it happens to parse). ``vgb evaluate`` cuts it off
+  and runs that episode again, ``vgb report`` warns, the leaderboard refuses the run until it is resumed.
+* Any other unreadable or malformed line is an error naming ``file:line``; blank lines are skipped.
+* **Repeats.** An episode (variant, seed, episode) recorded again with the same outcome counts once (the first line
+  kept); with a different outcome the file is refused (``vgb evaluate`` writes each episode once).
+* **Old names.** Records written by early versions (the runner's ``success_at_end`` / ``ever_grasped``, no
+  ``chain``, ``action_digest`` or ``return``) still load: the names are migrated on reading, absent optional fields
+  are None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vla_gen_bench.eval.stats import AXES, FAILURE_LABELS
+
+EPISODES = "episodes.jsonl"
+RUN_JSON = "run.json"
+OLD_NAMES = {"success_at_end": "success", "ever_grasped": "grasped"}  # early files used the runner's names
+_NUM = (int, float)
+NULL = type(None)
+
+
+class RecordError(ValueError):
+    """An unreadable ``episodes.jsonl`` line or ``run.json``; the message names file:line and what to do."""
+
+
+# name in the JSON line -> (accepted types, required); None in the types means JSON null is allowed
+FIELDS: dict[str, tuple[tuple, bool]] = {
+    "variant": ((str,), True),
+    "axis": ((str,), True),
+    "split": ((str,), True),
+    "severity": ((int, float, NULL), False),
+    "episode": ((int,), True),
+    "seed": ((int,), True),
+    "success": ((bool,), True),
+    "success_once": ((bool,), True),
+    "grasped": ((bool,), True),
+    "consecutive_grasp": ((bool,), False),
+    "failure": ((str,), True),
+    "steps": ((int,), False),
+    "wall_s": (_NUM, False),
+    "instruction": ((str,), True),
+    "policy": ((str,), True),
+    "video": ((str, NULL), False),
+}
+"""The fields a reader checks (types; required ones must be present). ``return``, ``action_digest``, ``matched``,
+``worker`` and ``chain`` are optional and carried as written."""
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One finished episode, as ``episodes.jsonl`` holds it (the JSON names; ``return_`` is ``"return"``)."""
+
+    variant: str
+    axis: str
+    split: str
+    seed: int
+    episode: int
+    policy: str
+    success: bool
+    """Scored success: at the final step (the profile may score success_once instead)."""
+    success_once: bool
+    grasped: bool
+    """Ever grasped during the episode."""
+    failure: str
+    instruction: str
+    severity: float | None = None
+    consecutive_grasp: bool | None = None
+    steps: int | None = None
+    return_: float | None = None
+    wall_s: float | None = None
+    action_digest: str | None = None
+    """sha256 (16 hex) of the executed actions; absent in runs from before digests."""
+    matched: Any = None
+    worker: int | None = None
+    video: str | None = None
+    chain: str | None = None
+    """The line's hash-chain link (:mod:`.chain`); absent in runs from before chains."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, carried unchanged."""
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.variant, self.seed, self.episode)
+
+    @property
+    def outcome(self) -> tuple:
+        """What two lines of the same episode must agree on."""
+        return (self.success, self.success_once, self.grasped, self.failure)
+
+    @classmethod
+    def from_result(cls, res, *, variant, seed: int, episode: int, policy: str, success: bool,
+                    matched: Any = None, worker: int | None = None) -> EpisodeRecord:  # fmt: skip
+        """The record of a runner :class:`~vla_gen_bench.eval.runner.EpisodeResult` (its ``success_at_end``,
+        ``ever_grasped`` and ``return_`` become ``success`` (as scored), ``grasped`` and ``return``)."""
+        return cls(
+            variant=variant.name, axis=variant.axis, split=variant.split, severity=variant.severity, seed=seed,
+            episode=episode, policy=policy, success=success, success_once=res.success_once,
+            grasped=res.ever_grasped, consecutive_grasp=res.consecutive_grasp, failure=res.failure,
+            steps=res.steps, return_=res.return_, wall_s=res.wall_s, instruction=res.instruction,
+            action_digest=res.action_digest, matched=matched, worker=worker,
+        )  # fmt: skip
+
+    def to_dict(self, chain: bool = True) -> dict[str, Any]:
+        """The JSON object of the line (``chain`` included when ``chain`` and present). ``severity`` and
+        ``matched`` are always written (null allowed), other absent optional fields are left out."""
+        d: dict[str, Any] = {
+            "variant": self.variant, "axis": self.axis, "split": self.split, "severity": self.severity,
+            "seed": self.seed, "episode": self.episode, "policy": self.policy, "success": self.success,
+            "success_once": self.success_once, "grasped": self.grasped,
+        }  # fmt: skip
+        optional = {"consecutive_grasp": self.consecutive_grasp, "failure": self.failure, "steps": self.steps,
+                    "return": self.return_, "wall_s": self.wall_s, "instruction": self.instruction,
+                    "action_digest": self.action_digest}  # fmt: skip
+        d.update({k: v for k, v in optional.items() if v is not None})
+        d["matched"] = self.matched
+        if self.worker is not None:
+            d["worker"] = self.worker
+        if self.video is not None:
+            d["video"] = self.video
+        d.update(self.extra)
+        if chain and self.chain is not None:
+            d["chain"] = self.chain
+        return d
+
+    @classmethod
+    def from_dict(cls, r: Any, where: str) -> EpisodeRecord:
+        """A parsed JSON line as a record; RecordError naming ``where`` (file:line) when it is not one."""
+        if not isinstance(r, dict):
+            raise RecordError(f"{where}: expected a JSON object (one episode record), got {type(r).__name__}")
+        r = dict(r)
+        for old, new in OLD_NAMES.items():
+            if new not in r and old in r:
+                r[new] = r.pop(old)
+        for name, (types, required) in FIELDS.items():
+            if name not in r:
+                if required:
+                    raise RecordError(f"{where}: missing field {name!r} (an episode record needs: "
+                                      f"{', '.join(k for k, (_, req) in FIELDS.items() if req)})")  # fmt: skip
+                continue
+            v = r[name]
+            ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+            if ok and isinstance(v, float) and not math.isfinite(v):
+                ok = False
+            if not ok:
+                raise RecordError(f"{where}: field {name!r} must be {_type_name(types)}, got {json.dumps(v)}")
+        if r["axis"] not in AXES:
+            raise RecordError(f"{where}: axis {r['axis']!r} is not one of {', '.join(AXES)}")
+        if r["failure"] not in FAILURE_LABELS:
+            raise RecordError(f"{where}: failure {r['failure']!r} is not one of {', '.join(FAILURE_LABELS)}")
+        if r["seed"] < 0 or r["episode"] < 0:
+            raise RecordError(f"{where}: seed and episode index must be >= 0, got seed {r['seed']}, episode "
+                              f"{r['episode']}")  # fmt: skip
+        known = {"variant", "axis", "split", "severity", "seed", "episode", "policy", "success", "success_once",
+                 "grasped", "consecutive_grasp", "failure", "steps", "return", "wall_s", "instruction",
+                 "action_digest", "matched", "worker", "video", "chain"}  # fmt: skip
+        return cls(
+            variant=r["variant"], axis=r["axis"], split=r["split"], seed=r["seed"], episode=r["episode"],
+            policy=r["policy"], success=r["success"], success_once=r["success_once"], grasped=r["grasped"],
+            failure=r["failure"], instruction=r["instruction"], severity=r.get("severity"),
+            consecutive_grasp=r.get("consecutive_grasp"), steps=r.get("steps"), return_=r.get("return"),
+            wall_s=r.get("wall_s"), action_digest=r.get("action_digest"), matched=r.get("matched"),
+            worker=r.get("worker"), video=r.get("video"), chain=r.get("chain"),
+            extra={k: v for k, v in r.items() if k not in known},
+        )  # fmt: skip
+
+
+def _type_name(types: tuple) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", NULL: "null"}
+    return " or ".join(dict.fromkeys(names[t] for t in types))
+
+
+# ---------------------------------------------------------------------------- episodes.jsonl
+def duplicate_message(path: Path | str, key: tuple[str, int, int], first: int, again: int) -> str:
+    """The refusal for an episode recorded twice with different outcomes, with a remedy that works."""
+    return (f"{path}:{again}: ({key[0]}, seed {key[1]}, episode {key[2]}) is recorded again with a different outcome "
+            f"(first on line {first}); 'vgb evaluate' writes each episode once, so the file was merged or edited. "
+            f"Delete line {first} and every line after it, then re-run the same 'vgb evaluate' command (it runs "
+            f"those episodes again and re-seals the file), or start over with a new --out")  # fmt: skip
+
+
+@dataclass
+class Episodes:
+    """What :func:`read` found in an ``episodes.jsonl``."""
+
+    path: Path
+    records: list[EpisodeRecord] = field(default_factory=list)
+    """One per (variant, seed, episode), the first line kept, in file order."""
+    lines: list[int] = field(default_factory=list)
+    """The line number of each record."""
+    torn: int | None = None
+    """Line number of a torn last line (no newline), which was not read."""
+    repeats: list[tuple[int, int, tuple[str, int, int]]] = field(default_factory=list)
+    """(line, first line, key) of exact repeats, counted once."""
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The records as JSON objects without their chain links (what statistics and tables read)."""
+        return [r.to_dict(chain=False) for r in self.records]
+
+    @property
+    def warnings(self) -> list[str]:
+        out = []
+        if self.torn is not None:
+            out.append(f"{self.path.name}:{self.torn}: torn last line (the run was killed mid-write) ignored; "
+                       f"resuming the run re-runs that episode")  # fmt: skip
+        if self.repeats:
+            shown = "; ".join(f"line {n} repeats line {first} ({k[0]}, seed {k[1]}, episode {k[2]})"
+                              for n, first, k in self.repeats[:5])  # fmt: skip
+            more = f"; and {len(self.repeats) - 5} more" if len(self.repeats) > 5 else ""
+            out.append(f"{self.path.name}: {len(self.repeats)} duplicated (variant, seed, episode) line(s) counted "
+                       f"once, the first kept ({shown}{more})")  # fmt: skip
+        return out
+
+
+def read(path: Path | str) -> Episodes:
+    """Records of an ``episodes.jsonl`` under the rules in the module docstring (a missing file has none).
+
+    Raises:
+        RecordError: a line that is not valid UTF-8 / JSON / an episode record, or an episode recorded twice with
+            different outcomes (file:line and what to do).
+    """
+    path = Path(path)
+    out = Episodes(path)
+    if not path.exists():
+        return out
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        out.torn = len(lines)  # no newline after the last line: a write torn by a kill
+        lines.pop()
+    first: dict[tuple[str, int, int], int] = {}
+    for no, b in enumerate(lines, 1):
+        where = f"{path}:{no}"
+        try:
+            line = b.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RecordError(f"{where}: not UTF-8 text ({e.reason}); restore the file 'vgb evaluate' "
+                              f"wrote") from None  # fmt: skip
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); a truncated last line means "
+                              f"the run was killed mid-write: delete that line and resume") from None  # fmt: skip
+        r = EpisodeRecord.from_dict(obj, where)
+        if r.key in first:
+            i = first[r.key]
+            if out.records[i].outcome != r.outcome:
+                raise RecordError(duplicate_message(path, r.key, out.lines[i], no))
+            out.repeats.append((no, out.lines[i], r.key))
+            continue
+        first[r.key] = len(out.records)
+        out.records.append(r)
+        out.lines.append(no)
+    return out
+
+
+def cut_torn(path: Path | str) -> bool:
+    """Cut a torn last line off (before appending after it); returns whether there was one."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    raw = path.read_bytes()
+    if not raw or raw.endswith(b"\n"):
+        return False
+    # the torn line never counted; its episode is simply run again
+    path.write_bytes(raw[: raw.rfind(b"\n") + 1])
+    return True
+
+
+def append(path: Path | str, record: EpisodeRecord, prev: str) -> str:
+    """Write ``record`` as one line, sealed into the hash chain after the link ``prev`` (:func:`.chain.seal`), with a
+    single write() on an O_APPEND descriptor, fsync'ed; returns the new last link."""
+    from vla_gen_bench.eval.chain import seal
+
+    data, head = seal(prev, record.to_dict(chain=False))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return head
+
+
+# ---------------------------------------------------------------------------- run.json
+def read_run(run_dir: Path | str) -> dict[str, Any]:
+    """``run.json`` of a run directory as a dict; RecordError (missing, not UTF-8, not a JSON object)."""
+    d = Path(run_dir)
+    path = d / RUN_JSON
+    if not path.is_file():
+        raise RecordError(f"{path} not found; is {d} a run directory written by 'vgb evaluate'?")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); restore the file 'vgb evaluate' "
+                          f"wrote") from None  # fmt: skip
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise RecordError(f"{path}: expected a JSON object")
+    return cfg
+
+
+def write_run(run_dir: Path | str, meta: dict[str, Any]) -> Path:
+    """Write ``run.json`` (indent 1; values JSON cannot hold as strings)."""
+    path = Path(run_dir) / RUN_JSON
+    path.write_text(json.dumps(meta, indent=1, default=str))
+    return path
