@@ -16,51 +16,14 @@ from typing import Annotated, Literal
 
 import tyro
 
-from vla_gen_bench.cameras import CameraName
-from vla_gen_bench.training.demos import DemoConfig, IdleFilter
+from vla_gen_bench.training.demos import DemoConfig
 from vla_gen_bench.training.sft import SFTConfig
 
 
 # ---------------------------------------------------------------------------------------------- collect-demos
 @dataclass(frozen=True)
-class CollectDemos:
+class CollectDemos(DemoConfig):
     """Collect scripted-oracle demonstrations on training pools (successful episodes only); resumable."""
-
-    episodes: int = 300
-    """Episodes to attempt: indices 0..N-1 of the training manifest of --variant / --seed."""
-    out: Path = Path("data/demos")
-    """Dataset folder; re-running the same command resumes it."""
-    workers: int = 2
-    """Simulator processes (each pays a ~10 s render-pipeline compile)."""
-    variant: str = "ind"
-    """Variant whose manifest gives the initial configurations; anything touching a test pool is refused."""
-    seed: int = 1000
-    """Manifest seed (must differ from the evaluation seeds 0-2)."""
-    camera: CameraName = "fast"
-    """Policy-camera profile: store the images the policy sees at evaluation (fast = 128², default = 224²)."""
-    camera_size: tuple[int, int] | None = None
-    """Override the camera's (width, height)."""
-    filter: IdleFilter = IdleFilter()
-    """Idle-action filter (RL4VLA's thresholds); stored as a per-step keep mask, raw steps stay on disk."""
-    key: str = "vgb_demos"
-    """Dataset key in dataset_statistics.json (becomes the checkpoint's unnorm_key)."""
-    oracle: Literal["scripted", "scripted-smooth"] = "scripted"
-    """Demonstrator: the waypoint oracle, or its proportional funnel-shaped version (easier to imitate)."""
-    noise_xyz: float = 0.0
-    """DART noise (m std) on the executed translation while reaching/carrying; the stored action stays clean."""
-    noise_yaw: float = 0.0
-    """DART noise (rad std) on the executed yaw."""
-    noise_gripper: float = 0.0
-    """Probability per reaching step of closing the gripper on nothing for 2 steps (the label stays open)."""
-
-
-def _demo_config(cfg: CollectDemos):
-    from vla_gen_bench.training.demos import DemoConfig
-
-    return DemoConfig(episodes=cfg.episodes, out=cfg.out, workers=cfg.workers, variant=cfg.variant, seed=cfg.seed,
-                      camera=cfg.camera, camera_size=cfg.camera_size, filter=cfg.filter, key=cfg.key,
-                      oracle=cfg.oracle, noise_xyz=cfg.noise_xyz, noise_yaw=cfg.noise_yaw,
-                      noise_gripper=cfg.noise_gripper)  # fmt: skip
 
 
 def collect_demos(cfg: CollectDemos) -> int:
@@ -72,7 +35,7 @@ def collect_demos(cfg: CollectDemos) -> int:
 
     console = Console(stderr=True, soft_wrap=True)
     try:
-        card = collect(_demo_config(cfg))
+        card = collect(cfg)
     except (TrainingPoolError, DemoConfigError, VariantError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 2

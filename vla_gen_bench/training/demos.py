@@ -36,7 +36,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -137,11 +137,12 @@ class DemoConfig:
     camera_size: tuple[int, int] | None = None
     """Override the camera's (width, height)."""
     sim_freq: int = 100
+    """Physics rate (Hz)."""
     filter: IdleFilter = IdleFilter()
     """Idle-action filter (stored as the ``keep`` mask; the raw steps stay on disk)."""
     key: str = DEFAULT_KEY
     """Dataset key in dataset_statistics.json (the checkpoint's ``unnorm_key``)."""
-    oracle: str = "scripted"
+    oracle: Literal["scripted", "scripted-smooth"] = "scripted"
     """Demonstrator: ``scripted`` (the benchmark's waypoint oracle) or ``scripted-smooth`` (a proportional,
     funnel-shaped version that is easier to imitate; see ``SmoothScriptedPolicy``)."""
     noise_xyz: float = 0.0
