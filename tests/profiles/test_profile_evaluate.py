@@ -48,6 +48,11 @@ def test_evaluate_under_the_profile_records_it_and_resumes_only_with_it(rl4vla_d
         evaluate(Evaluate(policy="random", out=out, suite="ind,multi_object_unseen", episodes=1, seeds=(0,),
                           profile="rl4vla:random_episodes=true", robot="panda", rl4vla_assets=rl4vla_dir,
                           videos=0, report=False))  # fmt: skip
+    # a folder written under an older definition of the profile (other settings) is not extended silently
+    run["profile_settings"]["shader"] = "minimal"
+    (out / RUN_JSON).write_text(json.dumps(run))
+    with pytest.raises(RunDirError, match="profile_settings"):
+        evaluate(cfg)
 
 
 def test_missing_files_are_refused_with_what_to_get(tmp_path, monkeypatch, capsys):

@@ -26,8 +26,9 @@ from vla_gen_bench.eval.records import EPISODES, RUN_JSON, EpisodeRecord
 
 # a run directory may be resumed only by a command that agrees on these
 RESUME_KEYS = ("policy", "suite", "suite_hash", "asset_pack_hash", "camera", "robot", "policy_args", "sim_freq",
-               "profile")  # fmt: skip
-_RESUME_DEFAULTS = {"profile": "vgb"}  # run directories written before profiles existed
+               "profile", "profile_settings")  # fmt: skip
+# run directories written before profiles existed (and vgb-profile runs, whose settings are None)
+_RESUME_DEFAULTS = {"profile": "vgb", "profile_settings": None}
 
 
 @dataclass(frozen=True)
@@ -772,7 +773,9 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
 
     meta = run_config(cfg, store, {})
     if previous is not None:
-        clash = [k for k in RESUME_KEYS if previous.get(k, _RESUME_DEFAULTS.get(k)) != meta.get(k)]
+        # compared as run.json holds them (tuples become lists)
+        now = json.loads(json.dumps({k: meta.get(k) for k in RESUME_KEYS}, default=str))
+        clash = [k for k in RESUME_KEYS if previous.get(k, _RESUME_DEFAULTS.get(k)) != now[k]]
         if clash:
             raise RunDirError(
                 f"{out} holds a run with different {', '.join(clash)} "
