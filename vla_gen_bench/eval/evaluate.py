@@ -59,7 +59,8 @@ class Evaluate:
     """Policy process: how long a batch waits for more requests unless every worker is already in it; None = a
     quarter of the recent forward-pass time (at most 250 ms)."""
     policy_timeout: float = 600.0
-    """Seconds a worker waits for the policy process (or a ws:// server) to answer one observation."""
+    """Seconds one policy call may take: a watchdog on in-process policies, the reply timeout for the policy process
+    and ws:// servers. A call that takes longer stops the run, naming variant, seed, episode and step (resumable)."""
     backend: Literal["local", "ray"] = "local"
     address: str | None = None
     """Ray cluster address for --backend ray (default: start a local Ray)."""
