@@ -23,8 +23,8 @@ def test_rollouts_are_the_same_in_process_per_worker_and_served():
         r = Rollouts(model, RolloutConfig(camera="fast", horizon=12, temperature=1.0, **kw), ac)
         try:
             out[name] = r.collect(items, iteration=3, seed=7)
-            if name == "served":
-                assert r.server.stats.requests == 3 * 12 and max(r.server.stats.sizes) == 2
+            if name == "served":  # every step went through the learner's server (batch sizes vary)
+                assert r.server.stats.requests == 3 * 12
         finally:
             r.close()
     ref = out["in-process"]
