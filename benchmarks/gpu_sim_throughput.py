@@ -24,7 +24,7 @@ def bench(num_envs: int, camera: str, steps: int) -> dict:
     import numpy as np
     import torch
 
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs import make_env
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

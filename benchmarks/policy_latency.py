@@ -107,7 +107,7 @@ def policy_timers(preset: str, workdir: Path):
 def env_timer(camera: str):
     import numpy as np
 
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs import make_env
 
     env = make_env(camera=camera)
     env.reset(seed=0)

@@ -20,7 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def bench(robot: str, camera: str, steps: int, obs_mode: str = "rgb", sim_freq: int = 100) -> dict:
     import numpy as np
 
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs import make_env
 
     t0 = time.perf_counter()
     env = make_env(camera=camera, robot=robot, obs_mode=obs_mode, sim_freq=sim_freq)

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def env():
     """A default-camera VgbPutOnReceptacle-v1 env shared by the simulation tests."""
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs import make_env
 
     e = make_env()
     yield e

@@ -8,6 +8,7 @@ vgb run-episode --policy scripted --seed 0 --video out.mp4
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -197,7 +198,7 @@ def describe(cfg: Describe) -> int:
             )
     if cfg.preview is not None:
         _quiet_sim()
-        from vla_gen_bench.eval.runner import make_env
+        from vla_gen_bench.envs import make_env
         from vla_gen_bench.eval.sheets import episode_sheet
 
         env = make_env(asset_store=store)
@@ -261,7 +262,7 @@ class RunEpisode:
 
 def render(cfg: Render) -> int:
     _quiet_sim()
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs import make_env
     from vla_gen_bench.eval.sheets import seed_sheet, variant_sheet
     from vla_gen_bench.variants import get_suite, get_variant
 
@@ -285,7 +286,8 @@ def render(cfg: Render) -> int:
 
 def run_episode(cfg: RunEpisode) -> int:
     _quiet_sim()
-    from vla_gen_bench.eval.runner import make_env, run_episode, write_video
+    from vla_gen_bench.envs import make_env
+    from vla_gen_bench.eval.runner import run_episode, write_video
     from vla_gen_bench.policies.registry import resolve_policy
 
     policy = resolve_policy(cfg.policy)
@@ -313,6 +315,31 @@ def _lazy(module: str, cls: str, fn: str):
     return load
 
 
+class _TableRenderer:
+    """The simulator's empty-table render for the asset commands, imported on first use: the asset room imports no
+    env module, and a command refused on its inputs never loads the simulator."""
+
+    def view_spec(self, camera, size=None):
+        from vla_gen_bench.envs.table_render import view_spec
+
+        return view_spec(camera, size)
+
+    def render_empty_table(self, camera, size=None):
+        from vla_gen_bench.envs.table_render import render_empty_table
+
+        return render_empty_table(camera, size)
+
+
+def _with_render(module: str, cls: str, fn: str):
+    """An asset command whose handler takes the table render as its second argument (wired in here)."""
+
+    def load():
+        c, f = _lazy(module, cls, fn)()
+        return c, functools.partial(f, sim=_TableRenderer())
+
+    return load
+
+
 def _entry(v):
     return v() if callable(v) else v
 
@@ -321,8 +348,8 @@ GROUPS = {
     "assets": {
         "build": (AssetsBuild, assets_build),
         "list": (AssetsList, assets_list),
-        "generate-tables": _lazy("vla_gen_bench.assets.commands", "GenerateTables", "generate_tables"),
-        "import-tables": _lazy("vla_gen_bench.assets.commands", "ImportTables", "import_tables"),
+        "generate-tables": _with_render("vla_gen_bench.assets.commands", "GenerateTables", "generate_tables"),
+        "import-tables": _with_render("vla_gen_bench.assets.commands", "ImportTables", "import_tables"),
     },
     "model": {"init": _lazy("vla_gen_bench.models.commands", "ModelInit", "model_init")},
     "train-baseline": {

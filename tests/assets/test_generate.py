@@ -207,10 +207,12 @@ def test_unavailable_models_are_clear_errors(tiny_cfg, tmp_path):
 
 
 def test_generate_command_fails_early_and_clearly(tmp_path, capsys):
-    from vla_gen_bench.assets.commands import GenerateTables, generate_tables
+    from vla_gen_bench.cli import main
 
-    assert generate_tables(GenerateTables(pack="x", prompts=tmp_path / "nope.toml", out=tmp_path / "x")) == 2
+    # through the CLI: the simulator's render it wires in is imported only once the inputs are valid
+    assert main(["assets", "generate-tables", "--pack", "x", "--prompts", str(tmp_path / "nope.toml"),
+                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
     assert "cannot read prompts file" in capsys.readouterr().err
-    assert generate_tables(GenerateTables(pack="../x")) == 2
+    assert main(["assets", "generate-tables", "--pack", "../x"]) == 2
     assert "invalid pack name" in capsys.readouterr().err
     assert not (tmp_path / "x").exists(), "nothing is rendered or written before the inputs are valid"

@@ -31,7 +31,7 @@ def test_generate_tables_command_makes_a_pack_the_env_uses(tmp_path, tiny_sd, mo
     from vla_gen_bench.assets.commands import GenerateTables, generate_tables
     from vla_gen_bench.assets.packs import load_pack
     from vla_gen_bench.assets.sdgen import GateConfig, SDConfig
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs import make_env, table_render
 
     root = tmp_path / "packs" / "tiny"
     sd = SDConfig(base_model=str(tiny_sd["base"]), canny_model=str(tiny_sd["canny"]), depth_model=str(tiny_sd["depth"]),
@@ -39,7 +39,7 @@ def test_generate_tables_command_makes_a_pack_the_env_uses(tmp_path, tiny_sd, mo
     cfg = GenerateTables(
         pack="tiny", out=root, n_train=2, n_unseen=1, seed=3, sd=sd, gates=GateConfig(edge_min=-1.0)
     )
-    assert generate_tables(cfg) == 0
+    assert generate_tables(cfg, table_render) == 0
 
     # the render: the table fills most of the view, with depth, and its far edge gives the edge control
     with np.load(root / "control" / "render.npz") as z:
@@ -59,7 +59,7 @@ def test_generate_tables_command_makes_a_pack_the_env_uses(tmp_path, tiny_sd, mo
     m = json.loads((root / "manifest.json").read_text())
     assert m["view"] == {**DEFAULT_VIEW, "aligned": True} and m["counts"] == {"train": 2, "unseen": 1}
     # a second run finds everything done: no render, no model
-    assert generate_tables(cfg) == 0
+    assert generate_tables(cfg, table_render) == 0
     assert json.loads((root / "manifest.json").read_text()) == m
 
     store = load_pack(root)
@@ -79,8 +79,8 @@ def test_generate_tables_command_makes_a_pack_the_env_uses(tmp_path, tiny_sd, mo
 
 
 def test_import_tables_command(tmp_path):
-    from vla_gen_bench.assets.commands import ImportTables, import_tables
     from vla_gen_bench.assets.packs import load_pack
+    from vla_gen_bench.cli import main
 
     src = tmp_path / "photos"
     src.mkdir()
@@ -90,7 +90,8 @@ def test_import_tables_command(tmp_path):
         img[::40] = 255
         Image.fromarray(img).save(src / f"t{i}.png")
     root = tmp_path / "pack"
-    assert import_tables(ImportTables(pack="photos", from_=src, unseen="t2.png", out=root)) == 0
+    args = ["assets", "import-tables", "--pack", "photos", "--from", str(src), "--out", str(root)]
+    assert main([*args, "--unseen", "t2.png"]) == 0  # through the CLI, which wires in the simulator's view
     s = load_pack(root)
     assert s.ids("table", "unseen") == ["img_t2"] and s.image("img_t0").shape == (224, 224, 3)
-    assert import_tables(ImportTables(pack="photos", from_=src, out=root)) == 2  # exists: needs --overwrite
+    assert main(args) == 2  # exists: needs --overwrite

@@ -38,7 +38,7 @@ def test_no_vulkan_device_names_what_to_install():
     import subprocess
     import sys
 
-    code = ("import os, sys\nfrom vla_gen_bench.eval.runner import make_env\ntry:\n    make_env()\n"
+    code = ("import os, sys\nfrom vla_gen_bench.envs import make_env\ntry:\n    make_env()\n"
             "except RuntimeError as e:\n    print(e, flush=True)\nos._exit(0)\n")  # fmt: skip
     env = dict(os.environ, VK_ICD_FILENAMES="/nonexistent/icd.json")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)

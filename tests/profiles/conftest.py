@@ -26,8 +26,8 @@ def rl4vla_store(rl4vla_dir):
 @pytest.fixture(scope="session")
 def profile_env(rl4vla_store):
     """One env with the rl4vla profile's settings (Panda instead of the WidowX), shared by the simulation tests."""
-    from vla_gen_bench.envs.profiles import get_profile
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs import make_env
+    from vla_gen_bench.eval.profiles import get_profile
 
     e = make_env(asset_store=rl4vla_store, **get_profile("rl4vla").env_kwargs(robot="panda"))
     yield e

@@ -85,7 +85,7 @@ def test_link_material_helper_sets_every_part(profile_env):
 def test_widowx_missing_files_fail_before_the_simulator_and_create_nothing(
     tmp_path, monkeypatch, rl4vla_store
 ):
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs import make_env
 
     monkeypatch.setenv("MS_ASSET_DIR", str(tmp_path))
     monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("nothing may prompt"))
@@ -122,9 +122,9 @@ def test_widowx_empty_or_partial_folder_is_reported_as_such(tmp_path, monkeypatc
 def test_widowx_profile_runs_with_real_robot_files(rl4vla_store):
     """Not in CI: with ManiSkill's widowx250s download present, the full profile builds, resets at the paper's initial
     joints, and a +x action moves the end effector +x in the base frame (target-referenced raw metres)."""
-    from vla_gen_bench.envs.profiles import get_profile
+    from vla_gen_bench.envs import make_env
     from vla_gen_bench.envs.robots import WIDOWX_REST_QPOS
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.eval.profiles import get_profile
 
     env = make_env(asset_store=rl4vla_store, **get_profile("rl4vla").env_kwargs())
     try:
@@ -146,7 +146,8 @@ def test_rl4vla_reposition_drops_the_object_and_lets_it_settle(profile_env, rl4v
     """RL4VLA's reposition: the object's model origin 0.1305 m above the table, then 0.1 s of physics inside the
     step (a free fall of 4.9 cm, so it is still falling in that step's image); one step later it rests on the table.
     Our own rule (``reposition=place``) sets it down 1 cm up, without extra physics."""
-    from vla_gen_bench.envs.profiles import RL4VLA_REPOSITION_DROP, get_profile
+    from vla_gen_bench.envs.rl4vla import RL4VLA_REPOSITION_DROP
+    from vla_gen_bench.eval.profiles import get_profile
 
     u = profile_env.unwrapped
     spec = get_profile("rl4vla").episode("reposition", 0, 0, rl4vla_store)
@@ -175,9 +176,9 @@ def test_rl4vla_reposition_drops_the_object_and_lets_it_settle(profile_env, rl4v
 
 
 def test_rl4vla_camera_renders_with_the_papers_shader(profile_env):
-    from vla_gen_bench.envs.profiles import camera_shader
+    from vla_gen_bench.envs import make_env
     from vla_gen_bench.envs.put_on_receptacle import CAMERAS
-    from vla_gen_bench.eval.runner import make_env
+    from vla_gen_bench.envs.rl4vla import camera_shader
 
     assert profile_env.unwrapped.scene.sensors["policy_camera"].config.shader_pack == "default"
     assert {n: c.shader for n, c in CAMERAS.items()} == {n: camera_shader(n) for n in CAMERAS}

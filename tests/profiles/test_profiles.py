@@ -7,15 +7,8 @@ import math
 
 import pytest
 
-from vla_gen_bench.envs.profiles import (
-    PAPER_QUIRKS,
-    PROFILES,
-    RL4VLA_CAMERA_POSE,
-    ProfileError,
-    Quirks,
-    _qrot,
-    get_profile,
-)
+from vla_gen_bench.envs.rl4vla import RL4VLA_CAMERA_POSE, _qrot
+from vla_gen_bench.eval.profiles import PAPER_QUIRKS, PROFILES, ProfileError, Quirks, get_profile
 from vla_gen_bench.variants import CATALOG, catalog_hash, episode
 
 

@@ -78,7 +78,7 @@ def test_rl4vla_third_cells_are_uniform_over_triples_and_mostly_matched():
 
 @pytest.mark.parametrize("profile", ["rl4vla", "rl4vla-paper"])
 def test_rl4vla_profiles_draw_their_episodes_from_the_papers_triples(profile, store):
-    from vla_gen_bench.envs.profiles import get_profile
+    from vla_gen_bench.eval.profiles import get_profile
 
     cells = grid_cells()
     cell = lambda xy: int(np.argmin(np.linalg.norm(cells - np.asarray(xy), axis=1)))  # noqa: E731

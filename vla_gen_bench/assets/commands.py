@@ -1,8 +1,8 @@
 """``vgb assets generate-tables`` and ``vgb assets import-tables``: configs (tyro) and handlers.
 
-The handlers are the one place where the asset pipeline meets the simulator: they render the empty table with
-:mod:`vla_gen_bench.envs.table_render` (imported inside the handler) and hand the images to the generator, which
-itself never imports the simulator.
+The asset room imports no env module: the handlers take a :class:`TableRenderer` (the camera's view and the empty
+table's render), which the CLI wires in from :mod:`vla_gen_bench.envs.table_render`, and hand the images to the
+generator.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 import tyro
@@ -19,6 +19,18 @@ import tyro
 from vla_gen_bench.assets.sdgen import GateConfig, SDConfig
 from vla_gen_bench.cameras import CameraName
 from vla_gen_bench.paths import repo_root
+
+
+class TableRenderer(Protocol):
+    """What the table commands need from the simulator (``vla_gen_bench.envs.table_render`` provides both)."""
+
+    def view_spec(self, camera: str, size: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The policy camera's view (size, intrinsics, pose) as a pack's manifest records it."""
+        ...
+
+    def render_empty_table(self, camera: str, size: tuple[int, int] | None = None) -> Any:
+        """The empty table from the policy camera: ``.rgb``, ``.depth``, ``.table_mask``, ``.view``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -88,25 +100,24 @@ def _prompts_path(p: Path) -> Path:
     return repo_root() / p if (repo_root() / p).exists() else p
 
 
-def _render(root: Path, camera: str, size: tuple[int, int], console):
+def _render(root: Path, camera: str, size: tuple[int, int], console, sim: TableRenderer):
     """The empty-table render at the generation size, cached in the pack so that a resume needs no simulator."""
-    from vla_gen_bench.envs.table_render import render_empty_table, view_spec
-
     cache = root / "control" / "render.npz"
-    view = view_spec(camera, size)
+    view = sim.view_spec(camera, size)
     if cache.exists():
         with np.load(cache) as z:
             if json.loads(str(z["view"])) == view:
                 return z["rgb"], z["depth"]
     console.print(f"rendering the empty table from the '{camera}' camera at {size[0]}x{size[1]} ...")
-    r = render_empty_table(camera, size)
+    r = sim.render_empty_table(camera, size)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("wb") as f:
         np.savez_compressed(f, rgb=r.rgb, depth=r.depth, table_mask=r.table_mask, view=json.dumps(r.view))
     return r.rgb, r.depth
 
 
-def generate_tables(cfg: GenerateTables) -> int:
+def generate_tables(cfg: GenerateTables, sim: TableRenderer) -> int:
+    """``vgb assets generate-tables``; ``sim`` renders the empty table (the CLI passes ``envs.table_render``)."""
     import logging
     import os
 
@@ -121,11 +132,9 @@ def generate_tables(cfg: GenerateTables) -> int:
         prompts = load_prompts(_prompts_path(cfg.prompts))  # fails before any heavy work
         if cfg.overwrite and root.exists():
             shutil.rmtree(root)
-        from vla_gen_bench.envs.table_render import view_spec
-
-        view = view_spec(cfg.camera)
+        view = sim.view_spec(cfg.camera)
         size = generation_size(view["width"], view["height"], cfg.sd.resolution)
-        rgb, depth = _render(root, cfg.camera, size, console)
+        rgb, depth = _render(root, cfg.camera, size, console, sim)
         m = generate_pack(root, cfg.pack, prompts, rgb, depth, view, n_train=cfg.n_train, n_unseen=cfg.n_unseen,
                           seed=cfg.seed, sd=cfg.sd, gates=cfg.gates, license=cfg.license, console=console)  # fmt: skip
     except GateFailure as e:
@@ -138,15 +147,15 @@ def generate_tables(cfg: GenerateTables) -> int:
     return 0
 
 
-def import_tables(cfg: ImportTables) -> int:
+def import_tables(cfg: ImportTables, sim: TableRenderer) -> int:
+    """``vgb assets import-tables``; ``sim`` gives the camera's view the images are fitted to."""
     from vla_gen_bench.assets import packs
     from vla_gen_bench.assets.store import AssetError
-    from vla_gen_bench.envs.table_render import view_spec
 
     console = _console()
     try:
         root = _pack_root(cfg.pack, cfg.out)
-        m = packs.import_tables(cfg.from_, root, cfg.pack, view_spec(cfg.camera), unseen=cfg.unseen, fit=cfg.fit,
+        m = packs.import_tables(cfg.from_, root, cfg.pack, sim.view_spec(cfg.camera), unseen=cfg.unseen, fit=cfg.fit,
                                 license=cfg.license, overwrite=cfg.overwrite)  # fmt: skip
     except AssetError as e:
         console.print(f"[red]{e}")

@@ -17,7 +17,7 @@ from mani_skill.utils.structs.types import SimConfig
 
 from vla_gen_bench.assets.store import AssetStore, default_store
 from vla_gen_bench.envs import compose as C
-from vla_gen_bench.envs import profiles as P
+from vla_gen_bench.envs import rl4vla
 from vla_gen_bench.envs.robots import (
     ACTION_LOW,
     CONTROL_MODE,
@@ -75,12 +75,12 @@ CAMERAS = {
     "paper": CameraProfile(640, 480, fx=623.588),
     # the rl4vla profile's camera: the paper's intrinsics and its base_link mount, placed on the WidowX's base pose
     "rl4vla": CameraProfile(
-        *P.RL4VLA_CAMERA_SIZE,
-        fx=P.RL4VLA_INTRINSICS[0],
-        cx=P.RL4VLA_INTRINSICS[2],
-        cy=P.RL4VLA_INTRINSICS[3],
-        pose=P.RL4VLA_CAMERA_POSE,
-        shader=P.camera_shader("rl4vla"),
+        *rl4vla.RL4VLA_CAMERA_SIZE,
+        fx=rl4vla.RL4VLA_INTRINSICS[0],
+        cx=rl4vla.RL4VLA_INTRINSICS[2],
+        cy=rl4vla.RL4VLA_INTRINSICS[3],
+        pose=rl4vla.RL4VLA_CAMERA_POSE,
+        shader=rl4vla.camera_shader("rl4vla"),
     ),  # fmt: skip
 }
 # the ManiSkill shader packs a policy camera may use (both render on lavapipe)
@@ -222,7 +222,7 @@ class PutOnReceptacleEnv(BaseEnv):
     def _load_lighting(self, options: dict):
         if self.lighting != "rl4vla":
             return super()._load_lighting(options)
-        light = P.RL4VLA_LIGHTING
+        light = rl4vla.RL4VLA_LIGHTING
         self.scene.set_ambient_light([light["ambient"]] * 3)
         for direction, intensity in light["directional"]:
             self.scene.add_directional_light(list(direction), [intensity] * 3, shadow=False)

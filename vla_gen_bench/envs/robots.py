@@ -229,7 +229,7 @@ def _register_widowx() -> None:
 
         @property
         def _sensor_configs(self):
-            return []  # the task owns the policy camera (the paper's 3rd_view_camera, see envs.profiles)
+            return []  # the task owns the policy camera (the paper's 3rd_view_camera, see envs.rl4vla)
 
         @property
         def _controller_configs(self):

@@ -130,7 +130,7 @@ def run_profile(cfg: Evaluate):
     """The run's profile (None for ``vgb``, which changes nothing and needs no simulator import)."""
     if cfg.profile == "vgb":
         return None
-    from vla_gen_bench.envs.profiles import ProfileError, get_profile
+    from vla_gen_bench.eval.profiles import ProfileError, get_profile
 
     try:
         return get_profile(cfg.profile)
@@ -150,7 +150,7 @@ def env_settings(cfg: Evaluate) -> dict[str, Any]:
 
 def load_store(asset_pack: str | None, profile: str = "vgb", rl4vla_assets: Path | None = None):
     if profile != "vgb":
-        from vla_gen_bench.envs.profiles import get_profile
+        from vla_gen_bench.eval.profiles import get_profile
 
         if get_profile(profile).assets == "rl4vla":
             if asset_pack is not None:
@@ -223,7 +223,7 @@ def chain_state(path: Path, run: dict) -> dict[str, Any]:
 def protocol(cfg: Evaluate) -> tuple[int, tuple[int, ...]]:
     """Episodes per seed and the seeds of the run: the options given, else the profile's defaults."""
     prof = run_profile(cfg)
-    # vgb's defaults (profiles.PROFILES["vgb"]) without importing the simulator for the default profile
+    # vgb's defaults (eval.profiles.PROFILES["vgb"]) without importing the simulator for the default profile
     episodes, seeds = (prof.episodes, prof.seeds) if prof is not None else (8, (0,))
     if cfg.episodes is not None:
         episodes = cfg.episodes
@@ -333,8 +333,8 @@ class Worker:
 
     def setup(self) -> dict:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+        from vla_gen_bench.envs import make_env
         from vla_gen_bench.eval.guard import GuardedPolicy
-        from vla_gen_bench.eval.runner import make_env
         from vla_gen_bench.policies.registry import resolve_policy
         from vla_gen_bench.policies.remote import RemotePolicy
 

@@ -203,7 +203,7 @@ class DemoWorker:
         import torch
 
         torch.set_num_threads(1)
-        from vla_gen_bench.eval.runner import make_env
+        from vla_gen_bench.envs import make_env
 
         self.env = make_env(
             camera=self.cfg.camera, camera_size=self.cfg.camera_size, sim_freq=self.cfg.sim_freq

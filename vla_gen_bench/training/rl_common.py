@@ -477,7 +477,7 @@ def _worker_main(spec: _WorkerSpec, index: int, tasks, results) -> None:
         import torch
 
         torch.set_num_threads(1)
-        from vla_gen_bench.eval.runner import make_env
+        from vla_gen_bench.envs import make_env
 
         env = make_env(
             camera=spec.rollout.camera, sim_freq=spec.rollout.sim_freq, num_envs=spec.rollout.num_envs
@@ -500,7 +500,8 @@ def _sim_worker_main(rollout: RolloutConfig, index: int, url: str, tasks, result
     per item, what only the simulator knows: rewards, success, grasp and the final observation."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        from vla_gen_bench.eval.runner import make_env, run_batch
+        from vla_gen_bench.envs import make_env
+        from vla_gen_bench.eval.runner import run_batch
         from vla_gen_bench.policies.remote import RemotePolicy
 
         env = make_env(camera=rollout.camera, sim_freq=rollout.sim_freq)
@@ -572,7 +573,7 @@ class Rollouts:
                 self._get("ready")
         else:
             if self.env is None:
-                from vla_gen_bench.eval.runner import make_env
+                from vla_gen_bench.envs import make_env
 
                 self.env = make_env(
                     camera=rollout.camera, sim_freq=rollout.sim_freq, num_envs=rollout.num_envs

@@ -8,7 +8,7 @@ import pytest
 def test_gpu_sim_without_the_physx_library_says_what_to_do(monkeypatch):
     import gymnasium as gym
 
-    from vla_gen_bench.eval import runner
+    from vla_gen_bench.envs import make_env
 
     def fail(*a, **kw):
         raise ConnectionError(
@@ -17,6 +17,6 @@ def test_gpu_sim_without_the_physx_library_says_what_to_do(monkeypatch):
 
     monkeypatch.setattr(gym, "make", fail)
     with pytest.raises(RuntimeError, match=r"libPhysXGpu_64\.so.*--num-envs 1 --workers N"):
-        runner.make_env(num_envs=4)
+        make_env(num_envs=4)
     with pytest.raises(ConnectionError):  # one env never needs it: the original error stays
-        runner.make_env(num_envs=1)
+        make_env(num_envs=1)
