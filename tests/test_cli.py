@@ -78,3 +78,11 @@ def test_repeated_key_value_flags_accumulate():
     for cls, required in ((Evaluate, ["--out", "x"]), (Serve, [])):
         args = ["--policy", "scripted", *required, "--policy-arg", "a=1", "--policy-arg", "b=2"]
         assert tyro.cli(cls, args=args).policy_arg == ("a=1", "b=2")
+
+
+def test_assets_list_by_pool_and_the_deprecated_split_alias(capsys, store):
+    assert main(["assets", "list", "--kind", "table", "--pool", "unseen"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == len(store.ids("table", "unseen")) and all(" unseen " in r for r in rows)
+    assert main(["assets", "list", "--kind", "table", "--split", "unseen"]) == 0  # the old flag still works
+    assert capsys.readouterr().out.splitlines() == rows

@@ -1,7 +1,7 @@
 """``vgb``: the command line. Parsing and dispatch only; the work happens in the package's rooms.
 
 vgb assets build [--force]          materialise + verify the built-in procedural asset pack
-vgb assets list [--kind object]     every asset with its split and name
+vgb assets list [--kind object]     every asset with its pool (train / unseen) and name
 vgb render --out sheet.png          contact sheet: first frames of several seeds, with instructions
 vgb run-episode --policy scripted --seed 0 --video out.mp4
 """
@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 from rich.console import Console
@@ -45,10 +45,11 @@ class AssetsBuild:
 
 @dataclass(frozen=True)
 class AssetsList:
-    """List assets with id, kind, split and name."""
+    """List assets with id, kind, pool (train / unseen) and name."""
 
     kind: Literal["object", "receptacle", "table", "overlay"] | None = None
-    split: Literal["train", "unseen"] | None = None
+    pool: Annotated[Literal["train", "unseen"] | None, tyro.conf.arg(aliases=("--split",))] = None
+    """Only the train or the unseen asset pool (``--split``: deprecated alias)."""
 
 
 def assets_build(cfg: AssetsBuild) -> int:
@@ -83,7 +84,7 @@ def assets_list(cfg: AssetsList) -> int:
     store = default_store()
     kinds = [cfg.kind] if cfg.kind else ["object", "receptacle", "table", "overlay"]
     for k in kinds:
-        for i in store.ids(k, cfg.split):
+        for i in store.ids(k, cfg.pool):
             e = store.entry(i)
             print(f"{e.kind:10s} {e.split:7s} {e.id:34s} {e.name}")
     return 0
@@ -169,7 +170,7 @@ def describe(cfg: Describe) -> int:
             f"{'-' if v.severity is None else f'{v.severity:g}'} | paper {v.paper or '- (beyond the paper)'}"
         )
         out.print(v.summary)
-        changed = v.changed_axes()
+        changed = v.changed_factors()
         out.print(
             "\n[bold]changes vs the control arm:[/]" if changed else "\n[bold]the control arm itself[/]"
         )
@@ -177,7 +178,7 @@ def describe(cfg: Describe) -> int:
             out.print(f"  {n}: {a.describe()}   {json.dumps(asdict(a))}")
         kept = [
             a.describe()
-            for n, a in Variant(CONTROL, "in-distribution", "train", "").axes()
+            for n, a in Variant(CONTROL, "in-distribution", "train", "").factors()
             if n not in dict(changed)
         ]
         out.print("[bold]kept in-distribution:[/] " + "; ".join(kept))

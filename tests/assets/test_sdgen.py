@@ -84,7 +84,7 @@ def test_slots_cycle_through_prompts_with_unique_ids():
 # ---------------------------------------------------------------------------- sizes and seeds
 @pytest.mark.parametrize("view, res, want", [((224, 224), 512, (512, 512)), ((640, 480), 512, (768, 576)),
                                             ((128, 128), 512, (512, 512)), ((224, 224), 64, (64, 64))])  # fmt: skip
-def test_generation_size_of_the_camera_profiles(view, res, want):
+def test_generation_size_of_the_cameras(view, res, want):
     assert sdgen.generation_size(*view, res) == want
 
 

@@ -62,7 +62,7 @@ def test_unknown_asset_id_suggests_the_closest(pack):
         pack.entry("obj_red_cub")
     with pytest.raises(AssetError, match="unknown asset kind"):
         pack.ids("objects")
-    with pytest.raises(AssetError, match="unknown split"):
+    with pytest.raises(AssetError, match="unknown asset pool 'test'"):
         pack.ids("object", "test")
 
 

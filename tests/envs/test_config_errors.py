@@ -2,24 +2,24 @@
 
 import pytest
 
-from vla_gen_bench.envs.put_on_receptacle import camera_profile
+from vla_gen_bench.envs.put_on_receptacle import camera_spec
 from vla_gen_bench.envs.robots import resolve_robot
 
 
 @pytest.mark.parametrize("size", [(0, 224), (224, 10), (5000, 224), (224.5, 224)])
 def test_invalid_camera_size(size):
     with pytest.raises(ValueError, match="invalid camera size"):
-        camera_profile("default", size)
+        camera_spec("default", size)
 
 
-def test_unknown_camera_profile():
-    with pytest.raises(ValueError, match="unknown camera profile 'papr'; allowed"):
-        camera_profile("papr")
+def test_unknown_camera():
+    with pytest.raises(ValueError, match="unknown camera 'papr'; allowed"):
+        camera_spec("papr")
 
 
 def test_camera_size_override_keeps_the_view():
-    cam = camera_profile("default", (128, 96))
-    assert (cam.width, cam.height) == (128, 96) and cam.eye == camera_profile("default").eye
+    cam = camera_spec("default", (128, 96))
+    assert (cam.width, cam.height) == (128, 96) and cam.eye == camera_spec("default").eye
 
 
 def test_unknown_robot_suggests_a_name():

@@ -56,7 +56,7 @@ def test_table_photos_fill_the_background_unresized(profile_env, rl4vla_store):
     assert photo.shape == rgb.shape
     # the bottom-left corner shows no robot or object: it is the table photograph, pixel for pixel
     assert np.array_equal(rgb[-40:, :40], photo[-40:, :40])
-    assert u.lighting == "rl4vla" and u.camera_profile.pose is not None
+    assert u.lighting == "rl4vla" and u.camera_spec.pose is not None
 
 
 def test_paper_intrinsics_reach_the_sensor(profile_env):

@@ -24,8 +24,8 @@ from vla_gen_bench.variants import (
     manifest,
     manifest_hash,
 )
-from vla_gen_bench.variants.axes import PARAPHRASES, UNSEEN_YAWS, RobotInit
 from vla_gen_bench.variants.catalog import Variant
+from vla_gen_bench.variants.factors import PARAPHRASES, UNSEEN_YAWS, RobotInit
 
 NAMES = [v.name for v in CATALOG]
 K = 12  # episodes per check
@@ -132,8 +132,8 @@ def test_training_check_accepts_in_distribution_and_refuses_every_test_pool(stor
     for k in range(K):
         check_training_spec(episode(CONTROL, 0, k, store), store)
     for v in CATALOG:
-        uses_test_pool = v.changed_axes() and not (v.distractor is not None and v.distractor.pool == "train"
-                                                   and len(v.changed_axes()) == 1)  # fmt: skip
+        uses_test_pool = v.changed_factors() and not (v.distractor is not None and v.distractor.pool == "train"
+                                                   and len(v.changed_factors()) == 1)  # fmt: skip
         if not uses_test_pool:
             continue
         with pytest.raises(TrainingPoolError):
@@ -220,3 +220,21 @@ def test_variant_cards_are_current(store):
 
     stale = stale_cards(repo_root() / "tasks", store)
     assert not stale, f"tasks/ cards are stale: {stale}; regenerate with 'vgb cards'"
+
+
+def test_one_word_per_vocabulary():
+    """A variant's split is train / test; the asset pools its factors draw from are train / unseen (one source)."""
+    from typing import get_args
+
+    from vla_gen_bench.assets.store import POOLS
+    from vla_gen_bench.leaderboard.schema import enum_values
+    from vla_gen_bench.variants.catalog import Split
+    from vla_gen_bench.variants.factors import Pool
+
+    assert get_args(Pool) == POOLS == ("train", "unseen")
+    assert get_args(Split) == enum_values("split") == ("train", "test")
+    assert {v.split for v in CATALOG} == set(get_args(Split))
+    for v in CATALOG:
+        for _, factor in v.factors():
+            pool = getattr(factor, "split", getattr(factor, "pool", "train"))
+            assert pool in POOLS, (v.name, factor)

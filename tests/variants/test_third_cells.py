@@ -8,7 +8,7 @@ import pytest
 
 from vla_gen_bench.episode import GRID_N, MIN_PAIR_DIST, cell_pairs, grid_cells
 from vla_gen_bench.variants import get_variant, manifest, manifest_hash
-from vla_gen_bench.variants.axes import FAR, Draft, rl4vla_triples
+from vla_gen_bench.variants.factors import FAR, Draft, rl4vla_triples
 
 # Manifests (seeds 0-2, 64 episodes) of every variant with a third cell under the vgb profile, as committed before
 # the rl4vla profiles got RL4VLA's triples. If one changes, the benchmark's episodes changed: results folders would

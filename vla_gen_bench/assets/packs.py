@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_gen_bench.assets.store import SPLITS, AssetError, AssetStore, ManifestEntry, did_you_mean
+from vla_gen_bench.assets.store import POOLS, AssetEntry, AssetError, AssetStore, did_you_mean
 from vla_gen_bench.paths import cache_dir
 
 PACK_FORMAT = "vgb-table-pack"
@@ -82,15 +82,15 @@ def resolve_pack(name_or_path: str | Path) -> Path:
 
 
 def table_entry(id: str, split: str, source: str, name: str, params: dict, seed: int | None, sha256: str,
-                license: str, file: str) -> ManifestEntry:  # fmt: skip
+                license: str, file: str) -> AssetEntry:  # fmt: skip
     """A table's manifest entry (``params`` must hold ``view``)."""
     if "view" not in params:
         raise ValueError("a table pack entry needs params['view']")
-    return ManifestEntry(id=id, kind="table", split=split, source=source, name=name, params=params, seed=seed,
-                         sha256=sha256, license=license, file=file)  # fmt: skip
+    return AssetEntry(id=id, kind="table", split=split, source=source, name=name, params=params, seed=seed,
+                      sha256=sha256, license=license, file=file)  # fmt: skip
 
 
-def compute_pack_hash(entries: list[ManifestEntry] | list[dict], view: Mapping[str, Any]) -> str:
+def compute_pack_hash(entries: list[AssetEntry] | list[dict], view: Mapping[str, Any]) -> str:
     """Content hash of a pack (16 hex digits): the view and every table's id, split and image sha256."""
     rows = sorted((e["id"], e["split"], e["sha256"]) if isinstance(e, dict) else (e.id, e.split, e.sha256)
                   for e in entries)  # fmt: skip
@@ -98,7 +98,7 @@ def compute_pack_hash(entries: list[ManifestEntry] | list[dict], view: Mapping[s
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def write_manifest(root: Path, name: str, source: str, view: Mapping[str, Any], entries: list[ManifestEntry],
+def write_manifest(root: Path, name: str, source: str, view: Mapping[str, Any], entries: list[AssetEntry],
                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Write ``root/manifest.json`` atomically; return it. Deterministic for the same inputs."""
     ids = [e.id for e in entries]
@@ -112,7 +112,7 @@ def write_manifest(root: Path, name: str, source: str, view: Mapping[str, Any], 
         "source": source,
         "pack_hash": compute_pack_hash(entries, view),
         "view": dict(view),
-        "counts": {s: sum(e.split == s for e in entries) for s in SPLITS},
+        "counts": {s: sum(e.split == s for e in entries) for s in POOLS},
         **dict(extra or {}),
         "entries": [asdict(e) for e in entries],
     }
@@ -153,14 +153,14 @@ def read_manifest(root: Path) -> dict[str, Any]:
     entries = []
     for n, e in enumerate(raw["entries"]):
         try:
-            entry = ManifestEntry(**e)
+            entry = AssetEntry(**e)
         except TypeError as err:
             raise AssetError(f"malformed table pack manifest {path}: entry #{n}: {err}") from None
         where = f"{path}: entry {entry.id!r}"
         if entry.kind != "table":
             raise AssetError(f"{where} is a {entry.kind!r}; a table pack holds only tables")
-        if entry.split not in SPLITS:
-            raise AssetError(f"{where}: unknown split {entry.split!r}; allowed: {SPLITS}")
+        if entry.split not in POOLS:
+            raise AssetError(f"{where}: unknown split {entry.split!r}; allowed: {POOLS}")
         if not isinstance(entry.params, dict) or "view" not in entry.params:
             raise AssetError(f"{where}: params['view'] is missing (every table must be a camera view)")
         f = entry.file
@@ -247,7 +247,7 @@ def check_view(store: AssetStore, camera: Any) -> None:
 
     Args:
         store: a store from :func:`load_pack` (a plain store passes).
-        camera: the run's camera: a ``CameraProfile`` or a view dict (``envs.table_render.view_spec``). The size
+        camera: the run's camera: a ``CameraSpec`` or a view dict (``envs.table_render.view_spec``). The size
             may differ (images are resized); aspect ratio, field of view and pose must match.
     Raises:
         AssetError: the pack is camera-aligned and the frustum differs. Imported packs are never aligned and pass.

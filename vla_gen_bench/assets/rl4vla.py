@@ -37,7 +37,7 @@ import numpy as np
 
 from vla_gen_bench.assets.grasp import GraspPlan, plan_grasp
 from vla_gen_bench.assets.procedural import bbox_grasp
-from vla_gen_bench.assets.store import AssetError, AssetStore, ManifestEntry
+from vla_gen_bench.assets.store import AssetEntry, AssetError, AssetStore
 
 FOLDERS = {"object": "more_carrot", "receptacle": "more_plate", "table": "more_table"}
 TRAIN_COUNT = {"object": 16, "receptacle": 1, "table": 16}
@@ -276,15 +276,15 @@ def load_rl4vla(path: str | Path | None = None) -> AssetStore:
     if problems:
         raise AssetError(f"incomplete RL4VLA asset folder {root}: " + "; ".join(problems) + f". {HOW_TO_GET}")
     shapes = _mesh_assets(root, "object", problems) + _mesh_assets(root, "receptacle", problems)
-    entries = [ManifestEntry(a.id, a.kind, a.split, "rl4vla", a.name, dict(a.params), None,
-                             _folder_sha(a.collision_file.parent, a.params), LICENSE) for a in shapes]  # fmt: skip
+    entries = [AssetEntry(a.id, a.kind, a.split, "rl4vla", a.name, dict(a.params), None,
+                          _folder_sha(a.collision_file.parent, a.params), LICENSE) for a in shapes]  # fmt: skip
 
     tables = _read_db(root, "table")
     if len(tables) < OVERLAY_ENTRIES[1] or len(tables) <= TRAIN_COUNT["table"]:
         problems.append(f"{root / FOLDERS['table'] / 'model_db.json'} lists {len(tables)} tables; the paper's splits "
                         f"need {TRAIN_COUNT['table']} train + at least 1 unseen, and the overlay pool needs "
                         f"{OVERLAY_ENTRIES[1]} entries")  # fmt: skip
-    overlays: list[ManifestEntry] = []
+    overlays: list[AssetEntry] = []
     for i, (key, item) in enumerate(tables.items()):
         img = Path(FOLDERS["table"]) / "imgs" / key
         sha = _image_sha(root / img, problems)
@@ -292,8 +292,8 @@ def load_rl4vla(path: str | Path | None = None) -> AssetStore:
             continue
         params = {"view": dict(VIEW), "rl4vla": key, "texture": item.get("texture"), "mix": item.get("mix")}
         split = "train" if i < TRAIN_COUNT["table"] else "unseen"
-        entries.append(ManifestEntry(_safe_id("table", key), "table", split, "rl4vla", str(item.get("name", key)),
-                                     params, None, sha, LICENSE, img.as_posix()))  # fmt: skip
+        entries.append(AssetEntry(_safe_id("table", key), "table", split, "rl4vla", str(item.get("name", key)),
+                                  params, None, sha, LICENSE, img.as_posix()))  # fmt: skip
         if OVERLAY_ENTRIES[0] <= i < OVERLAY_ENTRIES[1]:
             tex = item.get("texture")
             if not tex:
@@ -304,9 +304,9 @@ def load_rl4vla(path: str | Path | None = None) -> AssetStore:
             rel = Path(FOLDERS["table"]) / "textures" / str(tex)
             tsha = _image_sha(root / rel, problems)
             if tsha is not None:
-                overlays.append(ManifestEntry(_safe_id("tex", str(tex)), "overlay", "unseen", "rl4vla", f"texture {tex}",
-                                              {"rl4vla": str(tex), "mix": item.get("mix")}, None, tsha, LICENSE,
-                                              rel.as_posix()))  # fmt: skip
+                overlays.append(AssetEntry(_safe_id("tex", str(tex)), "overlay", "unseen", "rl4vla", f"texture {tex}",
+                                           {"rl4vla": str(tex), "mix": item.get("mix")}, None, tsha, LICENSE,
+                                           rel.as_posix()))  # fmt: skip
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise AssetError(f"RL4VLA asset folder {root} is incomplete or malformed: {shown}. {HOW_TO_GET}")

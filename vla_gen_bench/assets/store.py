@@ -31,7 +31,8 @@ from vla_gen_bench.assets import procedural
 from vla_gen_bench.paths import cache_dir
 
 KINDS = ("object", "receptacle", "table", "overlay")
-SPLITS = ("train", "unseen")
+POOLS = ("train", "unseen")
+"""The asset pools: ``train`` (seen in training) and ``unseen`` (held out); a manifest entry's ``split`` key."""
 PROCEDURAL_VERSION = 1
 TEXTURE_SIZE = 256
 
@@ -44,7 +45,9 @@ class AssetError(KeyError):
 
 
 @dataclass(frozen=True)
-class ManifestEntry:
+class AssetEntry:
+    """One asset's line in a pack's ``manifest.json`` (the field names are the file's keys)."""
+
     id: str
     kind: str
     split: str
@@ -92,7 +95,7 @@ class AssetStore:
     def __init__(
         self,
         root: Path,
-        entries: list[ManifestEntry],
+        entries: list[AssetEntry],
         shapes: dict[str, procedural.ShapeAsset],
         roots: dict[str, Path] | None = None,
         table_pack: dict[str, Any] | None = None,
@@ -139,12 +142,12 @@ class AssetStore:
 
         root = Path(root)
         (root / "textures").mkdir(parents=True, exist_ok=True)
-        entries: list[ManifestEntry] = []
+        entries: list[AssetEntry] = []
         shapes = {}
         for a in procedural.objects() + procedural.receptacles():
             shapes[a.id] = a
-            entries.append(ManifestEntry(a.id, a.kind, a.split, "procedural", a.name, dict(a.params),
-                                         None, _shape_digest(a), "CC0 (generated)"))  # fmt: skip
+            entries.append(AssetEntry(a.id, a.kind, a.split, "procedural", a.name, dict(a.params),
+                                      None, _shape_digest(a), "CC0 (generated)"))  # fmt: skip
         for t in procedural.tables() + procedural.overlays():
             img = procedural.render_texture(t, TEXTURE_SIZE)
             rel = f"textures/{t.id}.png"
@@ -152,8 +155,8 @@ class AssetStore:
             params = {"family": t.family, "colors": [list(c) for c in t.colors], "size": TEXTURE_SIZE}
             if t.kind == "table":
                 params["tile_m"] = t.tile_m
-            entries.append(ManifestEntry(t.id, t.kind, t.split, "procedural", t.name, params, t.seed,
-                                         _sha(img.tobytes()), "CC0 (generated)", rel))  # fmt: skip
+            entries.append(AssetEntry(t.id, t.kind, t.split, "procedural", t.name, params, t.seed,
+                                      _sha(img.tobytes()), "CC0 (generated)", rel))  # fmt: skip
         manifest = {
             "pack": "procedural",
             "version": PROCEDURAL_VERSION,
@@ -170,7 +173,7 @@ class AssetStore:
         root = Path(root)
         try:
             raw = json.loads((root / "manifest.json").read_text())
-            entries = [ManifestEntry(**e) for e in raw["entries"]]
+            entries = [AssetEntry(**e) for e in raw["entries"]]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise AssetError(f"malformed asset pack manifest {root / 'manifest.json'}: {e}; rebuild it "
                              "('vgb assets build --force' for the procedural pack)") from e  # fmt: skip
@@ -187,7 +190,7 @@ class AssetStore:
 
     @classmethod
     def with_tables(
-        cls, base: AssetStore, tables: list[ManifestEntry], root: Path, table_pack: dict[str, Any]
+        cls, base: AssetStore, tables: list[AssetEntry], root: Path, table_pack: dict[str, Any]
     ) -> AssetStore:
         """A store with ``base``'s objects, receptacles and overlays and *only* the given tables (files in ``root``).
 
@@ -217,17 +220,19 @@ class AssetStore:
         pairs = sorted((e.id, e.sha256) for e in self.entries.values())
         return _sha(json.dumps(pairs).encode())[:16]
 
-    def ids(self, kind: str, split: str | None = None) -> list[str]:
-        """Asset ids of one kind (and split), in manifest order."""
+    def ids(self, kind: str, pool: str | None = None) -> list[str]:
+        """Asset ids of one kind (and pool: ``train`` or ``unseen``), in manifest order."""
         if kind not in KINDS:
             raise AssetError(
                 f"unknown asset kind {kind!r}{did_you_mean(kind, list(KINDS))}; allowed: {KINDS}"
             )
-        if split is not None and split not in SPLITS:
-            raise AssetError(f"unknown split {split!r}{did_you_mean(split, list(SPLITS))}; allowed: {SPLITS}")
-        return [e.id for e in self.entries.values() if e.kind == kind and (split is None or e.split == split)]
+        if pool is not None and pool not in POOLS:
+            raise AssetError(
+                f"unknown asset pool {pool!r}{did_you_mean(pool, list(POOLS))}; allowed: {POOLS}"
+            )
+        return [e.id for e in self.entries.values() if e.kind == kind and (pool is None or e.split == pool)]
 
-    def entry(self, asset_id: str) -> ManifestEntry:
+    def entry(self, asset_id: str) -> AssetEntry:
         try:
             return self.entries[asset_id]
         except KeyError:

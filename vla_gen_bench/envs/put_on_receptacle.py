@@ -48,7 +48,7 @@ PARK_X = 20.0  # unused objects wait on a shelf far outside every camera
 
 
 @dataclass(frozen=True)
-class CameraProfile:
+class CameraSpec:
     """Policy camera: image size, vertical field of view (or the paper's pinhole intrinsics) and look-at pose."""
 
     width: int
@@ -69,12 +69,12 @@ class CameraProfile:
 
 CAMERAS = {
     # CPU default: OpenVLA's native input size (measured: see README "Speed")
-    "default": CameraProfile(224, 224, fov_y=math.radians(46)),
-    "fast": CameraProfile(128, 128, fov_y=math.radians(46)),
+    "default": CameraSpec(224, 224, fov_y=math.radians(46)),
+    "fast": CameraSpec(128, 128, fov_y=math.radians(46)),
     # the paper's Logitech C920 intrinsics (RL4VLA §1): 640x480, fx = fy = 623.588
-    "paper": CameraProfile(640, 480, fx=623.588),
+    "paper": CameraSpec(640, 480, fx=623.588),
     # the rl4vla profile's camera: the paper's intrinsics and its base_link mount, placed on the WidowX's base pose
-    "rl4vla": CameraProfile(
+    "rl4vla": CameraSpec(
         *rl4vla.RL4VLA_CAMERA_SIZE,
         fx=rl4vla.RL4VLA_INTRINSICS[0],
         cx=rl4vla.RL4VLA_INTRINSICS[2],
@@ -87,11 +87,11 @@ CAMERAS = {
 SHADERS = ("minimal", "default")
 
 
-def camera_profile(camera: str | CameraProfile, size: tuple[int, int] | None = None) -> CameraProfile:
-    """Resolve a camera name (or profile) and an optional (width, height) override; raise on invalid input."""
+def camera_spec(camera: str | CameraSpec, size: tuple[int, int] | None = None) -> CameraSpec:
+    """Resolve a camera name (or spec) and an optional (width, height) override; raise on invalid input."""
     if isinstance(camera, str):
         if camera not in CAMERAS:
-            raise ValueError(f"unknown camera profile {camera!r}; allowed: {', '.join(CAMERAS)}")
+            raise ValueError(f"unknown camera {camera!r}; allowed: {', '.join(CAMERAS)}")
         camera = CAMERAS[camera]
     if size is not None:
         w, h = size
@@ -132,7 +132,7 @@ class PutOnReceptacleEnv(BaseEnv):
         self,
         *args,
         robot_uids: str = "panda",
-        camera: str | CameraProfile = "default",
+        camera: str | CameraSpec = "default",
         camera_size: tuple[int, int] | None = None,
         asset_store: AssetStore | None = None,
         sim_freq: int = DEFAULT_SIM_FREQ,
@@ -155,9 +155,9 @@ class PutOnReceptacleEnv(BaseEnv):
 
             variant = get_variant(variant)
         self.variant = variant  # anything with .sample(rng, store) -> EpisodeSpec; None = in-distribution
-        self.camera_profile = camera_profile(camera, camera_size)
+        self.camera_spec = camera_spec(camera, camera_size)
         if shader is not None:
-            self.camera_profile = replace(self.camera_profile, shader=shader)
+            self.camera_spec = replace(self.camera_spec, shader=shader)
         self.store = asset_store or default_store()
         self._vgb_sim_freq = int(sim_freq)
         if self._vgb_sim_freq % CONTROL_FREQ:
@@ -185,7 +185,7 @@ class PutOnReceptacleEnv(BaseEnv):
         return SimConfig(sim_freq=self._vgb_sim_freq, control_freq=CONTROL_FREQ, spacing=5)
 
     def _camera_config(self, uid: str, width: int | None = None, height: int | None = None) -> CameraConfig:
-        cam = self.camera_profile
+        cam = self.camera_spec
         w, h = width or cam.width, height or cam.height
         if cam.pose is not None:
             pose = sapien.Pose(list(cam.pose[:3]), list(cam.pose[3:]))
@@ -209,7 +209,7 @@ class PutOnReceptacleEnv(BaseEnv):
     @property
     def _default_human_render_camera_configs(self):
         return self._camera_config(
-            "render_camera", 512, int(512 * self.camera_profile.height / self.camera_profile.width)
+            "render_camera", 512, int(512 * self.camera_spec.height / self.camera_spec.width)
         )
 
     def _load_agent(self, options: dict):
@@ -322,7 +322,7 @@ class PutOnReceptacleEnv(BaseEnv):
             entry = self.store.entry(table_id)
             if entry.kind != "table":
                 raise ValueError(f"asset {table_id!r} is a {entry.kind}, not a table")
-            cam = self.camera_profile
+            cam = self.camera_spec
             if "view" in entry.params:  # a pre-rendered camera view (generated / imported packs)
                 img = self.store.image(table_id)
                 if img.shape[:2] != (cam.height, cam.width):

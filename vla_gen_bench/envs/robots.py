@@ -1,4 +1,4 @@
-"""Robot profiles: the Panda with the benchmark's raw end-effector delta-pose controller (low-poly visuals on CPU), and
+"""Robots: the Panda with the benchmark's raw end-effector delta-pose controller (low-poly visuals on CPU), and
 the paper's WidowX-250S (``widowx250s``, needs ManiSkill's robot download; used by the ``rl4vla`` profile).
 
 Control mode ``pd_ee_target_delta_pose_raw``: 7-D action ``[dx, dy, dz, drx, dry, drz, gripper]`` in raw metres and
@@ -36,7 +36,7 @@ ROBOTS = {
     "panda": "Franka Panda (bundled with ManiSkill); low-poly visual meshes on CPU, stock meshes when CUDA renders",
     "panda_lowpoly": "Franka Panda with decimated visual meshes (~14k triangles; collision untouched)",
     "panda_stock": "Franka Panda with ManiSkill's stock visual meshes (135k triangles)",
-    "widowx250s": "WidowX-250S (needs ManiSkill's asset download; used by the paper profile)",
+    "widowx250s": "WidowX-250S (needs ManiSkill's asset download; used by the rl4vla profiles)",
 }
 WIDOWX_DOWNLOAD = "python -m mani_skill.utils.download_asset widowx250s"
 WIDOWX_ZIP = "https://github.com/haosulab/ManiSkill-WidowX250S/archive/refs/tags/v0.2.0.zip"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_gen_bench.envs.put_on_receptacle import POLICY_CAMERA, CameraProfile, camera_profile
+from vla_gen_bench.envs.put_on_receptacle import POLICY_CAMERA, CameraSpec, camera_spec
 
 
 @dataclass(frozen=True)
@@ -31,35 +31,35 @@ class TableRender:
     """The camera (:func:`view_spec`) at the render's own size."""
 
 
-def view_spec(camera: str | CameraProfile, size: tuple[int, int] | None = None) -> dict[str, Any]:
+def view_spec(camera: str | CameraSpec, size: tuple[int, int] | None = None) -> dict[str, Any]:
     """JSON description of a policy camera (name, size, field of view or focal length, look-at pose).
 
     Two views with the same ``fov_y``, ``eye``, ``target`` and aspect ratio see the same frustum, so an image made
     for one is aligned with the other after a resize.
     """
     name = camera if isinstance(camera, str) else "custom"
-    prof = camera_profile(camera, size)
-    fov_y = prof.fov_y if prof.fx is None else 2 * math.atan(prof.height / 2 / prof.fx)
+    cam = camera_spec(camera, size)
+    fov_y = cam.fov_y if cam.fx is None else 2 * math.atan(cam.height / 2 / cam.fx)
     return {
         "camera": name,
-        "width": prof.width,
-        "height": prof.height,
+        "width": cam.width,
+        "height": cam.height,
         "fov_y": round(float(fov_y), 6),
-        "eye": [round(float(v), 6) for v in prof.eye],
-        "target": [round(float(v), 6) for v in prof.target],
+        "eye": [round(float(v), 6) for v in cam.eye],
+        "target": [round(float(v), 6) for v in cam.target],
     }
 
 
 def render_empty_table(
-    camera: str | CameraProfile = "default", size: tuple[int, int] | None = None, robot: str = "panda"
+    camera: str | CameraSpec = "default", size: tuple[int, int] | None = None, robot: str = "panda"
 ) -> TableRender:
     """Render the empty table through the task env's policy camera (one env creation: ~10 s on lavapipe).
 
     Args:
-        camera: camera profile name (``default``, ``fast``, ``paper``) or a profile.
+        camera: camera name (``default``, ``fast``, ``paper``, ``rl4vla``) or a :class:`CameraSpec`.
         size: (width, height) to render at; the frustum of ``camera`` is kept (render at the generation resolution
             and the result stays aligned with the camera's own size).
-        robot: robot profile (only moved out of view; its choice does not change the render).
+        robot: robot (only moved out of view; its choice does not change the render).
     """
     import logging
 
@@ -100,7 +100,5 @@ def render_empty_table(
             )
     finally:
         env.close()
-    prof = camera_profile(camera, size)
-    return TableRender(
-        rgb=rgb, depth=depth, table_mask=mask, view=view_spec(camera, (prof.width, prof.height))
-    )
+    cam = camera_spec(camera, size)
+    return TableRender(rgb=rgb, depth=depth, table_mask=mask, view=view_spec(camera, (cam.width, cam.height)))

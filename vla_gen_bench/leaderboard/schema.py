@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 SCHEMA_VERSION = 1
 SOURCES = ("run", "reported")
@@ -109,7 +109,9 @@ def enum_values(name: str) -> tuple[str, ...]:
 
         return tuple(AXES)
     if name == "split":
-        return ("train", "test")
+        from vla_gen_bench.variants.catalog import Split
+
+        return get_args(Split)
     raise KeyError(name)
 
 

@@ -1,4 +1,4 @@
-"""Generalization variants as data: axes, the catalog (one line per variant), suites and episode manifests.
+"""Generalization variants as data: factors, the catalog (one line per variant), suites and episode manifests.
 
 Importing this package is cheap (no simulator); ``gym.make("VgbPutOnReceptacle-v1", variant="unseen_table")``
 builds any catalog line once ``vla_gen_bench.envs`` is imported.
@@ -17,7 +17,7 @@ from vla_gen_bench.variants.catalog import (  # noqa: F401
     suite_hash,
 )
 from vla_gen_bench.variants.manifest import (  # noqa: F401
-    ManifestEntry,
+    ManifestEpisode,
     TrainingPoolError,
     check_training_spec,
     episode,

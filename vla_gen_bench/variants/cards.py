@@ -33,7 +33,7 @@ def _episode_line(spec) -> str:
 
 
 def card(v: Variant, store) -> str:
-    changed = v.changed_axes()
+    changed = v.changed_factors()
     lines = [HEADER, f"# `{v.name}`", "", v.summary[0].upper() + v.summary[1:] + ".", "",
              "| axis | split | severity | paper setting | suites | distinct configurations |", "|---|---|---|---|---|---|",
              f"| {v.axis} | {v.split} | {'-' if v.severity is None else f'{v.severity:g}'} | {v.paper or '- (beyond the paper)'} "
@@ -44,8 +44,8 @@ def card(v: Variant, store) -> str:
     else:
         lines += ["Nothing: this is the in-distribution setting every other variant is compared against."]
     lines += ["", "Everything else stays in-distribution: " + "; ".join(
-        a.describe() for n, a in Variant(CONTROL, "in-distribution", "train", "").axes() if n not in dict(changed)) + ".",
-        "", "## Knobs", "", "```json", json.dumps({n: asdict(a) for n, a in v.axes()}, indent=1), "```", "",
+        a.describe() for n, a in Variant(CONTROL, "in-distribution", "train", "").factors() if n not in dict(changed)) + ".",
+        "", "## Knobs", "", "```json", json.dumps({n: asdict(a) for n, a in v.factors()}, indent=1), "```", "",
         "## First episodes (seed 0)", ""]  # fmt: skip
     lines += [f"{k}. {_episode_line(episode(v, 0, k, store))}" for k in range(3)]
     lines += ["", f"Manifest fingerprint: `{manifest_fingerprint(v, store)}` (changes whenever these episodes would).",

@@ -1,6 +1,6 @@
 """The variant catalog: one line per variant, suites of variants, and content hashes that identify what was run.
 
-A variant is the one task family plus a tuple of axis settings (defaults = in-distribution), an axis label, a split
+A variant is the one task family plus a tuple of factor settings (defaults = in-distribution), an axis label, a split
 and a severity. Adding a variant is adding a line to :data:`CATALOG`; nothing else changes.
 """
 
@@ -12,31 +12,37 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from vla_gen_bench.variants.axes import (
+from vla_gen_bench.variants.factors import (
     Distractor,
     Instructions,
     ObjectPool,
-    OverlayAxis,
+    OverlayFactor,
     PositionGrid,
     ReceptaclePool,
-    RepositionAxis,
+    RepositionFactor,
     RobotInit,
     TablePool,
     VariantError,
 )
 
 Axis = Literal["in-distribution", "vision", "semantics", "execution"]
+"""The category a variant is scored under (per-axis scores); what it changes are its factors."""
+Split = Literal["train", "test"]
+"""A variant's split, as RL4VLA names its settings: ``train`` (a training-distribution setting) or ``test`` (held
+out). Not the asset pools a factor draws from (``train`` / ``unseen``, :data:`~vla_gen_bench.variants.factors.Pool`)."""
 AXES: tuple[str, ...] = ("in-distribution", "vision", "semantics", "execution")
 CONTROL = "ind"
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One catalog line. Axis settings left at their defaults keep the in-distribution setting."""
+    """One catalog line. ``axis`` is the category the variant is scored under (vision, semantics, execution, or the
+    control arm); the factor fields (:mod:`vla_gen_bench.variants.factors`) say what it changes, and any left at
+    their defaults keep the in-distribution setting."""
 
     name: str
     axis: Axis
-    split: Literal["train", "test"]
+    split: Split
     summary: str
     severity: float | None = None
     paper: str | None = None  # the RL4VLA setting it reproduces (env id + split), None for our own extensions
@@ -46,20 +52,20 @@ class Variant:
     receptacles: ReceptaclePool = field(default_factory=ReceptaclePool)
     instructions: Instructions = field(default_factory=Instructions)
     distractor: Distractor | None = None
-    overlay: OverlayAxis | None = None
+    overlay: OverlayFactor | None = None
     robot_init: RobotInit | None = None
-    reposition: RepositionAxis | None = None
+    reposition: RepositionFactor | None = None
 
-    def axes(self) -> list[tuple[str, object]]:
-        """(field name, axis) in the order their hooks run."""
+    def factors(self) -> list[tuple[str, object]]:
+        """(field name, factor) in the order their hooks run."""
         names = ("positions", "table", "objects", "receptacles", "distractor", "instructions", "overlay",
                  "robot_init", "reposition")  # fmt: skip
         return [(n, getattr(self, n)) for n in names if getattr(self, n) is not None]
 
-    def changed_axes(self) -> list[tuple[str, object]]:
-        """The axes that differ from the in-distribution setting."""
+    def changed_factors(self) -> list[tuple[str, object]]:
+        """The factors that differ from the in-distribution setting."""
         ind = Variant(CONTROL, "in-distribution", "train", "")
-        return [(n, a) for n, a in self.axes() if getattr(ind, n) != a]
+        return [(n, a) for n, a in self.factors() if getattr(ind, n) != a]
 
     def definition(self) -> dict:
         """JSON-serialisable definition (what the catalog hash covers)."""
@@ -75,10 +81,10 @@ class Variant:
 
     def n_configurations(self, store) -> int:
         """Number of distinct initial configurations: cell pairs (or triples when a distractor or a reposition
-        target needs a third cell) x yaws x the choices of every other axis."""
+        target needs a third cell) x yaws x the choices of every other factor."""
         third = self.distractor or self.reposition
         n = self.positions.count(store, third.third_cell_distances() if third else None)
-        for name, a in self.axes():
+        for name, a in self.factors():
             if name == "positions":
                 continue
             if name == "distractor":
@@ -101,13 +107,13 @@ CATALOG: tuple[Variant, ...] = (
     Variant("unseen_table", "vision", "test", "table appearance from the 5 unseen tables",
             paper="VisionImage-v1 test", table=TablePool(_U)),
     Variant("dyn_texture_weak", "vision", "test", "dynamic texture on the foreground box, alpha 0.3", severity=0.3,
-            paper="VisionTexture03-v1 test", overlay=OverlayAxis("texture", 0.3)),
+            paper="VisionTexture03-v1 test", overlay=OverlayFactor("texture", 0.3)),
     Variant("dyn_texture_strong", "vision", "test", "dynamic texture on the foreground box, alpha 0.5", severity=0.5,
-            paper="VisionTexture05-v1 test", overlay=OverlayAxis("texture", 0.5)),
+            paper="VisionTexture05-v1 test", overlay=OverlayFactor("texture", 0.5)),
     Variant("dyn_noise_weak", "vision", "test", "dynamic noise over the whole image, alpha 0.3", severity=0.3,
-            paper="VisionWhole03-v1 test", overlay=OverlayAxis("noise", 0.3)),
+            paper="VisionWhole03-v1 test", overlay=OverlayFactor("noise", 0.3)),
     Variant("dyn_noise_strong", "vision", "test", "dynamic noise over the whole image, alpha 0.5", severity=0.5,
-            paper="VisionWhole05-v1 test", overlay=OverlayAxis("noise", 0.5)),
+            paper="VisionWhole05-v1 test", overlay=OverlayFactor("noise", 0.5)),
     # ---- semantics
     Variant("unseen_objects", "semantics", "test", "target object from the 9 unseen objects",
             paper="Carrot-v1 test", objects=ObjectPool(_U)),
@@ -129,14 +135,14 @@ CATALOG: tuple[Variant, ...] = (
     Variant("unseen_robot_pose", "execution", "test", "initial joint positions offset (up to 0.15 rad, wrist 0.6 rad)",
             severity=1.0, paper="EEPose-v1 test", robot_init=RobotInit(1.0)),
     Variant("reposition", "execution", "test", "object moved to another cell right after step 5", severity=5,
-            paper="PositionChangeTo-v1 test", reposition=RepositionAxis(5)),
+            paper="PositionChangeTo-v1 test", reposition=RepositionFactor(5)),
     # ---- severity sweeps (beyond the paper)
     *(Variant(f"dyn_texture_a{a:.1f}", "vision", "test", f"dynamic texture on the foreground box, alpha {a:.1f}",
-              severity=a, overlay=OverlayAxis("texture", a)) for a in (0.1, 0.2, 0.4, 0.6, 0.7)),
+              severity=a, overlay=OverlayFactor("texture", a)) for a in (0.1, 0.2, 0.4, 0.6, 0.7)),
     *(Variant(f"dyn_noise_a{a:.1f}", "vision", "test", f"dynamic noise over the whole image, alpha {a:.1f}",
-              severity=a, overlay=OverlayAxis("noise", a)) for a in (0.1, 0.2, 0.4, 0.6, 0.7)),
+              severity=a, overlay=OverlayFactor("noise", a)) for a in (0.1, 0.2, 0.4, 0.6, 0.7)),
     *(Variant(f"reposition_step{k}", "execution", "test", f"object moved to another cell right after step {k}",
-              severity=k, reposition=RepositionAxis(k)) for k in (1, 3, 10, 20)),
+              severity=k, reposition=RepositionFactor(k)) for k in (1, 3, 10, 20)),
     *(Variant(f"robot_pose_x{s:g}", "execution", "test", f"initial joint offsets scaled by {s:g}",
               severity=s, robot_init=RobotInit(s)) for s in (0.5, 1.5, 2.0)),
     Variant("positions_ring2", "execution", "test", "object and receptacle on the ring two pitches (6 cm) outside "

@@ -2,7 +2,7 @@
 
 ``episode(variant, seed, k)`` is a pure function of its arguments (and the asset pack's ids): two runs of a variant
 with the same seeds see identical episodes, and episode ``k`` of every variant starts from the same base draw as
-episode ``k`` of the control arm (same target object, table, cells and yaw wherever the variant's axes leave them
+episode ``k`` of the control arm (same target object, table, cells and yaw wherever the variant's factors leave them
 alone), which makes paired comparisons meaningful.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_gen_bench.episode import TRAIN_TEMPLATE, YAWS, EpisodeSpec, cell_pairs, grid_cells
-from vla_gen_bench.variants.axes import THIRD_CELL_RULES, Draft
+from vla_gen_bench.variants.factors import THIRD_CELL_RULES, Draft
 
-# One fixed RNG stream per axis field: adding an axis to a variant never shifts another axis' draws.
+# One fixed RNG stream per factor field: adding a factor to a variant never shifts another factor's draws.
 _STREAMS = {"positions": 1, "table": 2, "objects": 3, "receptacles": 4, "distractor": 5, "instructions": 6,
             "overlay": 7, "robot_init": 8, "reposition": 9}  # fmt: skip
 
@@ -26,7 +26,9 @@ _PAIRS = cell_pairs(_CELLS)
 
 
 @dataclass(frozen=True)
-class ManifestEntry:
+class ManifestEpisode:
+    """One fixed episode of a variant's episode manifest: episode ``episode`` of ``seed`` and its configuration."""
+
     variant: str
     seed: int
     episode: int
@@ -80,8 +82,8 @@ def episode(variant, seed: int, k: int, store=None, third_cells: str = "vgb") ->
     d = Draft(cells=_CELLS, obj_cell=base["pair"][0], rec_cell=base["pair"][1], yaw=base["yaw"],
               objects=[base["object"]], receptacles=[base["receptacle"]], table=base["table"],
               third_cells=third_cells)  # fmt: skip
-    for name, axis in v.axes():
-        axis.apply(d, base, np.random.default_rng([int(seed), int(k), _STREAMS[name]]), store)
+    for name, factor in v.factors():
+        factor.apply(d, base, np.random.default_rng([int(seed), int(k), _STREAMS[name]]), store)
     d.instruction = d.template.format(
         object=store.name(d.objects[0]), receptacle=store.name(d.receptacles[0])
     )
@@ -90,16 +92,16 @@ def episode(variant, seed: int, k: int, store=None, third_cells: str = "vgb") ->
     return d.to_spec()
 
 
-def manifest(variant, seeds: list[int] | tuple[int, ...], n: int, store=None) -> list[ManifestEntry]:
+def manifest(variant, seeds: list[int] | tuple[int, ...], n: int, store=None) -> list[ManifestEpisode]:
     """Episodes ``0..n-1`` of ``variant`` for each seed, in (seed, episode) order."""
     from vla_gen_bench.variants.catalog import get_variant
 
     v = get_variant(variant)
     store = store or _default_store()
-    return [ManifestEntry(v.name, int(s), k, episode(v, s, k, store)) for s in seeds for k in range(int(n))]
+    return [ManifestEpisode(v.name, int(s), k, episode(v, s, k, store)) for s in seeds for k in range(int(n))]
 
 
-def manifest_hash(entries: list[ManifestEntry]) -> str:
+def manifest_hash(entries: list[ManifestEpisode]) -> str:
     """Content hash of a list of manifest entries (every field of every spec)."""
     payload = [e.to_dict() for e in entries]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

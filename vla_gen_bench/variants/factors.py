@@ -1,13 +1,17 @@
-"""Generalization axes: frozen dataclasses that turn the in-distribution draw of an episode into a variant's draw.
+"""Factors of variation: frozen dataclasses that turn the in-distribution draw of an episode into a variant's draw.
+
+(A variant's *factors* say what it changes: table pool, overlay, distractor, ...; its *axis* is the category it is
+scored under: vision, semantics or execution, see :data:`vla_gen_bench.variants.catalog.AXES`.)
 
 An episode is built in two steps (see :mod:`vla_gen_bench.variants.manifest`):
 
 1. the **base draw** — object, table, cell pair and yaw indices from the in-distribution pools — comes from an RNG
    keyed by ``(seed, episode)`` alone, so episode *k* of every variant starts from the same draw as the control arm;
-2. each axis of the variant then edits a mutable :class:`Draft` through its ``apply`` hook, drawing whatever it needs
-   from its *own* RNG stream (keyed by ``(seed, episode, axis)``), so changing one axis never shifts another's draws.
+2. each factor of the variant then edits a mutable :class:`Draft` through its ``apply`` hook, drawing whatever it
+   needs from its *own* RNG stream (keyed by ``(seed, episode, factor)``), so changing one factor never shifts
+   another's draws.
 
-The defaults of every axis reproduce the in-distribution setting (RL4VLA Main-v3, train split). Each axis also
+The defaults of every factor reproduce the in-distribution setting (RL4VLA Main-v3, train split). Each factor also
 says how many distinct values it contributes (:meth:`count`) and what it does (:meth:`describe`).
 """
 
@@ -35,7 +39,9 @@ from vla_gen_bench.episode import (
     grid_cells,
 )
 
-Split = Literal["train", "unseen"]
+Pool = Literal["train", "unseen"]
+"""An asset pool a factor draws from: the training pool or the unseen one (``assets.store.POOLS``; asset manifests and
+factor definitions keep the key ``split`` for it). Not a variant's split (``train`` / ``test``, ``catalog.Split``)."""
 
 # Yaws of the unseen-position setting (RL4VLA Position-v1): none of them is a training yaw.
 UNSEEN_YAWS = (-math.pi / 8, -3 * math.pi / 8, -5 * math.pi / 8, -7 * math.pi / 8)
@@ -213,7 +219,7 @@ def _pick(rng: np.random.Generator, pool: list | tuple, what: str = "choices"):
     return pool[int(rng.integers(len(pool)))]
 
 
-# ------------------------------------------------------------------------------------------------ axes
+# --------------------------------------------------------------------------------------------- factors
 @dataclass(frozen=True)
 class PositionGrid:
     """Where the target object and the receptacle start.
@@ -268,7 +274,7 @@ class PositionGrid:
 class TablePool:
     """Which table appearance the episode's background shows."""
 
-    split: Split = "train"
+    split: Pool = "train"
 
     def apply(self, d: Draft, base: dict, rng: np.random.Generator, store) -> None:
         if self.split != "train":
@@ -285,7 +291,7 @@ class TablePool:
 class ObjectPool:
     """Which object is the target."""
 
-    split: Split = "train"
+    split: Pool = "train"
 
     def apply(self, d: Draft, base: dict, rng: np.random.Generator, store) -> None:
         if self.split != "train":
@@ -302,7 +308,7 @@ class ObjectPool:
 class ReceptaclePool:
     """Which receptacle is the target."""
 
-    split: Split = "train"
+    split: Pool = "train"
 
     def apply(self, d: Draft, base: dict, rng: np.random.Generator, store) -> None:
         if self.split != "train":
@@ -325,7 +331,7 @@ class Distractor:
     """
 
     kind: Literal["object", "receptacle"] = "object"
-    pool: Split = "train"
+    pool: Pool = "train"
 
     def apply(self, d: Draft, base: dict, rng: np.random.Generator, store) -> None:
         target = d.objects[0] if self.kind == "object" else d.receptacles[0]
@@ -357,7 +363,7 @@ class Distractor:
 class Instructions:
     """The instruction template: the training template, or one of :data:`PARAPHRASES`."""
 
-    split: Split = "train"
+    split: Pool = "train"
 
     def templates(self) -> tuple[str, ...]:
         return (TRAIN_TEMPLATE,) if self.split == "train" else PARAPHRASES
@@ -376,7 +382,7 @@ class Instructions:
 
 
 @dataclass(frozen=True)
-class OverlayAxis:
+class OverlayFactor:
     """An image-space perturbation of the policy's view; physics is untouched.
 
     ``kind="texture"``: a texture blended with weight ``alpha`` over the foreground (robot, objects, receptacles)
@@ -440,7 +446,7 @@ class RobotInit:
 
 
 @dataclass(frozen=True)
-class RepositionAxis:
+class RepositionFactor:
     """The target object is teleported, right after action ``at_step``, to a third cell > 15 cm from where it
     started and > 7 cm from the receptacle (RL4VLA PositionChangeTo: step 5)."""
 
