@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,9 @@ class AssetStore:
             "code": _code_fingerprint(),
             "entries": [asdict(e) for e in entries],
         }
-        tmp = root / "manifest.json.tmp"
+        tmp = root / f"manifest.json.tmp{os.getpid()}"
         tmp.write_text(json.dumps(manifest, indent=1))
-        tmp.rename(root / "manifest.json")
+        os.replace(tmp, root / "manifest.json")
         return cls(root, entries, shapes)
 
     @classmethod

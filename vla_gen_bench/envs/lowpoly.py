@@ -10,6 +10,7 @@ Run ``python -m vla_gen_bench.envs.lowpoly`` (set-up does) to build the cache; b
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def build(force: bool = False) -> Path:
     if (out / "done.json").exists() and not force:
         return out / "panda_v2.urdf"
     src = Path(PACKAGE_ASSET_DIR) / "robots" / "panda"
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")  # simulator workers may build it at the same time
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src / "franka_description", tmp / "franka_description")
     for f in ("panda_v2.urdf", "panda_v2.srdf"):
@@ -78,8 +79,16 @@ def build(force: bool = False) -> Path:
     (tmp / "done.json").write_text(
         json.dumps({"triangles_before": total_before, "triangles_after": total_after})
     )
+    if (out / "done.json").exists():  # another process finished first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        return out / "panda_v2.urdf"
     shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # lost the race between the check and the rename
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / "done.json").exists():
+            raise
     return out / "panda_v2.urdf"
 
 

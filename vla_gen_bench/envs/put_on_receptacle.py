@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -721,7 +722,7 @@ def _convex_mesh_file(vertices) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         hull = trimesh.Trimesh(vertices=np.asarray(vertices)).convex_hull
-        tmp = path.with_suffix(".tmp.obj")
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.obj")  # workers may write the same hull at once
         hull.export(str(tmp))
-        tmp.rename(path)
+        os.replace(tmp, path)
     return str(path)

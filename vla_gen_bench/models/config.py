@@ -87,6 +87,9 @@ class OpenVLAConfig:
     featurizer_type: str = "timm"
     featurizer_kwargs: tuple[dict[str, Any], ...] = ({}, {})
     preset: str | None = None
+    action_chunk: int = 1
+    """Actions decoded per forward pass (``action_chunk * 7`` tokens, executed open-loop; ACT / OpenVLA-OFT style
+    chunking). 1 = OpenVLA. Stored under config.json's ``vgb`` block when > 1."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields of config.json this package does not use (auto_map, architectures, ...), kept for the round trip."""
 
@@ -119,6 +122,8 @@ class OpenVLAConfig:
             raise ConfigError(
                 f"only Llama language models are supported, got {self.text_config.get('model_type')!r}"
             )
+        if int(self.action_chunk) < 1:
+            raise ConfigError(f"action_chunk must be >= 1, got {self.action_chunk}")
         if self.tokenizer_vocab_size <= self.n_action_bins:
             raise ConfigError(
                 f"text_config.vocab_size - pad_to_multiple_of = {self.tokenizer_vocab_size} leaves no room for "
@@ -198,6 +203,7 @@ class OpenVLAConfig:
             featurizer_type=vgb.get("featurizer_type", "timm"),
             featurizer_kwargs=tuple(vgb.get("featurizer_kwargs") or [{}] * n),
             preset=vgb.get("preset"),
+            action_chunk=int(vgb.get("action_chunk", 1)),
             extra={k: v for k, v in d.items() if k not in _KNOWN_KEYS},
         )
 
@@ -229,7 +235,10 @@ class OpenVLAConfig:
         }
         if self.preset is not None:
             vgb["preset"] = self.preset
-        if self.featurizer_type != "timm" or any(self.featurizer_kwargs) or self.preset is not None:
+        if self.action_chunk != 1:
+            vgb["action_chunk"] = int(self.action_chunk)
+        if (self.featurizer_type != "timm" or any(self.featurizer_kwargs) or self.preset is not None
+                or self.action_chunk != 1):  # fmt: skip
             d["vgb"] = vgb
         return d
 

@@ -393,6 +393,11 @@ class OpenVLA:
     def norm_stats(self) -> dict[str, Any]:
         return self.config.norm_stats
 
+    @property
+    def chunk(self) -> int:
+        """Actions per forward pass (``config.action_chunk``; 1 = OpenVLA)."""
+        return int(getattr(self.config, "action_chunk", 1))
+
     def resolve_unnorm_key(self, unnorm_key: str | None) -> str:
         return resolve_unnorm_key(self.norm_stats, unnorm_key)
 
@@ -426,23 +431,27 @@ class OpenVLA:
         generator: torch.Generator | None = None,
         uniforms: np.ndarray | None = None,
     ) -> ActionPrediction:
-        """Batched action prediction: constrained decoding of ``dim`` action tokens (7), decoded and de-normalised
-        with the statistics of ``unnorm_key`` (required when the checkpoint has several). ``uniforms`` ``(b, dim)``
-        gives each row its own random numbers for sampling (see ``generate_actions``)."""
+        """Batched action prediction: constrained decoding of ``dim`` action tokens (7) per action, decoded and
+        de-normalised with the statistics of ``unnorm_key`` (required when the checkpoint has several).
+        ``uniforms`` ``(b, chunk * dim)`` gives each row its own random numbers for sampling (see
+        ``generate_actions``). Actions are ``(b, dim)``, or ``(b, chunk, dim)`` for a chunking checkpoint."""
         key = self.resolve_unnorm_key(unnorm_key)
         stats = self.action_stats(key)
+        chunk = self.chunk
         inputs = self.prepare(images, instructions)
         out = self.network.generate_actions(
             inputs["pixel_values"],
             inputs["input_ids"],
             inputs["attention_mask"],
-            n_tokens=stats.dim,
+            n_tokens=stats.dim * chunk,
             temperature=temperature,
             generator=generator,
             uniforms=None if uniforms is None else torch.as_tensor(np.asarray(uniforms), dtype=torch.float64),
         )
         tokens = out.tokens.cpu().numpy()
         normalized = self.action_tokenizer.decode(tokens)
+        if chunk > 1:
+            normalized = normalized.reshape(len(normalized), chunk, stats.dim)
         return ActionPrediction(
             actions=stats.denormalize(normalized),
             normalized=normalized,

@@ -24,7 +24,7 @@ GRIPPER_THRESHOLD = 0.5
 
 
 class OpenVLAPolicy:
-    """Closed-loop OpenVLA policy: one image + instruction -> one (7,) action."""
+    """Closed-loop OpenVLA policy: one image + instruction -> one (7,) action (or a (chunk, 7) chunk)."""
 
     def __init__(self, vla, unnorm_key: str | None = None, temperature: float = 0.0, seed: int = 0) -> None:
         import torch
@@ -43,7 +43,7 @@ class OpenVLAPolicy:
         self.seed = int(seed)
         self.generator = torch.Generator(device=vla.device).manual_seed(self.seed)
         self.instruction: str | None = None
-        self.spec = ActionSpec()
+        self.spec = ActionSpec(chunk=vla.chunk)  # a chunking checkpoint returns (chunk, 7), run open-loop
         self.metadata: dict[str, Any] = {
             "policy": "openvla",
             "checkpoint": vla.source,
@@ -57,6 +57,8 @@ class OpenVLAPolicy:
             "prompt_template": "In: What action should the robot take to {instruction}?\nOut:",
             "gripper_mapping": f"+1 (open) if decoded gripper > {GRIPPER_THRESHOLD} else -1 (close)",
         }
+        if vla.chunk > 1:
+            self.metadata["action_chunk"] = vla.chunk
 
     @classmethod
     def from_path(
@@ -109,7 +111,8 @@ class OpenVLAPolicy:
     def act_batch(
         self, images, instructions: list[str], sample_keys: list[int | None] | None = None
     ) -> np.ndarray:
-        """``(B, H, W, 3)`` uint8 images and B instructions -> ``(B, 7)`` env actions (one batched forward).
+        """``(B, H, W, 3)`` uint8 images and B instructions -> ``(B, 7)`` env actions (one batched forward), or
+        ``(B, chunk, 7)`` for a chunking checkpoint.
 
         ``sample_keys``: when sampling (temperature > 0), row ``i`` with a key draws its random numbers from
         ``numpy.random.default_rng([seed, key])`` instead of the policy's shared stream, so its action depends only on
@@ -131,7 +134,7 @@ class OpenVLAPolicy:
         from the policy's shared generator; None (the shared generator samples) when no row has a key or greedy."""
         if self.temperature <= 0 or sample_keys is None or all(k is None for k in sample_keys):
             return None
-        dim = self.vla.action_stats(self.unnorm_key).dim
+        dim = self.vla.action_stats(self.unnorm_key).dim * self.vla.chunk
         shared = torch_rand(len(sample_keys), dim, self.generator)
         return np.stack([
             np.random.default_rng([self.seed, int(k)]).random(dim) if k is not None else shared[i]

@@ -42,7 +42,8 @@ class DemoDataset:
         filter: recompute the keep mask with this :class:`IdleFilter` instead of the one stored at collection.
     """
 
-    def __init__(self, root: str | Path, max_episodes: int | None = None, filter: IdleFilter | None = None):
+    def __init__(self, root: str | Path, max_episodes: int | None = None, filter: IdleFilter | None = None,
+                 chunk: int = 1):  # fmt: skip
         self.root = Path(root)
         folder = self.root / "episodes"
         if not folder.is_dir():
@@ -58,18 +59,24 @@ class DemoDataset:
             raise DatasetError(f"{self.root} holds no episodes")
         self.names: list[str] = []
         self.instructions: list[str] = []
-        actions, states, scenes, index = [], [], [], []
+        if chunk < 1:
+            raise DatasetError(f"chunk must be >= 1, got {chunk}")
+        self.chunk = int(chunk)
+        actions, states, scenes, index, chunks = [], [], [], [], []
         for e, p in enumerate(files):
             with np.load(p) as z:
                 keep = z["keep"].astype(bool) if filter is None else filter(z["actions"], z["success"])
                 ts = np.nonzero(keep)[0]
                 actions.append(z["actions"][ts].astype(np.float32))
+                if chunk > 1:
+                    chunks.append(future_actions(z["actions"].astype(np.float32), ts, chunk))
                 states.append(z["states"][ts].astype(np.float32))
                 scenes.append(np.repeat(_scene_xy(str(z["spec"]) if "spec" in z else "{}")[None], len(ts), 0))
                 self.instructions.append(str(z["instruction"]))
             self.names.append(p.name.removesuffix(".npz"))
             index.append(np.stack([np.full(len(ts), e), ts], 1))
         self.actions = np.concatenate(actions)  # (N, 7)
+        self.chunks = np.concatenate(chunks) if chunk > 1 else None  # (N, chunk, 7)
         self.states = np.concatenate(states)  # (N, 16)
         self.scenes = np.concatenate(scenes)  # (N, 4)
         self.index = np.concatenate(index).astype(np.int64)  # (N, 2): episode, step
@@ -99,6 +106,7 @@ class DemoDataset:
             "image": self.image(i),
             "instruction": self.instructions[e],
             "action": self.actions[i],
+            **({"chunk": self.chunks[i]} if self.chunks is not None else {}),
             "state": self.states[i],
             "scene": self.scenes[i],
             "episode": int(e),
@@ -132,3 +140,14 @@ class DemoDataset:
                 f"{p} is missing; re-run 'vgb collect-demos' with the same options to finish it"
             )
         return json.loads(p.read_text())
+
+
+def future_actions(actions: np.ndarray, ts: np.ndarray, chunk: int) -> np.ndarray:
+    """``(len(ts), chunk, 7)``: the demonstrator's actions at raw steps ``t .. t + chunk - 1`` for each ``t`` in
+    ``ts`` (the idle filter chooses which frames start a chunk, not what follows them). Past the episode's end the
+    chunk holds still: zero motion, the last gripper command."""
+    hold = np.zeros(actions.shape[1], np.float32)
+    hold[-1] = actions[-1, -1]
+    padded = np.concatenate([actions, np.repeat(hold[None], chunk, 0)])
+    idx = np.asarray(ts)[:, None] + np.arange(chunk)[None]
+    return padded[idx]

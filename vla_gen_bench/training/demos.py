@@ -467,6 +467,7 @@ def _run(cfg: DemoConfig, todo: list[int], progress: bool):
             tasks.put(k)
         for _ in procs:
             tasks.put(None)
+        finished = False
         try:
             got = 0
             while got < len(todo):
@@ -484,9 +485,13 @@ def _run(cfg: DemoConfig, todo: list[int], progress: bool):
                     ok += payload["success"]
                     bar.update(task, advance=1, ok=ok)
                     yield payload
+            finished = True
         finally:
+            # after an error the others are stopped at once (15 workers joined one after another took 6 minutes);
+            # after success they have their stop sentinels and get 30 s together to exit
+            deadline = time.monotonic() + (30 if finished else 0)
             for p in procs:
-                p.join(timeout=30)
+                p.join(timeout=max(0.0, deadline - time.monotonic()))
                 if p.is_alive():
                     p.terminate()
 

@@ -316,6 +316,9 @@ def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0)
             "model.init is required: the warm-up checkpoint folder (e.g. runs/baselines/sft-tiny/final)"
         )
     vla = load_openvla(cfg.init, device=cfg.device, dtype=cfg.dtype)
+    if vla.chunk != 1:
+        raise ValueError(f"{cfg.init} predicts {vla.chunk}-action chunks; RL fine-tuning here acts one step per "
+                         "decision: start from an SFT checkpoint trained with action_chunk = 1")  # fmt: skip
     key = resolve_key(vla.norm_stats, cfg.unnorm_key)
     vla.resolve_unnorm_key(key)  # fails early, listing the keys, when ambiguous or unknown
     base = vla.model

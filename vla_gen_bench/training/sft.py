@@ -28,7 +28,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,11 @@ class SFTConfig:
     standardised privileged state of each demo step (joint angles, finger width, TCP pose, the object's and the
     receptacle's initial xy). Training-only: the head is not part of the checkpoint, the policy still sees only the
     image and the instruction. It gives the from-scratch featurizer a dense signal for *where* things are."""
+    action_chunk: int = 1
+    """Actions predicted per image (ACT / OpenVLA-OFT chunking): the labels are the demonstrator's next
+    ``action_chunk`` actions (7 tokens each), the checkpoint records it, and the policy executes the chunk open-loop.
+    1 = OpenVLA. With ``prefix_noise = 1`` every token is predicted from the image and prompt alone (parallel
+    decoding in effect). RL fine-tuning (PPO/GRPO/DPO) needs 1."""
     shift_aug: int = 0
     """Random image shift of up to this many pixels (replicate padding; 0 = no augmentation, as RL4VLA's SFT)."""
     grad_clip: float = 1.0
@@ -304,8 +309,11 @@ class Batcher:
             ids.append(self._ids[text])
         t = max(len(i) for i in ids)
         pad = self.vla.tokenizer.pad_token_id
-        actions = np.stack([it["action"] for it in items])
-        tokens = self.vla.action_tokenizer.encode(self.stats.normalize(actions))
+        if "chunk" in items[0]:  # (B, chunk, 7) -> (B, chunk * 7) tokens, action after action
+            actions = np.stack([it["chunk"] for it in items])
+        else:
+            actions = np.stack([it["action"] for it in items])
+        tokens = self.vla.action_tokenizer.encode(self.stats.normalize(actions)).reshape(len(items), -1)
         return {
             "pixel_values": torch.from_numpy(self.vla.processor(images)),
             "input_ids": torch.tensor([[pad] * (t - len(i)) + i for i in ids], dtype=torch.long),
@@ -476,6 +484,8 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         prev = json.loads(old_cfg.read_text())
         changed = [k for k in ("demos", "init", "num_demos", "lora_rank", "batch_size", "grad_accum", "seed",
                                "label_sigma", "idle_min_translation") if prev.get(k) != cfg_dict.get(k)]  # fmt: skip
+        if prev.get("action_chunk", 1) != cfg.action_chunk:
+            changed.append("action_chunk")
         if changed and latest_checkpoint(out) is not None:
             raise ValueError(f"{out} holds a run with different {', '.join(changed)}; use another --out to start "
                              "afresh or the same options to resume")  # fmt: skip
@@ -498,7 +508,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         hold = card.get("config", {}).get("filter", {}).get("success_hold", 6)
         refilter = IdleFilter(min_translation=cfg.idle_min_translation, min_rotation=cfg.idle_min_rotation,
                               success_hold=int(hold))  # fmt: skip
-    data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter)
+    data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter, chunk=cfg.action_chunk)
     card = data.card()
     if card:
         _check_training_card(card)
@@ -526,7 +536,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     else:
         base = Path(cfg.init)
     vla = load_openvla(base, device=device, dtype="float32" if device.type == "cpu" else "auto")
-    vla.config = vla.config.with_norm_stats(stats)
+    vla.config = replace(vla.config.with_norm_stats(stats), action_chunk=cfg.action_chunk)
     model = vla.model
     if cfg.lora_rank > 0:
         from vla_gen_bench.models.lora import attach_lora
@@ -543,8 +553,8 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     optimizer = torch.optim.AdamW(params + (list(aux.head.parameters()) if aux else []), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)  # fmt: skip
     dim_weights = (
-        None if cfg.gripper_weight == 1.0 else [1.0] * 6 + [cfg.gripper_weight]
-    )  # 7 dims, gripper last
+        None if cfg.gripper_weight == 1.0 else ([1.0] * 6 + [cfg.gripper_weight]) * cfg.action_chunk
+    )  # 7 dims per action, gripper last
     batcher = Batcher(vla, key, shift_aug=cfg.shift_aug)
 
     def lr_at(step: int) -> float:
