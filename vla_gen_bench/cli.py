@@ -352,7 +352,11 @@ GROUPS = {
         "generate-tables": _with_render("vla_gen_bench.assets.commands", "GenerateTables", "generate_tables"),
         "import-tables": _with_render("vla_gen_bench.assets.commands", "ImportTables", "import_tables"),
     },
-    "model": {"init": _lazy("vla_gen_bench.models.commands", "ModelInit", "model_init")},
+    "model": {
+        "init": _lazy("vla_gen_bench.models.commands", "ModelInit", "model_init"),
+        "bundle": _lazy("vla_gen_bench.training.bundle_commands", "ModelBundle", "model_bundle"),
+        "verify": _lazy("vla_gen_bench.training.bundle_commands", "ModelVerify", "model_verify"),
+    },
     "train-baseline": {
         "sft": _lazy("vla_gen_bench.training.commands", "TrainSFT", "train_sft"),
         "ppo": _lazy("vla_gen_bench.training.rl_commands", "TrainPPO", "train_ppo"),
