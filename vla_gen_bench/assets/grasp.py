@@ -14,13 +14,16 @@ says nothing about where the sides bulge. :func:`plan_grasp` reads the convex pi
   rounded section squeeze the object down and out of the hand when it is lifted (a pipe lying on its side, a
   spoon's handle); pinching at that level holds it. The policy keeps its fingertips clear of the table on top.
 
-All in the object frame, bottom at z = 0 (the task's convention).
+All in the object frame, bottom at z = 0 (the task's convention). An object that no longer stands as it was built
+(a pot plant with a slanted base that falls on its side when it is set down, a bottle knocked over) is planned again
+in the pose it rests in: :func:`plan_grasp_posed` rotates the pieces and plans on what then lies on the table.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -93,6 +96,114 @@ def plan_grasp(pieces: list[np.ndarray]) -> GraspPlan:
     s, width, z, mid = best
     x, y = s * major + mid * minor
     return GraspPlan(float(x), float(y), _angle(minor), float(z), float(width))
+
+
+TILTED_RAD = 0.1  # an object tipped further than this (from upright) is planned again in its pose (~6 deg)
+
+
+@dataclass(frozen=True)
+class PosedGrasp:
+    """A grasp for an object in a given orientation, in a frame at the object's origin with the parent's axes."""
+
+    x: float
+    y: float
+    z: float
+    """Pinch height relative to the object's origin (not its bottom)."""
+    yaw: float
+    """Direction (rad, about the parent's z) along which the fingers close."""
+    bottom: float
+    """Height of the object's lowest point relative to its origin (<= 0 for an upright object: 0)."""
+
+
+def tilt_of(rot: np.ndarray) -> float:
+    """Angle (rad) between the object's z axis and the parent's (0: upright)."""
+    return math.acos(max(-1.0, min(1.0, float(rot[2, 2]))))
+
+
+def plan_grasp_posed(pieces: list[np.ndarray], rot: np.ndarray) -> PosedGrasp:
+    """Plan a grasp for the object rotated by ``rot`` (3x3, object -> parent frame): the pieces (object frame,
+    bottom at z = 0) are rotated and planned on as they then lie (:func:`plan_grasp`).
+
+    Raises:
+        ValueError: no piece has vertices.
+    """
+    rot = np.asarray(rot, dtype=np.float64)
+    turned = [np.asarray(p, dtype=np.float64).reshape(-1, 3) @ rot.T for p in pieces]
+    turned = [p for p in turned if len(p)]
+    if not turned:
+        raise ValueError("plan_grasp_posed needs at least one convex piece with vertices")
+    lo = min(float(p[:, 2].min()) for p in turned)
+    g = plan_grasp([p - (0.0, 0.0, lo) for p in turned])
+    return PosedGrasp(g.x, g.y, g.z + lo, g.yaw, lo)
+
+
+def grasp_in_pose(shape, quat) -> PosedGrasp | None:
+    """The grasp for a mesh asset (``collision_file``, ``scale``, ``mesh_offset``, ``grasp_pose``, ``grasp_height``:
+    :class:`~vla_gen_bench.assets.rl4vla.MeshAsset`) resting in orientation ``quat`` (wxyz, actor -> parent frame),
+    in a frame at the actor's origin with the parent's axes; None for other shapes or an empty collision file.
+
+    Upright (tilted less than :data:`TILTED_RAD`): the asset's own grasp (``grasp_pose``, ``grasp_height``) turned by
+    its yaw. Tipped over: planned again on the pieces as they lie (:func:`plan_grasp_posed`; cached per orientation,
+    rounded to ~1 deg). ``bottom`` is always the lowest point of the turned pieces.
+    """
+    path = getattr(shape, "collision_file", None)
+    height = getattr(shape, "grasp_height", None)
+    if path is None or height is None:
+        return None
+    key = (str(path), float(shape.scale), tuple(float(v) for v in shape.mesh_offset))
+    posed = _POSED.get(key)
+    if posed is None:
+        from vla_gen_bench.assets.rl4vla import read_obj_pieces  # rl4vla imports this module
+
+        off = np.asarray(key[2])
+        posed = _POSED[key] = _Posed([v * key[1] + off for v in read_obj_pieces(Path(path))])
+    return posed.at(quat, tuple(float(v) for v in shape.grasp_pose), float(height))
+
+
+class _Posed:
+    """One mesh asset's pieces, its hull points (for the lowest point) and its plans per tipped-over orientation."""
+
+    def __init__(self, pieces: list[np.ndarray]):
+        self.pieces = [p for p in pieces if len(p)]
+        pts = np.concatenate(self.pieces) if self.pieces else np.zeros((0, 3))
+        h = _Hull.of(pts) if len(pts) else None
+        self.hull = h.v if h is not None else pts
+        self.plans: dict[tuple, PosedGrasp] = {}
+
+    def at(self, quat, upright: tuple[float, float, float], height: float) -> PosedGrasp | None:
+        if not self.pieces:
+            return None
+        q = np.asarray(quat, dtype=np.float64)
+        q = q / max(float(np.linalg.norm(q)), 1e-12) * (1.0 if q[0] >= 0 else -1.0)
+        rot = _quat_matrix(q)
+        bottom = float((self.hull @ rot[2]).min())
+        if tilt_of(rot) < TILTED_RAD:
+            w, x, y, z = q
+            yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+            c, s = math.cos(yaw), math.sin(yaw)
+            gx, gy, gyaw = upright
+            return PosedGrasp(c * gx - s * gy, s * gx + c * gy, height, yaw + gyaw, bottom)
+        key = tuple(np.round(q, 2).tolist())
+        if key not in self.plans:
+            if len(self.plans) > 256:
+                self.plans.clear()
+            self.plans[key] = plan_grasp_posed(
+                self.pieces, _quat_matrix(np.asarray(key) / np.linalg.norm(key))
+            )
+        return self.plans[key]
+
+
+_POSED: dict[tuple, _Posed] = {}
+
+
+def _quat_matrix(q) -> np.ndarray:
+    """Rotation matrix of a unit wxyz quaternion."""
+    w, x, y, z = (float(v) for v in q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
 
 
 def _angle(d: np.ndarray) -> float:

@@ -16,6 +16,7 @@ from mani_skill.utils.registration import register_env
 from mani_skill.utils.structs import Actor, Link, Pose
 from mani_skill.utils.structs.types import SimConfig
 
+from vla_gen_bench.assets.grasp import grasp_in_pose
 from vla_gen_bench.assets.store import AssetStore, default_store
 from vla_gen_bench.envs import compose as C
 from vla_gen_bench.envs import rl4vla
@@ -666,9 +667,10 @@ class PutOnReceptacleEnv(BaseEnv):
             oa = self.objects[self.object_ids.index(s.objects[0])]
             ra = self.receptacles[self.receptacle_ids.index(s.receptacles[0])]
             shape = self.store.shape(s.objects[0])
+            obj_pose = (base_inv * oa.pose).raw_pose[i].cpu().numpy()
             out.append(dict(
                 tcp_pose=tcp[i], ee_target_pose=target[i],
-                object_pose=(base_inv * oa.pose).raw_pose[i].cpu().numpy(),
+                object_pose=obj_pose,
                 receptacle_pose=(base_inv * ra.pose).raw_pose[i].cpu().numpy(),
                 object_grasp=np.asarray(shape.grasp_pose, dtype=np.float32),
                 object_height=np.float32(shape.bounds[1][2]),
@@ -676,8 +678,23 @@ class PutOnReceptacleEnv(BaseEnv):
                 fingertip_depth=np.float32(self.robot_spec.fingertip_depth),
                 receptacle_height=np.float32(self.store.shape(s.receptacles[0]).bounds[1][2]),
                 is_grasped=np.bool_(self.agent.is_grasping(oa, min_force=GRASP_MIN_N)[i].item()),
+                **_posed_grasp(shape, obj_pose),
             ))  # fmt: skip
         return out
+
+
+def _posed_grasp(shape, obj_pose: np.ndarray) -> dict[str, np.ndarray]:
+    """Mesh assets: ``grasp_point`` (x, y, z of the pinch point and the closing yaw, robot-base frame) for the object as
+    it lies now (planned again when it has tipped over), and ``object_bottom_z`` (its lowest point); nothing for
+    procedural shapes (their frame's z = 0 is their bottom and they do not tip)."""
+    g = grasp_in_pose(shape, obj_pose[3:])
+    if g is None:
+        return {}
+    x, y, z = (float(v) for v in obj_pose[:3])
+    return dict(
+        grasp_point=np.array([x + g.x, y + g.y, z + g.z, g.yaw], dtype=np.float32),
+        object_bottom_z=np.float32(z + g.bottom),
+    )
 
 
 def _grasp_height(shape) -> float:

@@ -21,7 +21,11 @@ MAX_STEP_RAD = 0.5
 REACHED_M = 0.012
 PRE_GRASP_ABOVE = 0.07
 CARRY_Z = 0.14
-GRIPPER_STEPS = 2  # actions spent closing / opening
+GRIPPER_STEPS = 2  # actions spent closing / opening, at least
+GRIPPER_MAX_STEPS = 6  # ... and at most, while the fingers are still travelling
+FINGER_STILL_M = 0.0005  # fingers moved less than this in the last step: closed on the object (or fully open)
+LIFT_GENTLE_M = 0.02  # the first this much of the lift goes ...
+LIFT_GENTLE_STEP = 0.01  # ... this far per action (a jerk off the table pulls a thin handle out)
 REPLAN_M = 0.02  # the grasp point moved this far since the descent began -> start over
 OFF_TARGET_M = 0.05  # after release the object should sit this close to the receptacle centre
 LOST_M = 0.10  # the object is this far from the TCP while it should be held -> start over
@@ -75,6 +79,8 @@ class ScriptedPolicy:
         self._goal_yaw = None
         self._locked_xy = np.zeros(2)
         self._last_tcp = None
+        self._last_fingers = None
+        self._lift_from = -math.inf
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         p = obs["privileged"]
@@ -82,17 +88,20 @@ class ScriptedPolicy:
         tcp = np.asarray(p.get("tcp_pose", tgt), dtype=np.float64)
         moved = math.inf if self._last_tcp is None else float(np.linalg.norm(tcp[:3] - self._last_tcp))
         self._last_tcp = tcp[:3].copy()
+        fingers = finger_positions(obs)
+        f_moved = (
+            0.0
+            if fingers is None or self._last_fingers is None
+            else float(np.abs(fingers - self._last_fingers).max())
+        )
+        self._last_fingers = fingers
         obj = np.asarray(p["object_pose"], dtype=np.float64)
         rec = np.asarray(p["receptacle_pose"], dtype=np.float64)
-        gx, gy, gyaw = (float(v) for v in p["object_grasp"])
-        obj_yaw = _yaw_of(obj[3:])
-        c, s = math.cos(obj_yaw), math.sin(obj_yaw)
-        grasp_xy = obj[:2] + np.array([c * gx - s * gy, s * gx + c * gy])
+        grasp_xy, grasp_z, close_yaw = grasp_target(p)
         h_rec = float(p["receptacle_height"])
-        grasp_z = obj[2] + grasp_height(p)
         if self._goal_yaw is None or self.phase in ("approach",):
             # fingers must close along the object's grasp axis; that axis is symmetric under pi
-            self._goal_yaw = _wrap(obj_yaw + gyaw + math.pi / 2, math.pi)
+            self._goal_yaw = _wrap(close_yaw + math.pi / 2, math.pi)
         grip = 1.0
         # replan when the object is no longer where the script is heading (the reposition variant moves it):
         # before the grasp the grasp point must stay put; after it the object must stay in the hand
@@ -113,10 +122,12 @@ class ScriptedPolicy:
         if self.phase == "close":
             goal, grip = tgt[:3], -1.0
             self.counter += 1
-            if self.counter > GRIPPER_STEPS:
-                self.phase = "lift"
+            if self._gripper_done(f_moved):
+                self.phase, self._lift_from = "lift", float(tgt[2])
         if self.phase == "lift":
             goal, grip = np.array([*tgt[:2], CARRY_Z]), -1.0
+            if tgt[2] < self._lift_from + LIFT_GENTLE_M:
+                goal[2] = min(CARRY_Z, tgt[2] + LIFT_GENTLE_STEP)
             if tgt[2] > CARRY_Z - 0.03:
                 self.phase = "carry"
         if self.phase == "carry":
@@ -125,7 +136,7 @@ class ScriptedPolicy:
             if self._reached(tgt, goal):
                 self.phase = "lower"
         if self.phase == "lower":
-            lift_above_bottom = tgt[2] - obj[2]
+            lift_above_bottom = tgt[2] - object_bottom(p)
             goal = np.array([*(rec[:2] + _hold(tgt, obj)), rec[2] + h_rec + lift_above_bottom + 0.006])
             grip = -1.0
             if self._reached(tgt, goal) and self._settled(tcp, moved, goal):
@@ -133,11 +144,17 @@ class ScriptedPolicy:
         if self.phase == "release":
             goal, grip = tgt[:3], 1.0
             self.counter += 1
-            if self.counter > GRIPPER_STEPS:
+            if self._gripper_done(f_moved):
                 self.phase = "retreat"
         if self.phase == "retreat":
             goal = np.array([*tgt[:2], CARRY_Z])
         return self._toward(tgt, goal, grip)
+
+    def _gripper_done(self, f_moved: float) -> bool:
+        """The gripper has closed (or opened): :data:`GRIPPER_STEPS` actions spent and the fingers have stopped, or
+        :data:`GRIPPER_MAX_STEPS` spent. A slow gripper (the WidowX-250S needs ~3 steps to close) would otherwise
+        still be closing on air when the lift begins and miss a thin object (a spoon's handle)."""
+        return self.counter > GRIPPER_MAX_STEPS or (self.counter > GRIPPER_STEPS and f_moved < FINGER_STILL_M)
 
     def _reached(self, tgt, goal, yaw: bool = False) -> bool:
         ok = float(np.linalg.norm(goal - tgt[:3])) < REACHED_M
@@ -158,6 +175,39 @@ class ScriptedPolicy:
             d = d * (MAX_STEP_M / n)
         dyaw = float(np.clip(_wrap(self._goal_yaw - tcp_yaw(tgt[3:])), -MAX_STEP_RAD, MAX_STEP_RAD))
         return np.array([*d, 0.0, 0.0, dyaw, grip], dtype=np.float32)
+
+
+def grasp_target(p: dict[str, Any]) -> tuple[np.ndarray, float, float]:
+    """(xy, z, closing yaw) of the grasp in the robot-base frame: the TCP goes to (xy, z), the fingers close along
+    the yaw.
+
+    Mesh assets carry ``grasp_point`` (planned for the pose the object lies in, also after it has tipped over) and
+    ``object_bottom_z``; the fingertips still stay :data:`TIP_CLEARANCE` above the bottom. Otherwise the grasp is
+    ``object_grasp`` (object frame) turned by the object's yaw, at :func:`grasp_height`.
+    """
+    obj = np.asarray(p["object_pose"], dtype=np.float64)
+    if "grasp_point" in p:
+        gx, gy, gz, gyaw = (float(v) for v in p["grasp_point"])
+        floor = float(p.get("fingertip_depth", PANDA_FINGERTIP_DEPTH)) + TIP_CLEARANCE
+        return np.array([gx, gy]), max(gz, object_bottom(p) + floor), gyaw
+    gx, gy, gyaw = (float(v) for v in p["object_grasp"])
+    obj_yaw = _yaw_of(obj[3:])
+    c, s = math.cos(obj_yaw), math.sin(obj_yaw)
+    return obj[:2] + np.array([c * gx - s * gy, s * gx + c * gy]), obj[2] + grasp_height(p), obj_yaw + gyaw
+
+
+def finger_positions(obs: dict[str, Any]) -> np.ndarray | None:
+    """The two finger joint positions from the proprio ``state`` (arm and finger joints, then the 7-D TCP pose: the
+    fingers are the two entries before the TCP on every robot here); None without a state."""
+    state = obs.get("state")
+    if state is None or len(state) < 9:
+        return None
+    return np.asarray(state[-9:-7], dtype=np.float64)
+
+
+def object_bottom(p: dict[str, Any]) -> float:
+    """Height of the object's lowest point (robot-base frame): ``object_bottom_z`` where given, else its origin's."""
+    return float(p["object_bottom_z"]) if "object_bottom_z" in p else float(p["object_pose"][2])
 
 
 def grasp_height(p: dict[str, Any]) -> float:
@@ -210,14 +260,10 @@ class SmoothScriptedPolicy(ScriptedPolicy):
         tgt = np.asarray(p["ee_target_pose"], dtype=np.float64)
         obj = np.asarray(p["object_pose"], dtype=np.float64)
         rec = np.asarray(p["receptacle_pose"], dtype=np.float64)
-        gx, gy, gyaw = (float(v) for v in p["object_grasp"])
-        obj_yaw = _yaw_of(obj[3:])
-        c, s = math.cos(obj_yaw), math.sin(obj_yaw)
-        grasp_xy = obj[:2] + np.array([c * gx - s * gy, s * gx + c * gy])
+        grasp_xy, grasp_z, close_yaw = grasp_target(p)
         h_rec = float(p["receptacle_height"])
-        grasp_z = obj[2] + grasp_height(p)
         if self._goal_yaw is None or self.phase == "approach":
-            self._goal_yaw = _wrap(obj_yaw + gyaw + math.pi / 2, math.pi)
+            self._goal_yaw = _wrap(close_yaw + math.pi / 2, math.pi)
         yaw_err = abs(_wrap(self._goal_yaw - tcp_yaw(tgt[3:])))
         held = self.phase in ("lift", "carry") and np.linalg.norm(tgt[:3] - obj[:3]) > LOST_M
         if held or (self.phase == "retreat" and np.linalg.norm(obj[:2] - rec[:2]) > OFF_TARGET_M):
@@ -240,7 +286,7 @@ class SmoothScriptedPolicy(ScriptedPolicy):
                 self.phase = "carry"
         if self.phase == "carry":
             drop_xy = rec[:2] + _hold(tgt, obj)
-            drop_z = rec[2] + h_rec + (tgt[2] - obj[2]) + self.release_above
+            drop_z = rec[2] + h_rec + (tgt[2] - object_bottom(p)) + self.release_above
             xy_err = float(np.linalg.norm(drop_xy - tgt[:2]))
             goal = np.array([*drop_xy, drop_z + min(CARRY_Z - drop_z, self.funnel * xy_err)])
             grip = -1.0
