@@ -133,7 +133,7 @@ class DemoConfig:
     seed: int = 1000
     """Manifest seed; keep it disjoint from the evaluation seeds (0-2)."""
     camera: CameraName = "fast"
-    """Policy-camera profile (default 224², fast 128², paper 640x480): the images the policy sees at evaluation."""
+    """Policy camera (default 224², fast 128², paper 640x480): the images the policy sees at evaluation."""
     camera_size: tuple[int, int] | None = None
     """Override the camera's (width, height)."""
     sim_freq: int = 100

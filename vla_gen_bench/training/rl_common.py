@@ -81,7 +81,7 @@ class RolloutConfig:
     num_envs: int = 1
     """Parallel envs per process (ManiSkill GPU simulation, needs CUDA); actions for all envs in one batch."""
     camera: CameraName = "fast"
-    """Policy camera profile (fast = 128x128, default = 224x224, paper = 640x480): match the warm-up's."""
+    """Policy camera (fast = 128x128, default = 224x224, paper = 640x480): match the warm-up's."""
     sim_freq: int = 100
     """Physics rate (Hz)."""
     temperature: float = 1.0
