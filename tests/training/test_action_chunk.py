@@ -64,3 +64,11 @@ def test_chunked_sft_checkpoint_acts_in_chunks_with_keyed_sampling(demos, tmp_pa
     # resuming the run with another chunk size is refused
     with pytest.raises(ValueError, match="action_chunk"):
         train(_cfg(demos, tmp_path / "c", max_steps=4, action_chunk=1), progress=False)
+
+
+def test_decision_rewards_sum_each_chunk_and_keep_single_steps():
+    from vla_gen_bench.training.rl_common import decision_rewards
+
+    r = np.arange(10, dtype=np.float32)[None]
+    assert np.array_equal(decision_rewards(r, 1), r)
+    assert decision_rewards(r, 4).tolist() == [[6.0, 22.0, 17.0]]  # the last chunk is cut by the horizon

@@ -38,3 +38,44 @@ def test_rollouts_are_the_same_in_process_per_worker_and_served():
             np.testing.assert_allclose(a.rewards, b.rewards, err_msg=name)
             assert a.images.shape == b.images.shape == (12, 128, 128, 3)
             assert abs(a.last_value - b.last_value) < 1e-4
+
+
+def test_chunked_checkpoint_rolls_out_one_decision_per_chunk_in_process_and_served():
+    """A checkpoint with 3-action chunks: 12 env steps are 4 decisions of 21 tokens, each decision's reward sums
+    its steps, and the served rollout answers 4 requests per item with the same tokens as in-process."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from vla_gen_bench.training.rl_common import (
+        ModelConfig,
+        RolloutConfig,
+        Rollouts,
+        build_actor_critic,
+        training_items,
+    )
+
+    ckpt = Path(tempfile.mkdtemp(prefix="vgb-chunk-")) / "micro3"
+    shutil.copytree(micro_ckpt(), ckpt)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg.setdefault("vgb", {})["action_chunk"] = 3
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    model = ModelConfig(init=ckpt, lora_r=4, device="cpu", dtype="float32")
+    ac = build_actor_critic(model, with_value=True, seed=0)
+    assert ac.vla.chunk == 3
+    items = training_items("ind", 1000, 0, 2)
+    out = {}
+    for name, kw in {"in-process": dict(workers=0), "served": dict(workers=2, policy_server=True)}.items():
+        r = Rollouts(model, RolloutConfig(camera="fast", horizon=12, temperature=1.0, **kw), ac)
+        try:
+            out[name] = r.collect(items, iteration=0, seed=1)
+            if name == "served":
+                assert r.server.stats.requests == 2 * 4
+        finally:
+            r.close()
+    for a, b in zip(out["in-process"], out["served"], strict=True):
+        assert a.tokens.shape == (4, 21) and a.log_probs.shape == (4, 21) and a.images.shape[0] == 4
+        assert a.rewards.shape == (4,) and a.values.shape == (4,)
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+        np.testing.assert_allclose(a.rewards, b.rewards)

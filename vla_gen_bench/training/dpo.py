@@ -187,7 +187,7 @@ def train(cfg: DPOConfig, env=None, console=None) -> Path:
                                    cfg.groups_per_iter, repeats=cfg.group_size)  # fmt: skip
             with timer("rollout"):
                 trajs = rollouts.collect(items, it, cfg.seed)
-            steps = sum(len(t.rewards) for t in trajs)
+            steps = len(trajs) * cfg.rollout.horizon  # env steps (a trajectory has one row per decision)
             env_steps += steps
             # 3. preference pairs from returns; reference log-probs with the adapters off
             pairs = preference_pairs(trajs, cfg.min_return_gap, cfg.pairing)

@@ -202,7 +202,7 @@ def train(cfg: GRPOConfig, env=None, console=None) -> Path:
                                    cfg.groups_per_iter, repeats=cfg.group_size)  # fmt: skip
             with timer("rollout"):
                 trajs = rollouts.collect(items, it, cfg.seed)
-            steps = sum(len(t.rewards) for t in trajs)
+            steps = len(trajs) * cfg.rollout.horizon  # env steps (a trajectory has one row per decision)
             env_steps += steps
             # 3. group-normalised returns as advantages; 4. clipped-surrogate update
             with timer("update"):

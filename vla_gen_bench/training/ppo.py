@@ -276,7 +276,7 @@ def train(cfg: PPOConfig, env=None, console=None) -> Path:
                                    cfg.episodes_per_iter)  # fmt: skip
             with timer("rollout"):
                 trajs = rollouts.collect(items, it, cfg.seed)
-            steps = sum(len(t.rewards) for t in trajs)
+            steps = len(trajs) * cfg.rollout.horizon  # env steps (a trajectory has one row per decision)
             env_steps += steps
             # 3. advantages (GAE; the horizon bootstrapped or terminal) and 4. the PPO update
             with timer("update"):

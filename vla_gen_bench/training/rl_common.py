@@ -316,9 +316,6 @@ def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0)
             "model.init is required: the warm-up checkpoint folder (e.g. runs/baselines/sft-tiny/final)"
         )
     vla = load_openvla(cfg.init, device=cfg.device, dtype=cfg.dtype)
-    if vla.chunk != 1:
-        raise ValueError(f"{cfg.init} predicts {vla.chunk}-action chunks; RL fine-tuning here acts one step per "
-                         "decision: start from an SFT checkpoint trained with action_chunk = 1")  # fmt: skip
     key = resolve_key(vla.norm_stats, cfg.unnorm_key)
     vla.resolve_unnorm_key(key)  # fails early, listing the keys, when ambiguous or unknown
     base = vla.model
@@ -388,14 +385,16 @@ class RolloutPolicy(OpenVLAPolicy):
 
 @dataclass
 class Trajectory:
-    """One episode as the learner needs it. Arrays are indexed by step ``t`` (T = horizon)."""
+    """One episode as the learner needs it. Arrays are indexed by decision ``t``: one per env step, or one per
+    action chunk for a checkpoint that predicts ``K``-action chunks (T = ceil(horizon / K) decisions; a decision's
+    reward is the sum of its K steps' rewards, and GAE discounts per decision)."""
 
     images: np.ndarray  # (T, H, W, 3) uint8, the observation the action was chosen on
     instruction: str
-    tokens: np.ndarray  # (T, 7) action token ids
-    log_probs: np.ndarray  # (T, 7) under the rollout distribution
+    tokens: np.ndarray  # (T, 7K) action token ids
+    log_probs: np.ndarray  # (T, 7K) under the rollout distribution
     values: np.ndarray | None  # (T,) critic values (None without a critic)
-    rewards: np.ndarray  # (T,) the env's potential-based sparse reward
+    rewards: np.ndarray  # (T,) the env's potential-based sparse reward (summed over each chunk)
     last_value: float  # V(s_T), bootstraps the truncated horizon
     success: bool
     grasped: bool
@@ -415,6 +414,17 @@ def rollout_keys(seed: int, iteration: int, n: int) -> list[int]:
 
     base = f"rollout/{sample_seed(seed, iteration)}"
     return [episode_key(base, j, 0) for j in range(n)]
+
+
+def decision_rewards(rewards: np.ndarray, chunk: int) -> np.ndarray:
+    """Per-step rewards ``(..., T_env)`` -> per-decision rewards ``(..., ceil(T_env / chunk))``: each action chunk's
+    reward is the sum over the steps it ran (the last chunk may be cut by the horizon)."""
+    rewards = np.asarray(rewards, np.float32)
+    if chunk == 1:
+        return rewards
+    n = -(-rewards.shape[-1] // chunk)
+    pad = np.zeros((*rewards.shape[:-1], n * chunk - rewards.shape[-1]), np.float32)
+    return np.concatenate([rewards, pad], -1).reshape(*rewards.shape[:-1], n, chunk).sum(-1)
 
 
 def collect(env, policy: RolloutPolicy, items: list[EpisodeItem], horizon: int,
@@ -443,13 +453,14 @@ def collect(env, policy: RolloutPolicy, items: list[EpisodeItem], horizon: int,
         results = run_batch(env, [policy] * b, [it.seed for it in padded], [it.spec for it in padded],
                             max_steps=horizon, on_step=on_step, episode_keys=chunk_keys)  # fmt: skip
         recs = policy.records
-        if len(recs) != horizon:
-            raise RuntimeError(f"expected one policy call per step ({horizon}), got {len(recs)}")
+        k = policy.vla.chunk
+        if len(recs) != -(-horizon // k):
+            raise RuntimeError(f"expected one policy call per {k} step(s) of {horizon}, got {len(recs)}")
         images = np.stack([r["images"] for r in recs], 1)  # (b, T, H, W, 3)
         tokens = np.stack([r["tokens"] for r in recs], 1)  # (b, T, 7)
         logps = np.stack([r["log_probs"] for r in recs], 1)  # (b, T, 7)
         values = np.stack([r["values"] for r in recs], 1) if recs[0]["values"] is not None else None  # (b, T)
-        rew = np.stack(rewards, 1)  # (b, T)
+        rew = decision_rewards(np.stack(rewards, 1), k)  # (b, T)
         for i, (it, res) in enumerate(zip(chunk, results, strict=False)):
             out.append(Trajectory(
                 images=images[i], instruction=recs[0]["instructions"][i], tokens=tokens[i].astype(np.int64),
@@ -643,10 +654,11 @@ class Rollouts:
         for rec in self.policy.records:
             for r, k in enumerate(rec["keys"]):
                 rows_by_key[k] = (rec, r)
-        T = self.cfg.horizon
+        T, k = self.cfg.horizon, self.ac.vla.chunk
         out = []
         last_images = np.stack([s["last_image"] for s in sim])  # (n_items, H, W, 3)
-        steps = [[rows_by_key[step_key(key, t)] for t in range(T)] for key in keys]
+        # one policy call per chunk: at steps 0, k, 2k, ...
+        steps = [[rows_by_key[step_key(key, t)] for t in range(0, T, k)] for key in keys]
         instructions = [steps[j][0][0]["instructions"][steps[j][0][1]] for j in range(len(items))]
         last_values = self.policy.bootstrap_values(last_images, instructions)
         for j, (it, s) in enumerate(zip(items, sim, strict=True)):
@@ -655,7 +667,8 @@ class Rollouts:
             out.append(Trajectory(
                 images=pick("images"), instruction=instructions[j], tokens=pick("tokens").astype(np.int64),
                 log_probs=pick("log_probs").astype(np.float32),
-                values=pick("values").astype(np.float32) if has_values else None, rewards=s["rewards"],
+                values=pick("values").astype(np.float32) if has_values else None,
+                rewards=decision_rewards(s["rewards"], k),
                 last_value=float(last_values[j]), success=bool(s["success"]), grasped=bool(s["grasped"]),
                 seed=it.seed, episode=it.episode, group=it.group,
             ))  # fmt: skip

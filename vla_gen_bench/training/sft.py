@@ -121,7 +121,7 @@ class SFTConfig:
     """Actions predicted per image (ACT / OpenVLA-OFT chunking): the labels are the demonstrator's next
     ``action_chunk`` actions (7 tokens each), the checkpoint records it, and the policy executes the chunk open-loop.
     1 = OpenVLA. With ``prefix_noise = 1`` every token is predicted from the image and prompt alone (parallel
-    decoding in effect). RL fine-tuning (PPO/GRPO/DPO) needs 1."""
+    decoding in effect). RL fine-tuning (PPO/GRPO/DPO) takes each chunk as one decision."""
     shift_aug: int = 0
     """Random image shift of up to this many pixels (replicate padding; 0 = no augmentation, as RL4VLA's SFT)."""
     grad_clip: float = 1.0
