@@ -317,7 +317,7 @@ def train(cfg: PPOConfig, env=None, console=None) -> Path:
 def _evaluate(ac, cfg, iteration: int | None, console) -> None:
     import json
 
-    from vla_gen_bench.training.rl_common import evaluate_policy, export_policy
+    from vla_gen_bench.training.rl_common import MetricsLog, evaluate_policy, export_policy
 
     tag = f"iter_{iteration:04d}" if iteration is not None else "final"
     ckpt = export_policy(ac, cfg.out / "checkpoints" / tag) if iteration is not None else cfg.out / "policy"
@@ -325,5 +325,6 @@ def _evaluate(ac, cfg, iteration: int | None, console) -> None:
                           cfg.rollout.sim_freq)  # fmt: skip
     with (cfg.out / "eval.jsonl").open("a") as f:
         f.write(json.dumps({"tag": tag, "results": res}) + "\n")
+    MetricsLog(cfg.out / "metrics.csv").replot()
     console.print(f"eval {tag}: " + ", ".join(f"{v} {r['successes']}/{r['n']} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
                                               for v, r in res.items()))  # fmt: skip

@@ -751,7 +751,8 @@ def score(ac: ActorCritic, images: np.ndarray, instructions: list[str], tokens: 
 
 # ------------------------------------------------------------------------------------------ run directory
 class MetricsLog:
-    """Append-only ``metrics.csv``: one row per iteration, columns fixed by the first row (kept on resume)."""
+    """Append-only ``metrics.csv``: one row per iteration, columns fixed by the first row (kept on resume); each row
+    also redraws the learning curve ``curve.png`` beside it (training/curves.py)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -769,6 +770,13 @@ class MetricsLog:
             if new:
                 w.writeheader()
             w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+        self.replot()
+
+    def replot(self) -> None:
+        """Redraw ``curve.png`` from the rows so far and the run's ``eval.jsonl``."""
+        from vla_gen_bench.training.curves import plot_curve
+
+        plot_curve(self.rows(), self.path.with_name("curve.png"), self.path.with_name("eval.jsonl"))
 
     def rows(self) -> list[dict[str, str]]:
         if not self.path.is_file():
