@@ -38,14 +38,10 @@ def _setup(ckpt: Path, separate: bool, transitions: int, minibatch: int, epochs:
     import numpy as np
     import torch
 
+    from vla_gen_bench.training.actor_critic import build_actor_critic, make_optimizer
     from vla_gen_bench.training.ppo import PPOConfig, make_batch
-    from vla_gen_bench.training.rl_common import (
-        ModelConfig,
-        RolloutPolicy,
-        Trajectory,
-        build_actor_critic,
-        make_optimizer,
-    )
+    from vla_gen_bench.training.rl_config import ModelConfig
+    from vla_gen_bench.training.rollouts import RolloutPolicy, Trajectory
 
     torch.set_num_threads(1)
     dev = "cuda" if torch.cuda.is_available() else "cpu"

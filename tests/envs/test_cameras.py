@@ -19,7 +19,7 @@ def test_every_camera_option_uses_the_one_type():
     from vla_gen_bench.eval.evaluate import Evaluate
     from vla_gen_bench.training.commands import CollectDemos
     from vla_gen_bench.training.demos import DemoConfig
-    from vla_gen_bench.training.rl_common import RolloutConfig
+    from vla_gen_bench.training.rl_config import RolloutConfig
     from vla_gen_bench.training.sft import SFTConfig
 
     fields = [(Render, "camera"), (RunEpisode, "camera"), (CollectDemos, "camera"), (DemoConfig, "camera"),

@@ -67,7 +67,7 @@ def test_chunked_sft_checkpoint_acts_in_chunks_with_keyed_sampling(demos, tmp_pa
 
 
 def test_decision_rewards_sum_each_chunk_and_keep_single_steps():
-    from vla_gen_bench.training.rl_common import decision_rewards
+    from vla_gen_bench.training.rollouts import decision_rewards
 
     r = np.arange(10, dtype=np.float32)[None]
     assert np.array_equal(decision_rewards(r, 1), r)

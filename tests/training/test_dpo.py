@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.training.test_rl_common import fake_trajectories, micro_ac
+from tests.training.test_rl_shared import fake_trajectories, micro_ac
 
 
 def test_dpo_loss_sign_on_a_constructed_pair():
@@ -30,7 +30,7 @@ def test_dpo_loss_sign_on_a_constructed_pair():
 
 def test_preference_pairs_from_rewards():
     from vla_gen_bench.training.dpo import preference_pairs
-    from vla_gen_bench.training.rl_common import Trajectory
+    from vla_gen_bench.training.rollouts import Trajectory
 
     def t(group, ret):
         return Trajectory(images=np.zeros((1, 4, 4, 3), np.uint8), instruction="x", tokens=np.zeros((1, 7), np.int64),
@@ -45,8 +45,8 @@ def test_preference_pairs_from_rewards():
 def test_chunked_dpo_gradient_equals_the_direct_gradient():
     import torch
 
+    from vla_gen_bench.training.actor_critic import score
     from vla_gen_bench.training.dpo import DPOConfig, dpo_loss, dpo_update, trajectory_logp
-    from vla_gen_bench.training.rl_common import score
 
     ac = micro_ac(with_value=False)
     trajs = fake_trajectories(ac, 2, horizon=5, groups=[0, 0], returns=[1.0, 0.0])
@@ -82,9 +82,9 @@ def test_chunked_dpo_gradient_equals_the_direct_gradient():
 def test_dpo_smoke_on_the_real_env(env, tmp_path):
     import csv
 
-    from tests.training.test_rl_common import micro_ckpt
+    from tests.training.test_rl_shared import micro_ckpt
     from vla_gen_bench.training.dpo import DPOConfig, train
-    from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig
+    from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
     cfg = DPOConfig(out=tmp_path / "dpo", model=ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32"),
                     rollout=RolloutConfig(workers=0, horizon=4, camera="default"), eval=EvalConfig(at_end=False),

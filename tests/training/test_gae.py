@@ -7,7 +7,7 @@ import pytest
 
 
 def test_gae_hand_computed_truncation_bootstrap():
-    from vla_gen_bench.training.rl_common import compute_gae
+    from vla_gen_bench.training.advantages import compute_gae
 
     # gamma = lambda = 0.5; r = (0, 0, 1), V = (1, 2, 3), V(s_3) = 4 (truncated: bootstrapped)
     # delta_2 = 1 + 0.5*4 - 3 = 0; delta_1 = 0 + 0.5*3 - 2 = -0.5; delta_0 = 0 + 0.5*2 - 1 = 0
@@ -26,7 +26,7 @@ def test_gae_hand_computed_truncation_bootstrap():
 
 
 def test_gae_columns_are_independent_episodes_and_lambda_one_is_monte_carlo():
-    from vla_gen_bench.training.rl_common import compute_gae
+    from vla_gen_bench.training.advantages import compute_gae
 
     rng = np.random.default_rng(0)
     r, v, last = rng.normal(size=(6, 3)), rng.normal(size=(6, 3)), rng.normal(size=3)
@@ -43,7 +43,7 @@ def test_gae_columns_are_independent_episodes_and_lambda_one_is_monte_carlo():
 
 def test_ppo_batch_bootstraps_each_trajectory_with_its_last_value():
     from vla_gen_bench.training.ppo import make_batch
-    from vla_gen_bench.training.rl_common import Trajectory
+    from vla_gen_bench.training.rollouts import Trajectory
 
     def traj(last, reward):
         return Trajectory(images=np.zeros((2, 8, 8, 3), np.uint8), instruction="x", tokens=np.zeros((2, 7), np.int64),
@@ -65,7 +65,7 @@ def test_rl4vla_terminal_step_gives_its_gae_numbers():
     bootstrap: delta_2 = 1 + .99*.7 - .9 = .793; A_1 = .491 + .9405*.793 = 1.2368165;
                A_0 = .295 + .9405*1.2368165 = 1.45822592"""
     from vla_gen_bench.training.ppo import make_batch
-    from vla_gen_bench.training.rl_common import Trajectory
+    from vla_gen_bench.training.rollouts import Trajectory
 
     tr = Trajectory(images=np.zeros((3, 8, 8, 3), np.uint8), instruction="x", tokens=np.zeros((3, 7), np.int64),
                     log_probs=np.zeros((3, 7), np.float32), values=np.array([0.2, 0.5, 0.9], np.float32),

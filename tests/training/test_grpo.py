@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.training.test_rl_common import fake_trajectories, micro_ac
+from tests.training.test_rl_shared import fake_trajectories, micro_ac
 
 
 def test_group_normalisation():
@@ -28,8 +28,8 @@ def test_group_normalisation():
 def test_grpo_batch_and_update():
     import torch
 
+    from vla_gen_bench.training.actor_critic import make_optimizer
     from vla_gen_bench.training.grpo import GRPOConfig, grpo_update, make_batch
-    from vla_gen_bench.training.rl_common import make_optimizer
 
     ac = micro_ac(with_value=False)
     assert ac.value_head is None
@@ -53,9 +53,9 @@ def test_grpo_batch_and_update():
 def test_grpo_smoke_on_the_real_env(env, tmp_path):
     import csv
 
-    from tests.training.test_rl_common import micro_ckpt
+    from tests.training.test_rl_shared import micro_ckpt
     from vla_gen_bench.training.grpo import GRPOConfig, train
-    from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig
+    from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
     cfg = GRPOConfig(out=tmp_path / "grpo", model=ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32"),
                      rollout=RolloutConfig(workers=0, horizon=4, camera="default"), eval=EvalConfig(at_end=False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.training.test_rl_common import fake_trajectories, images, micro_ac, micro_ckpt
+from tests.training.test_rl_shared import fake_trajectories, images, micro_ac, micro_ckpt
 
 
 @pytest.mark.parametrize("mode", ["joint", "per_dim"])
@@ -50,7 +50,8 @@ def test_rollout_and_update_log_probs_agree():
     """The update's teacher-forced log-probs and values equal the ones recorded during the rollout."""
     import torch
 
-    from vla_gen_bench.training.rl_common import RolloutPolicy, score
+    from vla_gen_bench.training.actor_critic import score
+    from vla_gen_bench.training.rollouts import RolloutPolicy
 
     ac = micro_ac()
     pol = RolloutPolicy(ac, temperature=1.0, seed=3)
@@ -71,8 +72,8 @@ def test_rollout_and_update_log_probs_agree():
 def test_ppo_update_first_minibatch_is_on_policy_and_moves_lora_and_value_head():
     import torch
 
+    from vla_gen_bench.training.actor_critic import make_optimizer
     from vla_gen_bench.training.ppo import PPOConfig, make_batch, ppo_update
-    from vla_gen_bench.training.rl_common import make_optimizer
 
     ac = micro_ac()
     trajs = fake_trajectories(ac, 2, horizon=4, returns=[1.0, 0.0])
@@ -95,8 +96,9 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path):
     """save_state -> fresh learner -> restore_state -> the next update matches the run that never stopped."""
     import torch
 
+    from vla_gen_bench.training.actor_critic import make_optimizer
     from vla_gen_bench.training.ppo import PPOConfig, make_batch, ppo_update
-    from vla_gen_bench.training.rl_common import make_optimizer, prepare_run_dir, restore_state, save_state
+    from vla_gen_bench.training.run_dir import prepare_run_dir, restore_state, save_state
 
     cfg = PPOConfig(out=tmp_path / "run", minibatch_size=4, grad_accum=1)
     ac = micro_ac()
@@ -129,7 +131,7 @@ def test_ppo_smoke_on_the_real_env_and_resume(env, tmp_path):
 
     from vla_gen_bench.models.checkpoint import load_openvla
     from vla_gen_bench.training.ppo import PPOConfig, train
-    from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig
+    from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
     model = ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32")
     cfg = PPOConfig(out=tmp_path / "ppo", model=model, rollout=RolloutConfig(workers=0, horizon=5, camera="default"),
@@ -150,8 +152,8 @@ def test_ppo_smoke_on_the_real_env_and_resume(env, tmp_path):
 def test_critic_warmup_leaves_the_policy_unchanged():
     import torch
 
+    from vla_gen_bench.training.actor_critic import make_optimizer
     from vla_gen_bench.training.ppo import PPOConfig, make_batch, ppo_update
-    from vla_gen_bench.training.rl_common import make_optimizer
 
     ac = micro_ac()
     batch = make_batch(fake_trajectories(ac, 2, horizon=4, returns=[1.0, 0.0]), 0.99, 0.95)
@@ -168,8 +170,8 @@ def test_ppo_updates_raise_the_log_prob_of_rewarded_actions():
     more likely, the failed ones less (the advantage sign is followed)."""
     import torch
 
+    from vla_gen_bench.training.actor_critic import make_optimizer, score
     from vla_gen_bench.training.ppo import PPOConfig, make_batch, ppo_update
-    from vla_gen_bench.training.rl_common import make_optimizer, score
 
     ac = micro_ac()
     trajs = fake_trajectories(ac, 2, horizon=4, returns=[1.0, 0.0])
@@ -210,8 +212,8 @@ def test_pg_coef_scales_the_policy_gradient_of_the_update():
     value loss off and lr 0 so both runs see the same weights)."""
     import torch
 
+    from vla_gen_bench.training.actor_critic import make_optimizer
     from vla_gen_bench.training.ppo import PPOConfig, make_batch, ppo_update
-    from vla_gen_bench.training.rl_common import make_optimizer
 
     ac = micro_ac()
     batch = make_batch(fake_trajectories(ac, 2, horizon=3, returns=[1.0, 0.0]), 0.99, 0.95, "terminal")
@@ -224,7 +226,7 @@ def test_pg_coef_scales_the_policy_gradient_of_the_update():
 
 
 def test_weight_decay_reaches_both_parameter_groups():
-    from vla_gen_bench.training.rl_common import make_optimizer
+    from vla_gen_bench.training.actor_critic import make_optimizer
 
     ac = micro_ac()
     assert [g["weight_decay"] for g in make_optimizer(ac, 1e-4, 3e-3).param_groups] == [0.0, 0.0]

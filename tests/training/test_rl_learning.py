@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.training.test_rl_common import micro_ckpt
+from tests.training.test_rl_shared import micro_ckpt
 
 
 class ColourTask:
@@ -88,7 +88,7 @@ def _success(out: Path) -> list[float]:
 
 
 def _model():
-    from vla_gen_bench.training.rl_common import ModelConfig
+    from vla_gen_bench.training.rl_config import ModelConfig
 
     return ModelConfig(init=confident_ckpt(), lora_r=8, device="cpu", dtype="float32")
 
@@ -98,7 +98,7 @@ def run_ppo(tmp_path: Path, **overrides) -> list[float]:
     from rich.console import Console
 
     from vla_gen_bench.training.ppo import PPOConfig, train
-    from vla_gen_bench.training.rl_common import EvalConfig, RolloutConfig
+    from vla_gen_bench.training.rl_config import EvalConfig, RolloutConfig
 
     n = 64
     cfg = PPOConfig(out=tmp_path / "ppo", model=_model(), rollout=RolloutConfig(workers=0, horizon=2),
@@ -114,7 +114,7 @@ def run_grpo(tmp_path: Path, **overrides) -> list[float]:
     from rich.console import Console
 
     from vla_gen_bench.training.grpo import GRPOConfig, train
-    from vla_gen_bench.training.rl_common import EvalConfig, RolloutConfig
+    from vla_gen_bench.training.rl_config import EvalConfig, RolloutConfig
 
     cfg = GRPOConfig(out=tmp_path / "grpo", model=_model(), rollout=RolloutConfig(workers=0, horizon=2),
                      eval=EvalConfig(at_end=False), iterations=GRPO_ITERS, groups_per_iter=8, group_size=8,

@@ -1,4 +1,5 @@
-"""Shared helpers for the RL tests (a micro checkpoint per process) and tests of the shared pieces."""
+"""Shared helpers for the RL tests (a micro checkpoint per process) and tests of the pieces PPO, GRPO and DPO
+share (training/rl_config.py, actor_critic.py, rollouts.py, run_dir.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def micro_ac(with_value: bool = True, seed: int = 0, perturb: float = 0.05, **mo
     """A micro actor-critic whose LoRA B matrices are perturbed (so the adapters change the policy)."""
     import torch
 
-    from vla_gen_bench.training.rl_common import ModelConfig, build_actor_critic
+    from vla_gen_bench.training.actor_critic import build_actor_critic
+    from vla_gen_bench.training.rl_config import ModelConfig
 
     ac = build_actor_critic(ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32", **model),
                             with_value=with_value, seed=seed)  # fmt: skip
@@ -43,7 +45,7 @@ def images(n: int, seed: int = 0, size: int = 64) -> np.ndarray:
 
 def fake_trajectories(ac, n: int, horizon: int = 4, groups=None, returns=None, seed: int = 0):
     """Trajectories recorded by the real RolloutPolicy on random images (no simulator)."""
-    from vla_gen_bench.training.rl_common import RolloutPolicy, Trajectory
+    from vla_gen_bench.training.rollouts import RolloutPolicy, Trajectory
 
     pol = RolloutPolicy(ac, temperature=1.0, seed=seed)
     out = []
@@ -68,7 +70,7 @@ def fake_trajectories(ac, n: int, horizon: int = 4, groups=None, returns=None, s
 
 # ------------------------------------------------------------------------------------------ tests
 def test_training_items_refuse_test_pools_and_eval_seeds():
-    from vla_gen_bench.training.rl_common import training_items
+    from vla_gen_bench.training.rollouts import training_items
     from vla_gen_bench.variants import TrainingPoolError
 
     items = training_items("ind", 1000, 0, 3, repeats=2)
@@ -84,7 +86,7 @@ def test_training_items_refuse_test_pools_and_eval_seeds():
 def test_training_config_on_a_test_pool_is_refused(tmp_path):
     """train() checks every episode before rolling out: a test-pool variant never reaches the simulator."""
     from vla_gen_bench.training.ppo import PPOConfig, train
-    from vla_gen_bench.training.rl_common import ModelConfig, RolloutConfig
+    from vla_gen_bench.training.rl_config import ModelConfig, RolloutConfig
     from vla_gen_bench.variants import TrainingPoolError
 
     class NoEnv:  # any use of the env would fail loudly
@@ -127,7 +129,7 @@ def test_recipes_hold_ours_released_and_text_values():
 
 
 def test_metrics_log_keeps_columns_across_resume(tmp_path):
-    from vla_gen_bench.training.rl_common import MetricsLog
+    from vla_gen_bench.training.run_dir import MetricsLog
 
     MetricsLog(tmp_path / "m.csv").log({"iteration": 1, "loss": 0.5})
     log = MetricsLog(tmp_path / "m.csv")
@@ -138,7 +140,7 @@ def test_metrics_log_keeps_columns_across_resume(tmp_path):
 def test_update_mode_keeps_batchnorm_on_running_statistics():
     from torch import nn
 
-    from vla_gen_bench.training.rl_common import update_mode
+    from vla_gen_bench.training.actor_critic import update_mode
 
     model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.1))
     model.eval()
@@ -154,7 +156,9 @@ def test_continue_adapter_trains_the_warmup_adapter_from_the_warmup_policy(tmp_p
 
     from vla_gen_bench.models.checkpoint import load_openvla, save_checkpoint
     from vla_gen_bench.models.lora import attach_lora, save_lora
-    from vla_gen_bench.training.rl_common import ModelConfig, RolloutPolicy, build_actor_critic, score
+    from vla_gen_bench.training.actor_critic import build_actor_critic, score
+    from vla_gen_bench.training.rl_config import ModelConfig
+    from vla_gen_bench.training.rollouts import RolloutPolicy
 
     vla = load_openvla(micro_ckpt(), device="cpu", dtype="float32")
     vla.model = attach_lora(vla.model, r=4)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.training.test_rl_common import micro_ac, micro_ckpt
+from tests.training.test_rl_shared import micro_ac, micro_ckpt
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 
 def test_rollouts_are_the_same_in_process_per_worker_and_served():
-    from vla_gen_bench.training.rl_common import ModelConfig, RolloutConfig, Rollouts, training_items
+    from vla_gen_bench.training.rl_config import ModelConfig, RolloutConfig
+    from vla_gen_bench.training.rollouts import Rollouts, training_items
 
     ac = micro_ac()
     items = training_items("ind", 1000, 0, 3)
@@ -48,13 +49,9 @@ def test_chunked_checkpoint_rolls_out_one_decision_per_chunk_in_process_and_serv
     import tempfile
     from pathlib import Path
 
-    from vla_gen_bench.training.rl_common import (
-        ModelConfig,
-        RolloutConfig,
-        Rollouts,
-        build_actor_critic,
-        training_items,
-    )
+    from vla_gen_bench.training.actor_critic import build_actor_critic
+    from vla_gen_bench.training.rl_config import ModelConfig, RolloutConfig
+    from vla_gen_bench.training.rollouts import Rollouts, training_items
 
     ckpt = Path(tempfile.mkdtemp(prefix="vgb-chunk-")) / "micro3"
     shutil.copytree(micro_ckpt(), ckpt)

@@ -23,7 +23,8 @@ from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig, update_mode
+from vla_gen_bench.training.actor_critic import update_mode
+from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def trajectory_logp(ac, traj, temperature: float, chunk: int, weight: float | No
     ``weight * log pi(tau)`` chunk by chunk (gradients accumulate in the LoRA tensors)."""
     import torch
 
-    from vla_gen_bench.training.rl_common import score
+    from vla_gen_bench.training.actor_critic import score
 
     total = 0.0
     for s in range(0, len(traj.tokens), chunk):
@@ -153,20 +154,10 @@ def train(cfg: DPOConfig, env=None, console=None) -> Path:
     import torch
     from rich.console import Console
 
+    from vla_gen_bench.training.actor_critic import build_actor_critic, export_policy, make_optimizer
     from vla_gen_bench.training.ppo import _evaluate
-    from vla_gen_bench.training.rl_common import (
-        MetricsLog,
-        Rollouts,
-        Timer,
-        build_actor_critic,
-        export_policy,
-        make_optimizer,
-        prepare_run_dir,
-        restore_state,
-        rollout_stats,
-        save_state,
-        training_items,
-    )
+    from vla_gen_bench.training.rollouts import Rollouts, rollout_stats, training_items
+    from vla_gen_bench.training.run_dir import MetricsLog, Timer, prepare_run_dir, restore_state, save_state
 
     console = console or Console(stderr=True)
     if not torch.cuda.is_available():

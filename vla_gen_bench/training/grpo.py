@@ -18,7 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig, update_mode
+from vla_gen_bench.training.actor_critic import update_mode
+from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def group_advantages(returns: np.ndarray, groups: np.ndarray, eps: float = 1e-6)
 
 def make_batch(trajs, eps: float):
     """Transitions of the trajectories that carry signal (non-zero group advantage), advantage broadcast per step."""
-    from vla_gen_bench.training.rl_common import Batch
+    from vla_gen_bench.training.advantages import Batch
 
     adv = group_advantages(np.array([t.return_ for t in trajs]), np.array([t.group for t in trajs]), eps)
     keep = [(t, a) for t, a in zip(trajs, adv, strict=True) if a != 0.0]
@@ -108,8 +109,8 @@ def grpo_update(ac, optimizer, batch, cfg: GRPOConfig, generator) -> dict[str, f
     """Clipped-surrogate passes over ``batch`` (+ optional KL to the warm-up policy)."""
     import torch
 
+    from vla_gen_bench.training.actor_critic import score
     from vla_gen_bench.training.ppo import clipped_surrogate
-    from vla_gen_bench.training.rl_common import score
 
     dev = ac.vla.device
     adv = torch.as_tensor(batch.advantages, dtype=torch.float32, device=dev)
@@ -168,20 +169,10 @@ def train(cfg: GRPOConfig, env=None, console=None) -> Path:
     import torch
     from rich.console import Console
 
+    from vla_gen_bench.training.actor_critic import build_actor_critic, export_policy, make_optimizer
     from vla_gen_bench.training.ppo import _evaluate
-    from vla_gen_bench.training.rl_common import (
-        MetricsLog,
-        Rollouts,
-        Timer,
-        build_actor_critic,
-        export_policy,
-        make_optimizer,
-        prepare_run_dir,
-        restore_state,
-        rollout_stats,
-        save_state,
-        training_items,
-    )
+    from vla_gen_bench.training.rollouts import Rollouts, rollout_stats, training_items
+    from vla_gen_bench.training.run_dir import MetricsLog, Timer, prepare_run_dir, restore_state, save_state
 
     console = console or Console(stderr=True)
     if not torch.cuda.is_available():

@@ -28,7 +28,8 @@ from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.rl_common import EvalConfig, ModelConfig, RolloutConfig, update_mode
+from vla_gen_bench.training.actor_critic import update_mode
+from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def value_loss(values, old_values, returns, clip: float | None):
 def make_batch(trajs, gamma: float, lam: float, truncation: str = "bootstrap"):
     """Flatten trajectories into one update batch with GAE advantages; the horizon is bootstrapped with each
     trajectory's ``last_value`` (``truncation="bootstrap"``) or ends in a terminal state (``"terminal"``)."""
-    from vla_gen_bench.training.rl_common import Batch, compute_gae
+    from vla_gen_bench.training.advantages import Batch, compute_gae
 
     if truncation not in ("bootstrap", "terminal"):
         raise ValueError(f"unknown truncation {truncation!r}; allowed: bootstrap, terminal")
@@ -172,7 +173,7 @@ def ppo_update(
     Returns mean diagnostics."""
     import torch
 
-    from vla_gen_bench.training.rl_common import score
+    from vla_gen_bench.training.actor_critic import score
 
     adv = torch.as_tensor(batch.advantages, dtype=torch.float32)
     if cfg.norm_adv and len(adv) > 1:
@@ -239,19 +240,9 @@ def train(cfg: PPOConfig, env=None, console=None) -> Path:
     import torch
     from rich.console import Console
 
-    from vla_gen_bench.training.rl_common import (
-        MetricsLog,
-        Rollouts,
-        Timer,
-        build_actor_critic,
-        export_policy,
-        make_optimizer,
-        prepare_run_dir,
-        restore_state,
-        rollout_stats,
-        save_state,
-        training_items,
-    )
+    from vla_gen_bench.training.actor_critic import build_actor_critic, export_policy, make_optimizer
+    from vla_gen_bench.training.rollouts import Rollouts, rollout_stats, training_items
+    from vla_gen_bench.training.run_dir import MetricsLog, Timer, prepare_run_dir, restore_state, save_state
 
     console = console or Console(stderr=True)
     if not torch.cuda.is_available():
@@ -317,7 +308,9 @@ def train(cfg: PPOConfig, env=None, console=None) -> Path:
 def _evaluate(ac, cfg, iteration: int | None, console) -> None:
     import json
 
-    from vla_gen_bench.training.rl_common import MetricsLog, evaluate_policy, export_policy
+    from vla_gen_bench.training.actor_critic import export_policy
+    from vla_gen_bench.training.rl_eval import evaluate_policy
+    from vla_gen_bench.training.run_dir import MetricsLog
 
     tag = f"iter_{iteration:04d}" if iteration is not None else "final"
     ckpt = export_policy(ac, cfg.out / "checkpoints" / tag) if iteration is not None else cfg.out / "policy"

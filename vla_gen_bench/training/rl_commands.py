@@ -116,7 +116,7 @@ def _run(algo: str, cmd: _TrainRL) -> int:
 
     from rich.console import Console
 
-    from vla_gen_bench.training.rl_common import to_jsonable
+    from vla_gen_bench.training.run_dir import to_jsonable
     from vla_gen_bench.variants import TrainingPoolError
 
     console = Console(stderr=True, soft_wrap=True)
