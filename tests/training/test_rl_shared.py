@@ -116,6 +116,7 @@ def test_recipes_hold_ours_released_and_text_values():
         assert "sft" in str(ours.model.init)
         assert "warmup" in str(rel.model.init) and rel.model.init == txt.model.init
         assert rel.update_epochs == 1 and rel.rollout.temperature == 1.0 and rel.hparams == "released"
+        assert txt.update_epochs == 1 and txt.rollout.temperature == 1.0
     assert resolve_config("ppo", preset="openvla-7b").model.continue_adapter  # LoRA warm-up
     assert not resolve_config("ppo", preset="tiny", hparams="released").model.continue_adapter  # full FT
     cfg = resolve_config("ppo", set=("gamma=0.5", "rollout.workers=1", "eval.seeds=[0,1]"), iterations=3)

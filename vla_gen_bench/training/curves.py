@@ -31,8 +31,9 @@ def plot_curve(
         from matplotlib.figure import Figure
     except ImportError:
         return None
-    if not rows:
-        return None
+    need = ("env_steps", "success", "grasp", "return_mean")
+    if not rows or any(k not in rows[0] for k in need):
+        return None  # no rows yet, or a log with other columns (e.g. a test's): nothing to draw
     x = np.array([float(r["env_steps"]) for r in rows])
     fig = Figure(figsize=(7, 5.5))
     top, bottom = fig.subplots(2, 1, sharex=True)
