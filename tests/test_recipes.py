@@ -76,7 +76,7 @@ def test_cli_parses_recipe_fields_over_the_recipe(capsys):
         "released",
     )  # the named set
     assert (
-        cfg["iterations"] == base["iterations"] == 60 and base["hparams"] == "ours"
+        cfg["iterations"] == base["iterations"] == 40 and base["hparams"] == "ours"
     )  # the rest: the recipe's
     old = _dry_run(capsys, "ppo", "--preset", "tiny", "--hparams", "released", "--set", "lr=1e-4", "--set",
                    "rollout.workers=1", "--set", "eval.seeds=[0,1]")  # fmt: skip
