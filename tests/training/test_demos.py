@@ -102,6 +102,20 @@ def test_collect_two_episodes_writes_a_valid_dataset(tmp_path):
 
 
 @pytest.mark.sim
+@pytest.mark.slow
+def test_two_worker_processes_collect_every_episode_once(tmp_path):
+    """workers=2 runs the episodes in the shared worker pool (eval.pool): each one is written once, by name."""
+    from vla_gen_bench.training.demos import DemoConfig, collect, done_names, episode_name
+
+    out = tmp_path / "demos"
+    card = collect(DemoConfig(episodes=3, workers=2, out=out, camera="fast"), progress=False)
+    assert card["episodes_kept"] + card["episodes_failed"] == 3
+    assert card["session"]["attempted_now"] == 3
+    assert done_names(out) == {episode_name(1000, k) for k in range(3)}
+    assert not list(out.rglob("*.tmp*"))
+
+
+@pytest.mark.sim
 def test_dart_noise_perturbs_the_executed_actions_but_stores_the_clean_labels(tmp_path):
     """Noise on what runs (translation, yaw, premature gripper closes), clean demonstrator labels on disk."""
     from vla_gen_bench.training.demos import DemoConfig, DemoConfigError, IdleFilter, collect

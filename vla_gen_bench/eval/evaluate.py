@@ -22,6 +22,7 @@ import tyro
 
 from vla_gen_bench.cameras import CameraName
 from vla_gen_bench.eval import records
+from vla_gen_bench.eval.pool import PoolError
 from vla_gen_bench.eval.records import EPISODES, RUN_JSON, EpisodeRecord
 
 # a run directory may be resumed only by a command that agrees on these
@@ -458,32 +459,36 @@ class Worker:
             env.close()
 
 
-def _process_main(cfg: Evaluate, index: int, videos: int, out_dir: str, tasks, results,
-                  policy_url: str | None = None) -> None:  # fmt: skip
-    """Worker process: set up, optionally probe, then run batches until it receives None."""
-    import logging
-    import traceback
+class _PoolWorker:
+    """A :class:`Worker` in a worker process of the pool (:mod:`.pool`): set up (and probe) once, then run the
+    batches it is given, writing videos into the run directory."""
 
-    logging.getLogger("mani_skill").setLevel(logging.ERROR)
-    w = Worker(cfg, index, videos, policy_url=policy_url)
-    try:
-        info = w.setup()
-        if cfg.check:
-            info["probe"] = w.probe()
-        results.put(("ready", index, info))
-        while (batch := tasks.get()) is not None:
-            results.put(("done", index, w.run(batch, Path(out_dir))))
-    except BaseException as e:  # noqa: BLE001 - everything goes back to the parent, which decides
-        results.put(("error", index, f"{type(e).__name__}: {e}", traceback.format_exc()))
-    finally:
-        w.close()
+    def __init__(self, cfg: Evaluate, videos: int, out_dir: str, policy_url: str | None, index: int) -> None:
+        import logging
+
+        logging.getLogger("mani_skill").setLevel(logging.ERROR)
+        self.w = Worker(cfg, index, videos, policy_url=policy_url)
+        self.out_dir = Path(out_dir)
+
+    def setup(self) -> dict:
+        info = self.w.setup()
+        if self.w.cfg.check:
+            info["probe"] = self.w.probe()
+        return info
+
+    def run(self, batch: list[Item]) -> list[tuple[EpisodeRecord, bytes | None]]:
+        return self.w.run(batch, self.out_dir)
+
+    def close(self) -> None:
+        self.w.close()
 
 
 # ---------------------------------------------------------------------------------------------- backends
 class _Local:
-    """Worker processes (multiprocessing, spawn), each fed its own queue; in-process when workers == 1.
+    """Worker processes (the shared :class:`.pool.WorkerPool`, spawn), each fed its own queue; in-process when
+    workers == 1.
 
-    The parent knows which batch each worker holds, so a worker process that dies (killed, segfault, out of memory)
+    The pool knows which batch each worker holds, so a worker process that dies (killed, segfault, out of memory)
     is replaced and its batch handed to the replacement: nothing is lost and, since only the parent writes records,
     nothing is written twice. A policy process (``policy``), when there is one, is watched too: its death stops the
     run with a message saying how to resume.
@@ -500,65 +505,14 @@ class _Local:
             if cfg.check:
                 self.info[0]["probe"] = self.w.probe()
             return
-        import multiprocessing as mp
+        from functools import partial
 
-        self.ctx = mp.get_context("spawn")
-        self.results = self.ctx.Queue()
-        self.procs: dict[int, Any] = {}
-        self.queues: dict[int, Any] = {}
-        self.holding: dict[int, list[Item] | None] = {}
-        self.restarts = 0
-        for i in range(cfg.workers):
-            self._start(i)
-        self.info = [None] * cfg.workers
-        for _ in range(cfg.workers):
-            msg = self._get()
-            self.info[msg[1]] = msg[2]
+        from vla_gen_bench.eval.pool import WorkerPool
 
-    def _start(self, i: int) -> None:
-        self.queues[i] = self.ctx.Queue()
-        url = self.policy.url if self.policy is not None else None
-        self.procs[i] = self.ctx.Process(target=_process_main, daemon=True,
-                                         args=(self.cfg, i, self.videos, str(self.out_dir), self.queues[i],
-                                               self.results, url))  # fmt: skip
-        self.procs[i].start()
-        self.holding[i] = None
-
-    def _check(self) -> None:
-        """Raise if the policy process died; replace dead workers and give their batch to the replacement."""
-        import sys
-
-        if self.policy is not None and (err := self.policy.died()) is not None:
-            raise err
-        for i, p in self.procs.items():
-            if p.is_alive() or p.exitcode == 0:
-                continue
-            if self.restarts >= self.MAX_RESTARTS:
-                raise RuntimeError(f"worker process {i} died (exit code {p.exitcode}) after {self.restarts} restarts; "
-                                   "see the messages above. Finished episodes are saved: re-run to resume")  # fmt: skip
-            self.restarts += 1
-            batch = self.holding[i]
-            print(f"worker {i} died (exit code {p.exitcode}); restarting it"
-                  + (f" and re-running its {len(batch)} episode(s)" if batch else ""), file=sys.stderr)  # fmt: skip
-            self._start(i)
-            if batch:
-                self.queues[i].put(batch)
-                self.holding[i] = batch
-
-    def _get(self):
-        import queue
-
-        while True:
-            try:
-                msg = self.results.get(timeout=2)
-            except queue.Empty:
-                self._check()
-                continue
-            if msg[0] == "error":
-                if self.policy is not None and (err := self.policy.died()) is not None:
-                    raise err from WorkerError(msg[2], msg[3])
-                raise WorkerError(msg[2], msg[3])
-            return msg
+        self.pool = WorkerPool(partial(_PoolWorker, cfg, videos, str(out_dir), url), cfg.workers,
+                               restarts=self.MAX_RESTARTS, watch=policy.died if policy is not None else None,
+                               poll_s=2.0, name="worker", describe=lambda batch: f"{len(batch)} episode(s)")  # fmt: skip
+        self.info = self.pool.info
 
     def run(self, batches: list[list[Item]]):
         if self.cfg.workers == 1:
@@ -572,32 +526,13 @@ class _Local:
                         raise err from e
                     raise
             return
-        todo = list(batches)
-        for i in self.procs:
-            if todo:
-                self.holding[i] = todo.pop(0)
-                self.queues[i].put(self.holding[i])
-        while any(b is not None for b in self.holding.values()):
-            msg = self._get()
-            if msg[0] == "ready":  # a replacement worker came up; its batch is already queued
-                continue
-            i = msg[1]
-            self.holding[i] = todo.pop(0) if todo else None
-            if self.holding[i] is not None:
-                self.queues[i].put(self.holding[i])
-            yield msg[2]
+        yield from self.pool.imap_unordered(batches)
 
     def close(self) -> None:
         if self.cfg.workers == 1:
             self.w.close()
             return
-        for i, p in self.procs.items():
-            if p.is_alive():
-                self.queues[i].put(None)
-        for p in self.procs.values():
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
+        self.pool.close(wait_s=30)
 
 
 class _Ray:
@@ -653,10 +588,9 @@ class _RayWorker:
         return self.w.run(batch, None)  # may run on another machine: videos come back as bytes
 
 
-class WorkerError(RuntimeError):
-    def __init__(self, message: str, trace: str):
-        super().__init__(message)
-        self.trace = trace
+# a worker's exception (message "Type: text", the worker's traceback in ``trace``) or a worker process that died with
+# no restarts left: the pool's error, under the name this module has always raised
+WorkerError = PoolError
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -912,7 +846,8 @@ def evaluate_command(cfg: Evaluate) -> int:
         if e.args[0].startswith(("RemotePolicyError", "PolicyCallError")):  # the message says it all
             console.print(f"{e.args[0].split(': ', 1)[1]}. {kept()}.", style="red", markup=False)
             return 1
-        console.print(e.trace, markup=False)
+        if e.trace:
+            console.print(e.trace, markup=False)
         console.print(f"a worker failed: {e}. {kept()}.", style="red", markup=False)
         return 1
     except KeyboardInterrupt:

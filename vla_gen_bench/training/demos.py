@@ -195,8 +195,9 @@ EVAL_SEEDS = (0, 1, 2)
 class DemoWorker:
     """One simulator process: collects the episodes it is given and writes each as soon as it is done."""
 
-    def __init__(self, cfg: DemoConfig):
+    def __init__(self, cfg: DemoConfig, index: int = 0):
         self.cfg = cfg
+        self.index = index
         self.env = None
 
     def setup(self) -> None:
@@ -267,6 +268,10 @@ class DemoWorker:
             episode=k, spec=json.dumps(spec.to_dict(), default=str),
         )  # fmt: skip
         return {**row, "kept": int(keep.sum())}
+
+    def run(self, k: int) -> dict[str, Any]:
+        """The worker pool's name for :meth:`collect`."""
+        return self.collect(k)
 
     def close(self) -> None:
         if self.env is not None:
@@ -344,25 +349,6 @@ def done_names(root: Path) -> set[str]:
     out = {p.name.removesuffix(".npz") for p in (root / "episodes").glob("*.npz") if ".tmp" not in p.name}
     out |= {p.stem for p in (root / "failed").glob("*.json")}
     return out
-
-
-def _worker_main(cfg: DemoConfig, tasks, results) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    w = DemoWorker(cfg)
-    try:
-        w.setup()
-        results.put(("ready", None))
-        while True:
-            k = tasks.get()
-            if k is None:
-                break
-            results.put(("done", w.collect(k)))
-    except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
-        import traceback
-
-        results.put(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
-    finally:
-        w.close()
 
 
 # ---------------------------------------------------------------------------------------------- collection
@@ -454,46 +440,26 @@ def _run(cfg: DemoConfig, todo: list[int], progress: bool):
             finally:
                 w.close()
             return
-        import multiprocessing as mp
-        import queue
+        from functools import partial
 
-        ctx = mp.get_context("spawn")
-        tasks, results = ctx.Queue(), ctx.Queue()
-        n = min(cfg.workers, len(todo))
-        procs = [ctx.Process(target=_worker_main, args=(cfg, tasks, results), daemon=True) for _ in range(n)]
-        for p in procs:
-            p.start()
-        for k in todo:
-            tasks.put(k)
-        for _ in procs:
-            tasks.put(None)
+        from vla_gen_bench.eval.pool import PoolError, WorkerPool
+
+        pool = None
         finished = False
         try:
-            got = 0
-            while got < len(todo):
-                try:
-                    kind, payload = results.get(timeout=5)
-                except queue.Empty:
-                    dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
-                    if dead:
-                        raise RuntimeError(f"demo worker died (exit code {dead[0].exitcode})") from None
-                    continue
-                if kind == "error":
-                    raise RuntimeError(f"demo worker failed: {payload}")
-                if kind == "done":
-                    got += 1
-                    ok += payload["success"]
-                    bar.update(task, advance=1, ok=ok)
-                    yield payload
+            pool = WorkerPool(partial(DemoWorker, cfg), min(cfg.workers, len(todo)), name="demo worker")
+            for row in pool.imap_unordered(todo):
+                ok += row["success"]
+                bar.update(task, advance=1, ok=ok)
+                yield row
             finished = True
+        except PoolError as e:
+            raise e.with_trace(f"demo worker {e.index} failed: ") from None
         finally:
             # after an error the others are stopped at once (15 workers joined one after another took 6 minutes);
-            # after success they have their stop sentinels and get 30 s together to exit
-            deadline = time.monotonic() + (30 if finished else 0)
-            for p in procs:
-                p.join(timeout=max(0.0, deadline - time.monotonic()))
-                if p.is_alive():
-                    p.terminate()
+            # after success they are asked to stop and get 30 s together to exit
+            if pool is not None:
+                pool.close(wait_s=30, now=not finished)
 
 
 def _cfg_dict(cfg: DemoConfig) -> dict[str, Any]:

@@ -15,8 +15,6 @@ policy answers all envs in one batched forward (``act_batch``); both paths run t
 
 from __future__ import annotations
 
-import os
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,64 +202,79 @@ class _WorkerSpec:
     with_value: bool
 
 
-def _worker_main(spec: _WorkerSpec, index: int, tasks, results) -> None:
-    """Rollout worker: one env + one policy copy; receives (trainable state, items, sampling seed), returns
-    trajectories."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
+class _RolloutWorker:
+    """Rollout worker (a process of the shared :class:`~vla_gen_bench.eval.pool.WorkerPool`): one env + one policy
+    copy; each task is (trainable state, items, sampling seed, keys) and returns the items' trajectories."""
+
+    def __init__(self, spec: _WorkerSpec, index: int) -> None:
+        self.spec, self.index = spec, index
+        self.env = None
+
+    def setup(self) -> None:
         import torch
 
         torch.set_num_threads(1)
         from vla_gen_bench.envs import make_env
 
-        env = make_env(
+        spec = self.spec
+        self.env = make_env(
             camera=spec.rollout.camera, sim_freq=spec.rollout.sim_freq, num_envs=spec.rollout.num_envs
         )
-        ac = build_actor_critic(spec.model, with_value=spec.with_value)
-        policy = RolloutPolicy(ac, temperature=spec.rollout.temperature)
-        results.put(("ready", index, None))
-        while (msg := tasks.get()) is not None:
-            state, items, seed, keys = msg
-            ac.load_trainable_state(state)
-            policy.generator.manual_seed(seed)
-            results.put(("done", index, collect(env, policy, items, spec.rollout.horizon, keys)))
-        env.close()
-    except BaseException as e:  # noqa: BLE001 - reported to the learner, which raises
-        results.put(("error", index, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+        self.ac = build_actor_critic(spec.model, with_value=spec.with_value)
+        self.policy = RolloutPolicy(self.ac, temperature=spec.rollout.temperature)
+
+    def run(self, task) -> list[Trajectory]:
+        state, items, seed, keys = task
+        self.ac.load_trainable_state(state)
+        self.policy.generator.manual_seed(seed)
+        return collect(self.env, self.policy, items, self.spec.rollout.horizon, keys)
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
 
 
-def _sim_worker_main(rollout: RolloutConfig, index: int, url: str, tasks, results) -> None:
+class _SimWorker:
     """Simulator-only rollout worker (``policy_server``): steps its env with the learner's served policy and returns,
     per item, what only the simulator knows: rewards, success, grasp and the final observation."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
+
+    def __init__(self, rollout: RolloutConfig, url: str, index: int) -> None:
+        self.rollout, self.url, self.index = rollout, url, index
+        self.env = None
+
+    def setup(self) -> None:
         from vla_gen_bench.envs import make_env
-        from vla_gen_bench.eval.runner import run_batch
         from vla_gen_bench.policies.remote import RemotePolicy
 
-        env = make_env(camera=rollout.camera, sim_freq=rollout.sim_freq)
-        policy = RemotePolicy(url, timeout_s=rollout.policy_timeout)
-        results.put(("ready", index, None))
-        while (msg := tasks.get()) is not None:
-            items, keys = msg
-            out = []
-            for it, key in zip(items, keys, strict=True):
-                rewards: list[float] = []
-                last: dict[str, np.ndarray] = {}
+        self.env = make_env(camera=self.rollout.camera, sim_freq=self.rollout.sim_freq)
+        self.policy = RemotePolicy(self.url, timeout_s=self.rollout.policy_timeout)
 
-                def on_step(t, obs, action, next_obs, reward, info, _r=rewards, _last=last):
-                    _r.append(float(reward[0]))
-                    if t == rollout.horizon - 1:
-                        _last["image"] = next_obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy()
+    def run(self, task) -> list[dict]:
+        from vla_gen_bench.eval.runner import run_batch
 
-                res = run_batch(env, [policy], [it.seed], [it.spec], max_steps=rollout.horizon, on_step=on_step,
-                                episode_keys=[key])[0]  # fmt: skip
-                out.append({"rewards": np.asarray(rewards, np.float32), "success": res.success_at_end,
-                            "grasped": res.ever_grasped, "last_image": last["image"]})  # fmt: skip
-            results.put(("done", index, out))
-        env.close()
-    except BaseException as e:  # noqa: BLE001 - reported to the learner, which raises
-        results.put(("error", index, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+        items, keys = task
+        horizon = self.rollout.horizon
+        out = []
+        for it, key in zip(items, keys, strict=True):
+            rewards: list[float] = []
+            last: dict[str, np.ndarray] = {}
+
+            def on_step(t, obs, action, next_obs, reward, info, _r=rewards, _last=last):
+                _r.append(float(reward[0]))
+                if t == horizon - 1:
+                    _last["image"] = next_obs["sensor_data"]["policy_camera"]["rgb"][0].cpu().numpy()
+
+            res = run_batch(self.env, [self.policy], [it.seed], [it.spec], max_steps=horizon, on_step=on_step,
+                            episode_keys=[key])[0]  # fmt: skip
+            out.append({"rewards": np.asarray(rewards, np.float32), "success": res.success_at_end,
+                        "grasped": res.ever_grasped, "last_image": last["image"]})  # fmt: skip
+        return out
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
 
 
 class Rollouts:
@@ -273,7 +286,7 @@ class Rollouts:
     def __init__(self, model: ModelConfig, rollout: RolloutConfig, ac: ActorCritic, env=None) -> None:
         self.cfg = rollout
         self.ac = ac
-        self.procs: list = []
+        self.pool = None  # the worker processes (eval.pool.WorkerPool), when rollouts run in them
         self.env = env
         self._own_env = False
         self.server = None
@@ -284,11 +297,10 @@ class Rollouts:
                 raise ValueError("rollout.num_envs > 1 needs ManiSkill's GPU simulator (CUDA); on CPU use "
                                  "rollout.workers = N processes instead")  # fmt: skip
         if rollout.workers > 0 and env is None and rollout.num_envs == 1:
-            import multiprocessing as mp
+            from functools import partial
 
-            ctx = mp.get_context("spawn")
-            self.results = ctx.Queue()
-            self.tasks = [ctx.Queue() for _ in range(rollout.workers)]
+            from vla_gen_bench.eval.pool import PoolError, WorkerPool
+
             if rollout.policy_server:
                 from vla_gen_bench.policies.serve import PolicyServer
 
@@ -296,16 +308,16 @@ class Rollouts:
                 self.server = PolicyServer(self.policy, host="127.0.0.1", port=0, name="rollout-policy",
                                            max_batch=max(rollout.workers, 1))  # fmt: skip
                 url = f"ws://127.0.0.1:{self.server.start()}"
-                target, args = _sim_worker_main, lambda i: (rollout, i, url, self.tasks[i], self.results)
+                factory = partial(_SimWorker, rollout, url)
             else:
-                spec = _WorkerSpec(model, rollout, ac.value_head is not None)
-                target, args = _worker_main, lambda i: (spec, i, self.tasks[i], self.results)
-            for i in range(rollout.workers):
-                p = ctx.Process(target=target, args=args(i), daemon=True)
-                p.start()
-                self.procs.append(p)
-            for _ in self.procs:
-                self._get("ready")
+                factory = partial(_RolloutWorker, _WorkerSpec(model, rollout, ac.value_head is not None))
+            try:
+                self.pool = WorkerPool(factory, rollout.workers, name="rollout worker")
+            except BaseException as e:
+                self.close()
+                if isinstance(e, PoolError):
+                    raise e.with_trace(f"rollout worker {e.index} failed: ") from None
+                raise
         else:
             if self.env is None:
                 from vla_gen_bench.envs import make_env
@@ -316,41 +328,29 @@ class Rollouts:
                 self._own_env = True
             self.policy = RolloutPolicy(ac, temperature=rollout.temperature)
 
-    def _get(self, kind: str):
-        import queue
+    def _map(self, shares: list) -> list:
+        """One share per worker process; the results by worker (a worker's exception carries its traceback)."""
+        from vla_gen_bench.eval.pool import PoolError
 
-        while True:
-            try:
-                msg = self.results.get(timeout=5)
-            except queue.Empty:
-                dead = [p for p in self.procs if not p.is_alive()]
-                if dead:
-                    raise RuntimeError(f"rollout worker exited with code {dead[0].exitcode}") from None
-                continue
-            if msg[0] == "error":
-                raise RuntimeError(f"rollout worker {msg[1]} failed: {msg[2]}")
-            if msg[0] != kind:
-                raise RuntimeError(f"unexpected worker message {msg[0]!r}")
-            return msg
+        try:
+            return self.pool.map_shards(shares)
+        except PoolError as e:
+            raise e.with_trace(f"rollout worker {e.index} failed: ") from None
 
     def collect(self, items: list[EpisodeItem], iteration: int, seed: int) -> list[Trajectory]:
         """Trajectories for ``items`` (same order), sampled with keys derived from (seed, iteration, item index)."""
         keys = rollout_keys(seed, iteration, len(items))
-        if not self.procs:
+        if self.pool is None:
             self.ac.vla.model.eval()
             self.policy.generator.manual_seed(sample_seed(seed, iteration))
             return collect(self.env, self.policy, items, self.cfg.horizon, keys)
         if self.server is not None:
             return self._collect_served(items, keys)
         state = self.ac.trainable_state()
-        n = len(self.procs)
-        shares = [items[i::n] for i in range(n)]
-        for i, share in enumerate(shares):
-            self.tasks[i].put((state, share, sample_seed(seed, iteration, i), keys[i::n]))
-        by_worker = {}
-        for _ in range(n):
-            _, i, trajs = self._get("done")
-            by_worker[i] = trajs
+        n = self.pool.n
+        by_worker = self._map(
+            [(state, items[i::n], sample_seed(seed, iteration, i), keys[i::n]) for i in range(n)]
+        )
         out: list[Trajectory | None] = [None] * len(items)
         for i in range(n):
             for j, tr in enumerate(by_worker[i]):
@@ -363,12 +363,9 @@ class Rollouts:
 
         self.ac.vla.model.eval()
         self.policy.records = []
-        n = len(self.procs)
-        for i in range(n):
-            self.tasks[i].put((items[i::n], keys[i::n]))
+        n = self.pool.n
         sim: list[dict | None] = [None] * len(items)
-        for _ in range(n):
-            _, i, rows = self._get("done")
+        for i, rows in enumerate(self._map([(items[i::n], keys[i::n]) for i in range(n)])):
             for j, row in enumerate(rows):
                 sim[i + j * n] = row
         rows_by_key = {}
@@ -396,13 +393,9 @@ class Rollouts:
         return out
 
     def close(self) -> None:
-        for q in getattr(self, "tasks", []):
-            q.put(None)
-        for p in self.procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-        self.procs = []
+        if self.pool is not None:
+            self.pool.close(wait_s=30)
+            self.pool = None
         if self.server is not None:
             self.server.stop()
             self.server = None

@@ -1,0 +1,128 @@
+"""The worker pool shared by evaluation, demos and RL rollouts, with trivial workers (no simulator)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from functools import partial
+
+import pytest
+
+from tests.eval.pool_workers import Echo, FailsSetup
+from vla_gen_bench.eval.pool import PoolError, WorkerPool
+
+
+def _children(pool: WorkerPool) -> list:
+    return list(pool._procs.values())
+
+
+def test_setup_info_map_shards_in_worker_order_and_imap_unordered(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the workers set it themselves
+    with WorkerPool(partial(Echo, "a"), 2) as pool:
+        assert [i["index"] for i in pool.info] == [0, 1] and {i["tag"] for i in pool.info} == {"a"}
+        assert all(i["omp"] == "1" for i in pool.info)
+        # worker 0 finishes last: results still come back by worker index
+        assert pool.map_shards([("sleep", 0.5, "x"), ("value", "y")]) == [(0, "x"), (1, "y")]
+        with pytest.raises(ValueError, match="one task per worker"):
+            pool.map_shards([("value", 1)])
+        got = list(pool.imap_unordered([("value", k) for k in range(7)]))
+        assert sorted(v for _, v in got) == list(range(7))
+        # the pool lives on: the same processes answer the next call
+        assert pool.map_shards([("value", 1), ("value", 2)]) == [(0, 1), (1, 2)]
+        procs = _children(pool)
+    assert not any(p.is_alive() for p in procs)
+
+
+def test_imap_unordered_gives_the_next_task_to_the_first_free_worker():
+    with WorkerPool(partial(Echo, "b"), 2) as pool:
+        tasks = [("sleep", 1.5, "slow")] + [("value", k) for k in range(4)]
+        got = list(pool.imap_unordered(tasks))
+    assert got[-1] == (0, "slow") and {i for i, _ in got[:-1]} == {1}
+
+
+def test_a_worker_killed_mid_task_is_replaced_and_its_task_resent(tmp_path, capsys):
+    marker = tmp_path / "die"
+    marker.touch()
+    with WorkerPool(partial(Echo, "c"), 2, restarts=1, poll_s=0.2,
+                    describe=lambda t: f"task {t[0]}") as pool:  # fmt: skip
+        got = list(pool.imap_unordered([("kill_once", str(marker), k) for k in range(4)]))
+        assert pool.restarted == 1
+    assert not marker.exists()
+    assert sorted(v for _, v in got) == [0, 1, 2, 3]  # nothing lost, nothing twice
+    assert "died (exit code -9); restarting it and re-running its task kill_once" in capsys.readouterr().err
+
+
+def test_restarts_exhausted_raise_pool_error_and_no_child_survives():
+    pool = WorkerPool(partial(Echo, "d"), 2, restarts=1, poll_s=0.2)
+    procs = _children(pool)
+    with pytest.raises(PoolError, match=r"worker process \d died \(exit code -9\) after 1 restarts") as e:
+        pool.map_shards([("kill",), ("sleep", 30, "x")])
+    assert e.value.exitcode == -9 and not e.value.trace
+    procs += _children(pool)
+    pool.close(now=True)
+    assert not any(p.is_alive() for p in procs)
+    with WorkerPool(
+        partial(Echo, "d"), 1, poll_s=0.2, name="demo worker"
+    ) as pool:  # no restarts: the first death
+        with pytest.raises(PoolError, match=r"^demo worker process 0 died \(exit code -9\)$"):
+            pool.map_shards([("kill",)])
+
+
+def test_a_worker_exception_carries_its_traceback():
+    with WorkerPool(partial(Echo, "e"), 2) as pool:
+        with pytest.raises(PoolError) as e:
+            list(pool.imap_unordered([("value", 1), ("raise", "boom")]))
+    err = e.value
+    assert str(err) == "ValueError: boom" and err.index in (0, 1) and err.exitcode is None
+    assert "_fail" in err.trace and "pool_workers.py" in err.trace and "ValueError: boom" in err.trace
+    detailed = err.with_trace("demo worker 1 failed: ")
+    assert str(detailed).startswith("demo worker 1 failed: ValueError: boom\nTraceback")
+    # a result that cannot be pickled fails in the worker, loudly (a queue would drop it and hang the parent)
+    with WorkerPool(partial(Echo, "e"), 1) as pool:
+        with pytest.raises(PoolError, match="pickle|Pickl"):
+            pool.map_shards([("unpicklable",)])
+
+
+def test_a_failed_setup_raises_and_leaves_no_process():
+    before = set(mp.active_children())
+    with pytest.raises(PoolError, match="OSError: no simulator here") as e:
+        WorkerPool(partial(FailsSetup, "f"), 2)
+    assert "setup" in e.value.trace
+    time.sleep(0.1)
+    assert set(mp.active_children()) <= before
+
+
+def test_watch_is_raised_and_chained_onto_a_worker_error():
+    class Died(RuntimeError):
+        pass
+
+    state = {"dead": False}
+    watch = lambda: Died("the policy process died") if state["dead"] else None  # noqa: E731
+    with WorkerPool(partial(Echo, "g"), 1, watch=watch, poll_s=0.1) as pool:
+        state["dead"] = True
+        with pytest.raises(Died):  # noticed while waiting
+            pool.map_shards([("sleep", 1.0, "x")])
+    state["dead"] = False
+    with WorkerPool(partial(Echo, "g"), 1, watch=watch, poll_s=0.1) as pool:
+        state["dead"] = True
+        with pytest.raises(
+            Died
+        ) as e:  # the worker's error arrives first: the death is raised, the error chained
+            pool.map_shards([("raise", "lost its server")])
+    assert isinstance(e.value.__cause__, PoolError) and "lost its server" in str(e.value.__cause__)
+
+
+def test_close_leaves_no_child_alive_even_with_a_busy_worker():
+    pool = WorkerPool(partial(Echo, "h"), 2)
+    procs = _children(pool)
+    pool._send(0, ("sleep", 60, "x"))  # busy: never reads its stop message in time
+    t0 = time.monotonic()
+    pool.close(wait_s=1.0)
+    assert time.monotonic() - t0 < 10
+    assert not any(p.is_alive() for p in procs)
+    pool.close()  # twice is harmless
+    pool = WorkerPool(partial(Echo, "h"), 1)
+    procs = _children(pool)
+    pool._send(0, ("sleep", 60, "x"))
+    pool.close(now=True)
+    assert not any(p.is_alive() for p in procs)
