@@ -141,6 +141,24 @@ def continue_lora(model, adapter_dir: Path):
     return peft_model
 
 
+def load_value_head(head, path: Path) -> None:
+    """Load a saved value head into ``head``.
+
+    Raises:
+        ValueError: the saved head has other layer shapes than ``model.value_widths`` builds.
+    """
+    from safetensors.torch import load_file
+
+    saved = load_file(str(path), device=str(next(head.parameters()).device))
+    own = head.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in saved.items()}
+    if shapes != {k: tuple(v.shape) for k, v in own.items()}:
+        raise ValueError(f"{path} does not fit this value head: saved layers {shapes} vs "
+                         f"{ {k: tuple(v.shape) for k, v in own.items()} }; set model.value_widths to the saved "
+                         "widths, or model.value_head_init = false for a fresh head")  # fmt: skip
+    head.load_state_dict({k: v.to(own[k].dtype) for k, v in saved.items()})
+
+
 def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0) -> ActorCritic:
     """Load ``cfg.init``, attach fresh LoRA adapters (zero delta: the policy starts as the warm-up) or continue
     the warm-up's own adapter (``cfg.continue_adapter``), and a value head (float32, seeded).
@@ -184,6 +202,9 @@ def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0)
             vla.model = attach_lora(base, r=cfg.lora_r, alpha=cfg.lora_alpha, scope=cfg.lora_scope)
         head = ValueHead(vla.network.language_model.config.hidden_size, tuple(cfg.value_widths))
     head = head.to(vla.device) if with_value else None
+    saved_head = Path(cfg.init) / "value_head.safetensors"
+    if head is not None and cfg.value_head_init and saved_head.is_file():
+        load_value_head(head, saved_head)
     ac = ActorCritic(vla, head, critic, continued_adapter=cfg.continue_adapter)
     ac.unnorm_key = key
     ac.vla.model.eval()  # no dropout (LoRA dropout is 0); rollouts and updates see the same function

@@ -38,6 +38,9 @@ class ModelConfig:
     warm-up, so GRPO's KL and DPO's reference refuse it."""
     value_widths: tuple[int, ...] = (512, 128)
     """Hidden widths of the value head MLP (RL4VLA: hidden -> 512 -> 128 -> 1)."""
+    value_head_init: bool = True
+    """Start the value head from ``<init>/value_head.safetensors`` when ``init`` has one (a PPO checkpoint being
+    trained further: its critic already fits this policy); a freshly initialised head otherwise."""
     separate_critic: bool = False
     """Give the critic its own backbone copy (with its own LoRA) instead of sharing the actor's: the ablation the
     paper argues against (more memory, slower updates)."""
