@@ -192,3 +192,27 @@ def test_continue_adapter_trains_the_warmup_adapter_from_the_warmup_policy(tmp_p
         build_actor_critic(
             ModelConfig(init=micro_ckpt(), device="cpu", dtype="float32", continue_adapter=True)
         )
+
+
+def test_a_ppo_checkpoint_brings_its_value_head_back(tmp_path):
+    """Training a PPO checkpoint further starts from its own critic (value_head.safetensors), not a random one;
+    other widths are refused with the fix; value_head_init = false gives a fresh head."""
+    import torch
+
+    from vla_gen_bench.training.actor_critic import build_actor_critic, export_policy
+    from vla_gen_bench.training.rl_config import ModelConfig
+
+    ac = micro_ac(seed=3)
+    with torch.no_grad():
+        for p in ac.value_head.parameters():
+            p.add_(torch.randn_like(p))
+    out = export_policy(ac, tmp_path / "policy")
+    trained = {k: v.clone() for k, v in ac.value_head.state_dict().items()}
+    model = dict(init=out, lora_r=4, device="cpu", dtype="float32")
+
+    again = build_actor_critic(ModelConfig(**model)).value_head.state_dict()
+    assert all(torch.equal(again[k], trained[k]) for k in trained)
+    fresh = build_actor_critic(ModelConfig(**model, value_head_init=False)).value_head.state_dict()
+    assert not all(torch.equal(fresh[k], trained[k]) for k in trained)
+    with pytest.raises(ValueError, match="value_widths"):
+        build_actor_critic(ModelConfig(**model, value_widths=(64,)))
