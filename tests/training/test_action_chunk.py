@@ -61,6 +61,14 @@ def test_chunked_sft_checkpoint_acts_in_chunks_with_keyed_sampling(demos, tmp_pa
     assert a.shape == (3, 7) and set(np.unique(a[:, 6])) <= {-1.0, 1.0}
     b = policy.act_batch(np.stack([img, img]), ["put thing0 on plate"] * 2, [7, 11])
     assert np.array_equal(b[1], a)  # the key alone decides the sampled chunk, whatever shares the batch
+    # receding horizon: only the first `execute` rows of the same chunk run, then a new forward pass
+    head = OpenVLAPolicy(vla, temperature=1.0, seed=5, execute=2)
+    assert head.spec.chunk == 2 and head.metadata["execute"] == 2
+    head.reset("put thing0 on plate")
+    assert np.array_equal(head.act({"image": img, "sample_key": 11}), a[:2])
+    for bad in (4, -1):
+        with pytest.raises(ValueError, match="execute takes 1 to 3"):
+            OpenVLAPolicy(vla, execute=bad)
     # resuming the run with another chunk size is refused
     with pytest.raises(ValueError, match="action_chunk"):
         train(_cfg(demos, tmp_path / "c", max_steps=4, action_chunk=1), progress=False)

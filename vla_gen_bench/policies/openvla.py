@@ -26,7 +26,9 @@ GRIPPER_THRESHOLD = 0.5
 class OpenVLAPolicy:
     """Closed-loop OpenVLA policy: one image + instruction -> one (7,) action (or a (chunk, 7) chunk)."""
 
-    def __init__(self, vla, unnorm_key: str | None = None, temperature: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self, vla, unnorm_key: str | None = None, temperature: float = 0.0, seed: int = 0, execute: int = 0
+    ) -> None:
         import torch
 
         self.vla = vla
@@ -43,7 +45,15 @@ class OpenVLAPolicy:
         self.seed = int(seed)
         self.generator = torch.Generator(device=vla.device).manual_seed(self.seed)
         self.instruction: str | None = None
-        self.spec = ActionSpec(chunk=vla.chunk)  # a chunking checkpoint returns (chunk, 7), run open-loop
+        if not 0 <= int(execute) <= vla.chunk:
+            raise ValueError(
+                f"execute={execute}: this checkpoint decodes chunks of {vla.chunk} action(s); execute takes 1 to "
+                f"{vla.chunk} (the first rows of each chunk run before the next forward pass), or 0 for all of them"
+            )
+        self.execute = int(execute) or vla.chunk
+        self.spec = ActionSpec(
+            chunk=self.execute
+        )  # (execute, 7) per call, run open-loop; then a new forward pass
         self.metadata: dict[str, Any] = {
             "policy": "openvla",
             "checkpoint": vla.source,
@@ -59,6 +69,7 @@ class OpenVLAPolicy:
         }
         if vla.chunk > 1:
             self.metadata["action_chunk"] = vla.chunk
+            self.metadata["execute"] = self.execute
 
     @classmethod
     def from_path(
@@ -72,6 +83,7 @@ class OpenVLAPolicy:
         seed: int = 0,
         center_crop: bool = False,
         fingerprint: bool = True,
+        execute: int = 0,
         **ignored: Any,
     ) -> OpenVLAPolicy:
         """Load ``path`` (an HF OpenVLA folder) for evaluation.
@@ -83,6 +95,8 @@ class OpenVLAPolicy:
             lora: optional peft adapter folder, merged into the weights.
             center_crop: crop 90 % of the image area first (for fine-tunes trained with random crops, e.g. LIBERO).
             fingerprint: record a sha256 of the checkpoint files in ``metadata`` (reads the weights once more).
+            execute: for a chunking checkpoint, run only the first ``execute`` actions of each decoded chunk, then
+                decode a new chunk from the next image (receding horizon; 0 = the whole chunk, as trained).
             ignored: other runner options (e.g. ``seed`` for other adapters) are accepted and ignored.
         """
         from dataclasses import replace
@@ -92,7 +106,7 @@ class OpenVLAPolicy:
         vla = load_openvla(path, unnorm_key=unnorm_key, device=device, dtype=dtype, lora=lora)
         if center_crop:
             vla.processor = replace(vla.processor, center_crop_scale=0.9)
-        policy = cls(vla, unnorm_key=unnorm_key, temperature=temperature, seed=seed)
+        policy = cls(vla, unnorm_key=unnorm_key, temperature=temperature, seed=seed, execute=int(execute))
         policy.metadata["lora"] = str(lora) if lora is not None else None
         policy.metadata["center_crop"] = center_crop
         if fingerprint:
@@ -127,7 +141,8 @@ class OpenVLAPolicy:
             generator=self.generator,
             uniforms=self.uniforms(sample_keys),
         )
-        return self.to_env_actions(pred.actions)
+        actions = pred.actions if self.vla.chunk == 1 else pred.actions[:, : self.execute]
+        return self.to_env_actions(actions)
 
     def uniforms(self, sample_keys: list[int | None] | None) -> np.ndarray | None:
         """``(B, dim)`` random numbers for sampling: row ``i`` from ``default_rng([seed, key_i])``, rows without a key
