@@ -66,7 +66,7 @@ def test_chunked_sft_checkpoint_acts_in_chunks_with_keyed_sampling(demos, tmp_pa
     assert head.spec.chunk == 2 and head.metadata["execute"] == 2
     head.reset("put thing0 on plate")
     assert np.array_equal(head.act({"image": img, "sample_key": 11}), a[:2])
-    for bad in (4, -1):
+    for bad in (4, -1, 1.5, "two"):
         with pytest.raises(ValueError, match="execute takes 1 to 3"):
             OpenVLAPolicy(vla, execute=bad)
     # resuming the run with another chunk size is refused

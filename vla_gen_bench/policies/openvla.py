@@ -45,15 +45,14 @@ class OpenVLAPolicy:
         self.seed = int(seed)
         self.generator = torch.Generator(device=vla.device).manual_seed(self.seed)
         self.instruction: str | None = None
-        if not 0 <= int(execute) <= vla.chunk:
+        if isinstance(execute, bool) or not isinstance(execute, int) or not 0 <= execute <= vla.chunk:
             raise ValueError(
                 f"execute={execute}: this checkpoint decodes chunks of {vla.chunk} action(s); execute takes 1 to "
                 f"{vla.chunk} (the first rows of each chunk run before the next forward pass), or 0 for all of them"
             )
-        self.execute = int(execute) or vla.chunk
-        self.spec = ActionSpec(
-            chunk=self.execute
-        )  # (execute, 7) per call, run open-loop; then a new forward pass
+        self.execute = execute or vla.chunk
+        # (execute, 7) actions per call, run open-loop; then a new forward pass
+        self.spec = ActionSpec(chunk=self.execute)
         self.metadata: dict[str, Any] = {
             "policy": "openvla",
             "checkpoint": vla.source,
@@ -106,7 +105,7 @@ class OpenVLAPolicy:
         vla = load_openvla(path, unnorm_key=unnorm_key, device=device, dtype=dtype, lora=lora)
         if center_crop:
             vla.processor = replace(vla.processor, center_crop_scale=0.9)
-        policy = cls(vla, unnorm_key=unnorm_key, temperature=temperature, seed=seed, execute=int(execute))
+        policy = cls(vla, unnorm_key=unnorm_key, temperature=temperature, seed=seed, execute=execute)
         policy.metadata["lora"] = str(lora) if lora is not None else None
         policy.metadata["center_crop"] = center_crop
         if fingerprint:
