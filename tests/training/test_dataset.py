@@ -95,3 +95,22 @@ def test_resuming_with_another_filter_rewrites_the_keep_masks(tmp_path):
     card = collect(DemoConfig(episodes=3, out=tmp_path, filter=IdleFilter(enabled=False)), progress=False)
     assert card["session"]["attempted_now"] == 0  # nothing to simulate
     assert len(DemoDataset(tmp_path)) == 30 and card["steps_kept"] == 30
+
+
+def test_extra_folders_are_appended_in_order(tmp_path):
+    """``extra`` (DAgger rounds): all episodes of each extra folder follow the main one's, images read from their
+    own folder; ``max_episodes`` limits only the main folder."""
+    from vla_gen_bench.training.dataset import DatasetError, DemoDataset
+
+    main, more = tmp_path / "main", tmp_path / "dagger"
+    truth = _write_dataset(main, n_episodes=2)
+    extra = _write_dataset(more, n_episodes=2, seed=5)
+    ds = DemoDataset(main, extra=(more,))
+    assert ds.num_episodes == 4 and len(ds) == 4 * 9
+    last = ds[len(ds) - 1]
+    assert last["episode"] == 3 and np.array_equal(last["image"], extra[1][0][9])
+    assert np.array_equal(ds[0]["image"], truth[0][0][0])
+    assert DemoDataset(main, max_episodes=1, extra=(more,)).num_episodes == 3
+    assert ds.statistics()["vgb_demos"]["num_trajectories"] == 4
+    with pytest.raises(DatasetError, match="no episodes/"):
+        DemoDataset(main, extra=(tmp_path / "nope",))

@@ -139,3 +139,43 @@ def test_dart_noise_perturbs_the_executed_actions_but_stores_the_clean_labels(tm
     # resuming with another demonstrator or noise level is refused (the dataset would mix two)
     with pytest.raises(DemoConfigError, match="noise_xyz"):
         collect(DemoConfig(**{**cfg.__dict__, "noise_xyz": 0.0}), progress=False)
+
+
+@pytest.mark.sim
+def test_dagger_runs_the_learner_and_labels_with_the_demonstrator(tmp_path):
+    """--learner: the checkpoint's decoded chunks are what runs (replayed here from the stored images and the same
+    sampling keys), the stored labels are the smooth demonstrator's, and the episode is kept whatever its outcome."""
+    from pathlib import Path
+
+    from vla_gen_bench.eval.runner import episode_key, step_key
+    from vla_gen_bench.policies.openvla import OpenVLAPolicy
+    from vla_gen_bench.training.demos import DemoConfig, DemoConfigError, IdleFilter, collect
+
+    learner = Path(__file__).resolve().parents[2] / "baselines" / "checkpoints" / "sft-tiny"
+    out = tmp_path / "dagger"
+    cfg = DemoConfig(episodes=1, workers=1, out=out, camera="fast", seed=1001, oracle="scripted-smooth",
+                     learner=learner, learner_temperature=0.6, filter=IdleFilter(enabled=False))  # fmt: skip
+    card = collect(cfg, progress=False)
+    assert card["episodes_kept"] == 1 and card["episodes_failed"] == 0  # kept even when the learner failed
+    assert card["learner_success_rate"] in (0.0, 1.0)
+    assert card["config"]["learner"] == str(learner)
+    z = np.load(next((out / "episodes").glob("*.npz")))
+    images = np.load(next((out / "episodes").glob("*.images.npy")))
+    labels, executed = z["actions"], z["executed"]
+    assert len(labels) == 80 and not np.allclose(labels, executed)
+    assert np.linalg.norm(labels[:, :3], axis=1).max() <= 0.04 + 1e-6  # the demonstrator's own steps
+    policy = OpenVLAPolicy.from_path(learner, device="cpu", temperature=0.6, fingerprint=False)
+    policy.reset(str(z["instruction"]))
+    key = episode_key("dagger/ind", 1001, 0)
+    for t in (0, 4, 40):  # chunks of 4 start at these steps
+        chunk = policy.act(
+            {"image": images[t], "instruction": str(z["instruction"]), "sample_key": step_key(key, t)}
+        )
+        assert np.allclose(chunk, executed[t : t + 4], atol=1e-5)
+    # resuming with another learner, or DART noise with a learner, is refused
+    with pytest.raises(DemoConfigError, match="holds a dataset with learner="):
+        collect(DemoConfig(**{**cfg.__dict__, "learner": learner.parent / "ppo-tiny"}), progress=False)
+    with pytest.raises(DemoConfigError, match="DART noise"):
+        collect(DemoConfig(**{**cfg.__dict__, "out": tmp_path / "x", "noise_xyz": 0.01}), progress=False)
+    with pytest.raises(DemoConfigError, match="no config.json"):
+        collect(DemoConfig(**{**cfg.__dict__, "out": tmp_path / "y", "learner": tmp_path}), progress=False)

@@ -330,3 +330,34 @@ def test_idle_filter_at_load_time_keeps_only_moving_steps_and_gripper_changes(de
     )  # the stored keep mask (one idle step per episode)
     with pytest.raises(ValueError, match="idle_min_translation"):  # a run is not resumed on other data
         train(_cfg(demos, tmp_path / "g", max_steps=2, idle_min_translation=0.002), progress=False)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_train_baseline_runs_a_dagger_round(tmp_path):
+    """[dagger] rounds = 1: SFT, then the final checkpoint collects learner episodes labelled by the demonstrator,
+    then SFT again from scratch on demos + DAgger data; DONE and each round's folder say what ran."""
+    from vla_gen_bench.training.commands import TrainSFT, train_sft
+
+    recipe = tmp_path / "dagger.toml"
+    recipe.write_text(
+        f'name = "dagger_test"\n[demos]\nepisodes = 2\nworkers = 1\ncamera = "fast"\noracle = "scripted-smooth"\n'
+        f'noise_xyz = 0.01\nout = "{tmp_path / "d"}"\n'
+        f'[sft]\ninit = "micro"\nfeaturizer = "conv"\nimage_size = 128\nsingle_featurizer = true\naction_chunk = 4\n'
+        f'lora_rank = 0\nbatch_size = 4\nmax_steps = 2\nsave_every = 2\nlog_every = 1\neval_every = 0\n'
+        f'tensorboard = false\nout = "{tmp_path / "run"}"\n'
+        f"[dagger]\nrounds = 1\nepisodes = 1\nseed = 1001\n"
+    )
+    assert train_sft(TrainSFT.from_recipe(recipe=recipe)) == 0
+    run = tmp_path / "run"
+    done = json.loads((run / "DONE").read_text())
+    (r1,) = done["dagger"]["rounds"]
+    assert done["final"] == str(run / "dagger1" / "final") == r1["final"]
+    assert r1["learner"] == str(run / "final") and r1["episodes"] == 1
+    card = json.loads((run / "dagger1" / "demos" / "dataset.json").read_text())
+    assert card["config"]["learner"] == str(run / "final") and card["config"]["seed"] == 1001
+    assert card["config"]["noise_xyz"] == 0.0 and "learner_success_rate" in card
+    cfg = json.loads((run / "dagger1" / "config.json").read_text())
+    assert cfg["extra_demos"] == [str(run / "dagger1" / "demos")] and cfg["demos"] == str(tmp_path / "d")
+    assert (run / "dagger1" / "final" / "model.safetensors").is_file()
+    assert json.loads((run / "dagger1" / "DONE").read_text())["round_of"] == str(run)

@@ -232,6 +232,13 @@ def training_info(run_dir: str | Path, recipe: str | None = None) -> dict[str, A
         dataset: dict[str, Any] | None = {"path": demos, "num_demos": num_demos, "sha256": None}
         if demos and (Path(demos) / "dataset.json").is_file():
             dataset.update(dataset_fingerprint(demos, max_episodes=num_demos))
+        extra_demos = config.get("extra_demos") or []
+        if extra_demos:  # e.g. DAgger rounds: every episode of each folder
+            dataset["extra"] = [
+                {"path": str(r), "sha256": None, **(dataset_fingerprint(r) if (Path(r) / "dataset.json").is_file()
+                                                     else {})}
+                for r in extra_demos
+            ]  # fmt: skip
     else:
         spent = [(_num(r.get("rollout_s")) or 0.0) + (_num(r.get("update_s")) or 0.0) for r in rows]
         cost = {
@@ -520,6 +527,10 @@ def render_card(card: dict[str, Any], out: str | Path) -> str:
                              f"hashed; {ds['failed']} failed episodes left out by the collector)")  # fmt: skip
             else:
                 lines.append(f"* data: {first}`{ds['path']}` (not present when bundling: no fingerprint)")
+            for x in ds.get("extra") or []:
+                what = (f"sha256 `{x['sha256']}` ({x['episodes']} episodes hashed)" if x.get("sha256")
+                        else "not present when bundling: no fingerprint")  # fmt: skip
+                lines.append(f"* more data: `{x['path']}`, {what}")
         c = t.get("cost") or {}
         if t.get("algo") == "sft":
             lines.append(f"* cost: {c.get('steps')} steps, {c.get('samples')} samples, "

@@ -54,6 +54,26 @@ def collect_demos(cfg: CollectDemos) -> int:
 _PREPARSE = {"preset": "value", "warmup": "flag", "recipe": "value", "set": "append"}
 
 
+@dataclass(frozen=True)
+class DaggerConfig:
+    """DAgger rounds after the first SFT (the recipe's [dagger] table; Ross et al. 2011): each round runs the latest
+    checkpoint on new training-pool episodes with the demonstrator labelling every state it visits
+    ('vgb collect-demos --learner'), then trains the recipe again, from scratch, on the demonstrations plus every
+    round's data so far."""
+
+    rounds: int = 0
+    """Rounds after the first SFT (0 = plain SFT). Round r writes <out>/dagger<r>/ (demos/ = its data, final/)."""
+    episodes: int = 500
+    """Learner episodes per round (every one is kept: the labels are the demonstrator's)."""
+    seed: int = 1001
+    """Manifest seed of round 1's episodes (round r uses seed + r - 1); not an evaluation seed, not the demos'."""
+    temperature: float = 0.6
+    """The learner's sampling temperature while it collects (the recipe's evaluation temperature)."""
+    first_learner: Path | None = None
+    """Use this checkpoint as the first SFT's result instead of training it (e.g. the bundled
+    baselines/checkpoints/sft-tiny, trained by this recipe's first stage); recorded in DONE."""
+
+
 def _default_sft() -> SFTConfig:
     return SFTConfig(demos=Path("data/demos"), out=Path("runs/baselines/sft-tiny"))
 
@@ -81,6 +101,8 @@ class TrainSFT:
     sft: Annotated[SFTConfig, tyro.conf.arg(name="")] = field(default_factory=_default_sft)
     collect: DemoConfig = DemoConfig()
     """The demonstrations to collect (the recipe's [demos] table)."""
+    dagger: DaggerConfig = DaggerConfig()
+    """DAgger rounds after the first SFT (the recipe's [dagger] table)."""
     name: tyro.conf.Suppress[str] = "sft_tiny"
     """The recipe's name (recorded in config.json)."""
     recipe_file: tyro.conf.Suppress[str] = ""
@@ -103,10 +125,10 @@ class TrainSFT:
         else:
             where = f"{'warmup' if warmup else 'sft'}_{preset}.toml"
             raw = recipes.read("warmup" if warmup else "sft", preset)
-        unknown = set(raw) - {"name", "description", "demos", "sft"}
+        unknown = set(raw) - {"name", "description", "demos", "sft", "dagger"}
         if unknown:
             raise ValueError(
-                f"{where}: unknown sections {sorted(unknown)}; allowed: name, description, demos, sft"
+                f"{where}: unknown sections {sorted(unknown)}; allowed: name, description, demos, sft, dagger"
             )
         name = raw.get("name", Path(where).stem)
         d = dict(raw.get("demos", {}))
@@ -119,9 +141,10 @@ class TrainSFT:
         if "demos" in s or "extra" in s:
             raise ValueError(f"{where}: [sft] demos / extra are set by the command, not the recipe")
         sft = recipes.build(SFTConfig, {"demos": str(collect.out), **s}, where=f"{where} [sft] ")
+        dagger = recipes.build(DaggerConfig, dict(raw.get("dagger", {})), where=f"{where} [dagger] ")
         rest = {k: v for k, v in options.items() if k not in ("preset", "warmup", "recipe", "set")}
         return cls(preset=preset, warmup=warmup, recipe=picked.get("recipe"), set=sets, sft=sft, collect=collect,
-                   name=name, recipe_file=where, **rest)  # fmt: skip
+                   dagger=dagger, name=name, recipe_file=where, **rest)  # fmt: skip
 
 
 def build_configs(cfg: TrainSFT):
@@ -137,6 +160,15 @@ def build_configs(cfg: TrainSFT):
     extra = {**sft.extra, "recipe": cfg.recipe_file, "recipe_name": cfg.name}
     sft = replace(sft, demos=demo.out, out=Path(sft.out), extra=extra, eval_camera=demo.camera)
     return cfg.name, demo, sft
+
+
+def dagger_round(dagger: DaggerConfig, demo: DemoConfig, out: Path, r: int, learner: Path) -> DemoConfig:
+    """The collection of DAgger round ``r``: the recipe's demonstrator, camera and filter, the learner acting."""
+    if dagger.seed == demo.seed:
+        raise ValueError(f"[dagger] seed {dagger.seed} is the demonstrations' seed; use another (e.g. 1001)")
+    return replace(demo, out=Path(out) / f"dagger{r}" / "demos", seed=dagger.seed + r - 1, episodes=dagger.episodes,
+                   learner=Path(learner), learner_temperature=dagger.temperature, noise_xyz=0.0, noise_yaw=0.0,
+                   noise_gripper=0.0)  # fmt: skip
 
 
 def train_sft(cfg: TrainSFT) -> int:
@@ -166,8 +198,26 @@ def train_sft(cfg: TrainSFT) -> int:
             console.print(f"[yellow]only {kept} successful demos; training on all of them[/yellow]")
             sft = replace(sft, num_demos=kept)
         t_train = time.perf_counter()
-        final = train(sft, progress=True)
+        if cfg.dagger.first_learner is not None and cfg.dagger.rounds > 0:
+            final = Path(cfg.dagger.first_learner)
+            console.print(f"first SFT not trained: DAgger starts from {final} (--dagger.first-learner)")
+        else:
+            final = train(sft, progress=True)
         train_s = time.perf_counter() - t_train
+        rounds, round_sft = [], sft
+        for r in range(1, cfg.dagger.rounds + 1):
+            t_r = time.perf_counter()
+            dcfg = dagger_round(cfg.dagger, demo, out, r, final)
+            console.print(f"DAgger round {r}: the learner {final} collects -> {dcfg.out}")
+            dcard = collect(dcfg)
+            round_sft = replace(sft, out=out / f"dagger{r}", extra_demos=(*round_sft.extra_demos, dcfg.out))
+            c_s = time.perf_counter() - t_r
+            final = train(round_sft, progress=True)
+            rounds.append({"round": r, "learner": str(dcfg.learner), "data": str(dcfg.out),
+                           "episodes": dcard["episodes_kept"], "steps_kept": dcard["steps_kept"],
+                           "learner_success_rate": dcard.get("learner_success_rate"), "final": str(final),
+                           "collect_wall_s": round(c_s, 1),
+                           "train_wall_s": round(time.perf_counter() - t_r - c_s, 1)})  # fmt: skip
     except (TrainingPoolError, DemoConfigError, VariantError, FileNotFoundError, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 2
@@ -175,6 +225,12 @@ def train_sft(cfg: TrainSFT) -> int:
     summary = {"recipe": name, "final": str(final), "demos_episodes": data.num_episodes, "demos_steps": len(data),
                "collect_wall_s": round(collect_s, 1), "train_wall_s": round(train_s, 1),
                "total_wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    if rounds:
+        summary["dagger"] = {"first_learner": str(cfg.dagger.first_learner) if cfg.dagger.first_learner else None,
+                             "rounds": rounds}  # fmt: skip
+        for x in rounds:  # each round's run folder: its own cost, for cards bundled from it
+            (out / f"dagger{x['round']}" / "DONE").write_text(json.dumps({"recipe": name, "round_of": str(out), **x},
+                                                                         indent=2) + "\n")  # fmt: skip
     evals = out / "eval.csv"
     if evals.is_file():
         import csv

@@ -40,23 +40,27 @@ class DemoDataset:
         root: the folder ``vgb collect-demos`` wrote.
         max_episodes: use only this many episodes (``--demos N``); None = all.
         filter: recompute the keep mask with this :class:`IdleFilter` instead of the one stored at collection.
+        extra: more dataset folders whose episodes are appended (all of them; e.g. DAgger data written by
+            ``vgb collect-demos --learner``).
     """
 
     def __init__(self, root: str | Path, max_episodes: int | None = None, filter: IdleFilter | None = None,
-                 chunk: int = 1):  # fmt: skip
+                 chunk: int = 1, extra: tuple[str | Path, ...] = ()):  # fmt: skip
         self.root = Path(root)
-        folder = self.root / "episodes"
-        if not folder.is_dir():
-            raise DatasetError(
-                f"{self.root} is not a demonstration dataset (no episodes/); run 'vgb collect-demos'"
-            )
-        files = sorted(p for p in folder.glob("*.npz") if ".tmp" not in p.name)
+        self.extra = tuple(Path(r) for r in extra)
+        files = _episode_files(self.root)
         if max_episodes is not None:
             if max_episodes > len(files):
                 raise DatasetError(f"{self.root} has {len(files)} episodes, {max_episodes} were asked for")
             files = files[:max_episodes]
         if not files:
             raise DatasetError(f"{self.root} holds no episodes")
+        for r in self.extra:
+            more = _episode_files(r)
+            if not more:
+                raise DatasetError(f"{r} holds no episodes")
+            files += more
+        self.files = files
         self.names: list[str] = []
         self.instructions: list[str] = []
         if chunk < 1:
@@ -93,7 +97,8 @@ class DemoDataset:
         e, t = self.index[i]
         arr = self._images.get(int(e))
         if arr is None:
-            arr = np.load(self.root / "episodes" / f"{self.names[e]}.images.npy", mmap_mode="r")
+            npz = self.files[int(e)]
+            arr = np.load(npz.with_name(npz.name.removesuffix(".npz") + ".images.npy"), mmap_mode="r")
             self._images[int(e)] = arr
         return np.array(arr[t])  # copy one frame out of the memory map
 
@@ -140,6 +145,13 @@ class DemoDataset:
                 f"{p} is missing; re-run 'vgb collect-demos' with the same options to finish it"
             )
         return json.loads(p.read_text())
+
+
+def _episode_files(root: Path) -> list[Path]:
+    folder = Path(root) / "episodes"
+    if not folder.is_dir():
+        raise DatasetError(f"{root} is not a demonstration dataset (no episodes/); run 'vgb collect-demos'")
+    return sorted(p for p in folder.glob("*.npz") if ".tmp" not in p.name)
 
 
 def future_actions(actions: np.ndarray, ts: np.ndarray, chunk: int) -> np.ndarray:

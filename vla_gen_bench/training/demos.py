@@ -155,6 +155,14 @@ class DemoConfig:
     """Probability per reaching step of closing the gripper on nothing for ``GRIPPER_BURST`` steps (the label stays
     "open"): the data then show how to recover from a premature close, the mistake that ends a small policy's
     episodes. 0 = off."""
+    learner: Path | None = None
+    """DAgger (Ross et al. 2011): an OpenVLA checkpoint folder whose actions are *executed* (its chunks run
+    open-loop, as at evaluation) while the demonstrator, stepped alongside on the same states, only writes the
+    labels. The data then cover the states the learner itself reaches (hovering beside the object, closing too
+    early) with the demonstrator's correction. Every episode is kept, succeeded or not (the labels are the
+    demonstrator's either way); DART noise does not apply. None = the demonstrator acts (plain demonstrations)."""
+    learner_temperature: float = 0.6
+    """Sampling temperature of the learner (0 = greedy); its random numbers are keyed by (seed, episode, step)."""
 
 
 class DemoConfigError(ValueError):
@@ -199,6 +207,7 @@ class DemoWorker:
         self.cfg = cfg
         self.index = index
         self.env = None
+        self.learner = None
 
     def setup(self) -> None:
         import torch
@@ -209,10 +218,17 @@ class DemoWorker:
         self.env = make_env(
             camera=self.cfg.camera, camera_size=self.cfg.camera_size, sim_freq=self.cfg.sim_freq
         )
+        self.learner = None
+        if self.cfg.learner is not None:
+            from vla_gen_bench.policies.openvla import OpenVLAPolicy
+
+            self.learner = OpenVLAPolicy.from_path(
+                self.cfg.learner, device="cpu", temperature=self.cfg.learner_temperature, fingerprint=False
+            )
 
     def collect(self, k: int) -> dict[str, Any]:
         """Run episode ``k`` with the oracle and write it; returns a short record."""
-        from vla_gen_bench.eval.runner import run_batch
+        from vla_gen_bench.eval.runner import episode_key, run_batch
         from vla_gen_bench.policies.scripted import ScriptedPolicy, SmoothScriptedPolicy
         from vla_gen_bench.variants import episode
 
@@ -246,7 +262,8 @@ class DemoWorker:
         state_before: list[np.ndarray] = [np.zeros(16, np.float32)]
         oracle = SmoothScriptedPolicy() if cfg.oracle == "scripted-smooth" else ScriptedPolicy()
         noise = np.random.default_rng([int(cfg.seed), int(k), 7])
-        policy = _StateTap(oracle, env, state_before, noise, cfg.noise_xyz, cfg.noise_yaw, cfg.noise_gripper)
+        policy = _StateTap(oracle, env, state_before, noise, cfg.noise_xyz, cfg.noise_yaw, cfg.noise_gripper,
+                           learner=self.learner, learner_key=episode_key(f"dagger/{cfg.variant}", cfg.seed, k))  # fmt: skip
         t0 = time.perf_counter()
         seed = int(cfg.seed) * 1_000_003 + int(k)
         res = run_batch(env, [policy], [seed], [spec], on_step=on_step)[0]
@@ -255,7 +272,7 @@ class DemoWorker:
         row = {"name": name, "episode": int(k), "success": bool(res.success_at_end), "failure": res.failure,
                "steps": len(rec["actions"]), "wall_s": round(wall, 3)}  # fmt: skip
         root = Path(cfg.out)
-        if not res.success_at_end:
+        if not res.success_at_end and cfg.learner is None:
             _atomic_write_text(root / "failed" / f"{name}.json", json.dumps(row) + "\n")
             return {**row, "kept": 0}
         actions = np.stack(rec["actions"]).astype(np.float32)
@@ -285,11 +302,13 @@ GRIPPER_BURST = 2  # steps a gripper-noise event keeps the gripper closed
 
 class _StateTap:
     """Wraps the oracle: records the proprio state before the first step (``run_batch`` resets the env) and the
-    clean action (``label``), and executes it with DART noise when asked."""
+    clean action (``label``), and executes it with DART noise when asked, or executes the ``learner``'s action
+    instead (DAgger: the oracle still acts on every state, so its phase follows the episode, but only labels)."""
 
     def __init__(self, policy, env, state_before: list, rng=None, noise_xyz: float = 0.0, noise_yaw: float = 0.0,
-                 noise_gripper: float = 0.0):  # fmt: skip
+                 noise_gripper: float = 0.0, learner=None, learner_key: int = 0):  # fmt: skip
         self.policy, self.env, self.state_before = policy, env, state_before
+        self.learner, self.learner_key, self._queue, self._t = learner, int(learner_key), [], 0
         self.spec, self.metadata = policy.spec, policy.metadata
         self.rng, self.noise_xyz, self.noise_yaw = rng, float(noise_xyz), float(noise_yaw)
         self.noise_gripper, self._burst = float(noise_gripper), 0
@@ -299,6 +318,9 @@ class _StateTap:
     def reset(self, instruction: str) -> None:
         self._first = True
         self.policy.reset(instruction)
+        self._queue, self._t = [], 0
+        if self.learner is not None:
+            self.learner.reset(instruction)
 
     def act(self, obs):
         if self._first:
@@ -306,6 +328,16 @@ class _StateTap:
             self._first = False
             self._burst = 0
         self.label = np.asarray(self.policy.act(obs), dtype=np.float32)
+        if self.learner is not None:
+            from vla_gen_bench.eval.runner import step_key
+
+            if not self._queue:  # a new chunk from this image; its rows then run open-loop, as at evaluation
+                learner_obs = {"image": obs["image"], "instruction": obs["instruction"],
+                               "sample_key": step_key(self.learner_key, self._t)}  # fmt: skip
+                a = np.asarray(self.learner.act(learner_obs), dtype=np.float32)
+                self._queue = list(a) if a.ndim == 2 else [a]
+            self._t += 1
+            return self._queue.pop(0)
         out = self.label.copy()
         if (self.noise_xyz or self.noise_yaw) and getattr(self.policy, "phase", None) in NOISY_PHASES:
             # noise proportional to the commanded motion (full strength at a 4 cm / 0.5 rad step), so the
@@ -356,6 +388,8 @@ def collect(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     """Collect (or resume) a dataset and write its card and statistics. Returns the card."""
     specs = training_specs(cfg.variant, cfg.seed, cfg.episodes)  # refuses test pools before any work
     del specs
+    if cfg.learner is not None:
+        _check_learner(cfg)
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     card_cfg = _cfg_dict(cfg)
@@ -372,6 +406,8 @@ def collect(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             "noise_xyz",
             "noise_yaw",
             "noise_gripper",
+            "learner",
+            "learner_temperature",
         ):
             if prev.get(f) != card_cfg.get(f):
                 raise DemoConfigError(
@@ -391,6 +427,25 @@ def collect(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     card = write_card(root, cfg, session={"attempted_now": len(todo), "wall_s": round(wall, 1),
                                           "episodes_per_min": round(len(rows) / wall * 60, 2) if rows else None})  # fmt: skip
     return card
+
+
+def _check_learner(cfg: DemoConfig) -> None:
+    """A DAgger learner must be a loadable OpenVLA folder, and noise (which perturbs the demonstrator's execution)
+    has nothing to act on."""
+    noisy = [f"--{n.replace('_', '-')} {getattr(cfg, n)}" for n in ("noise_xyz", "noise_yaw", "noise_gripper")
+             if getattr(cfg, n)]  # fmt: skip
+    if noisy:
+        raise DemoConfigError(
+            f"--learner executes the learner's actions, so DART noise ({', '.join(noisy)}) would never run; "
+            "set the noise options to 0 for a DAgger collection"
+        )
+    if not (Path(cfg.learner) / "config.json").is_file():
+        raise DemoConfigError(
+            f"--learner {cfg.learner}: not an OpenVLA checkpoint folder (no config.json); pass the folder that "
+            "'vgb train-baseline sft' wrote as <out>/final"
+        )
+    if cfg.learner_temperature < 0:
+        raise DemoConfigError(f"--learner-temperature must be >= 0, got {cfg.learner_temperature}")
 
 
 def refilter(root: Path, filt: IdleFilter) -> int:
@@ -465,6 +520,10 @@ def _run(cfg: DemoConfig, todo: list[int], progress: bool):
 def _cfg_dict(cfg: DemoConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["out"] = str(cfg.out)
+    if cfg.learner is None:  # plain demonstrations: the card (and its fingerprint) as before DAgger existed
+        d.pop("learner"), d.pop("learner_temperature")
+    else:
+        d["learner"] = str(cfg.learner)
     d["camera_size"] = list(cfg.camera_size) if cfg.camera_size else None
     return d
 
@@ -476,10 +535,11 @@ def write_card(root: Path, cfg: DemoConfig, session: dict | None = None) -> dict
     eps = [p for p in eps if ".tmp" not in p.name]
     failed = sorted((root / "failed").glob("*.json"))
     actions, states, steps, kept, shape = [], [], 0, 0, None
-    names = []
+    names, ended_ok = [], 0
     for p in eps:
         with np.load(p) as z:
             keep = z["keep"].astype(bool)
+            ended_ok += bool(z["success"][-1]) if len(z["success"]) else 0
             actions.append(z["actions"][keep])
             states.append(z["states"][keep])
             steps += len(keep)
@@ -495,6 +555,8 @@ def write_card(root: Path, cfg: DemoConfig, session: dict | None = None) -> dict
         "episodes_kept": n_ok,
         "episodes_failed": n_fail,
         "planner_success_rate": round(n_ok / (n_ok + n_fail), 4) if n_ok + n_fail else None,
+        # DAgger: every episode is kept, so the planner rate is 1; this is how often the *learner* succeeded
+        **({"learner_success_rate": round(ended_ok / n_ok, 4) if n_ok else None} if cfg.learner else {}),
         "steps_total": steps,
         "steps_kept": kept,
         "kept_fraction": round(kept / steps, 4) if steps else None,
@@ -530,6 +592,9 @@ def _card_markdown(card: dict[str, Any]) -> str:
         f"* images {card['image_shape']} from camera `{c['camera']}` (size override {c['camera_size']})",
         f"* filter: {c['filter']}",
     ]
+    if c.get("learner"):
+        lines.insert(3, f"* DAgger: the learner `{c['learner']}` (temperature {c['learner_temperature']}) acted, the "
+                        f"demonstrator labelled; learner success rate {card.get('learner_success_rate')}")  # fmt: skip
     if "action_statistics" in card:
         s = card["action_statistics"]
         lines += ["", "| stat | dx | dy | dz | drx | dry | drz | gripper |", "|---|" + "---|" * 7]

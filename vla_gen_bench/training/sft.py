@@ -76,6 +76,9 @@ class SFTConfig:
     same image): half the vision compute per sample; the checkpoint says use_fused_vision_backbone=false."""
     num_demos: int | None = None
     """Use only the first N episodes of the dataset (None: all)."""
+    extra_demos: tuple[Path, ...] = ()
+    """More dataset folders trained on together with ``demos`` (all their episodes), e.g. the DAgger data that
+    'vgb collect-demos --learner' writes; the action statistics cover every step used."""
     idle_min_translation: float | None = None
     """Re-filter the demonstrations at load time with RL4VLA's idle-action filter at these thresholds (translation in
     m; gripper changes always kept; the dataset's success truncation kept), instead of the keep mask stored at
@@ -483,7 +486,8 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     if old_cfg.is_file():
         prev = json.loads(old_cfg.read_text())
         changed = [k for k in ("demos", "init", "num_demos", "lora_rank", "batch_size", "grad_accum", "seed",
-                               "label_sigma", "idle_min_translation") if prev.get(k) != cfg_dict.get(k)]  # fmt: skip
+                               "label_sigma", "idle_min_translation", "extra_demos")
+                   if prev.get(k, [] if k == "extra_demos" else None) != cfg_dict.get(k)]  # fmt: skip
         if prev.get("action_chunk", 1) != cfg.action_chunk:
             changed.append("action_chunk")
         if changed and latest_checkpoint(out) is not None:
@@ -508,13 +512,16 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         hold = card.get("config", {}).get("filter", {}).get("success_hold", 6)
         refilter = IdleFilter(min_translation=cfg.idle_min_translation, min_rotation=cfg.idle_min_rotation,
                               success_hold=int(hold))  # fmt: skip
-    data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter, chunk=cfg.action_chunk)
+    data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter, chunk=cfg.action_chunk,
+                       extra=cfg.extra_demos)  # fmt: skip
     card = data.card()
-    if card:
-        _check_training_card(card)
+    for c in [card] + [_read_card(r) for r in cfg.extra_demos]:
+        if c:
+            _check_training_card(c)
     key = cfg.unnorm_key or card.get("config", {}).get("key") or "vgb_demos"
     stats = data.statistics(key)
-    console.print(f"data: {data.num_episodes} episodes, {len(data)} steps from {cfg.demos}")
+    console.print(f"data: {data.num_episodes} episodes, {len(data)} steps from "
+                  f"{', '.join(map(str, [cfg.demos, *cfg.extra_demos]))}")  # fmt: skip
 
     # --- model: a preset (random init) or a checkpoint, with the dataset's statistics as its only norm_stats -------
     if cfg.init in PRESETS:
@@ -767,6 +774,13 @@ def _log_eval(out: Path, step: int, row: dict[str, Any], console, writer) -> Non
         writer.add_scalar("eval/success_rate", row["rate"] or 0.0, step)
     console.print(f"eval at step {step}: {row['successes']}/{row['n']} "
                   f"(Wilson 95 % [{row['ci_low']}, {row['ci_high']}])")  # fmt: skip
+
+
+def _read_card(root: Path) -> dict[str, Any]:
+    from vla_gen_bench.training.demos import CARD_NAME
+
+    p = Path(root) / CARD_NAME
+    return json.loads(p.read_text()) if p.is_file() else {}
 
 
 def _check_training_card(card: dict[str, Any]) -> None:
