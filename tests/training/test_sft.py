@@ -344,7 +344,7 @@ def test_train_baseline_runs_a_dagger_round(tmp_path):
         f'name = "dagger_test"\n[demos]\nepisodes = 2\nworkers = 1\ncamera = "fast"\noracle = "scripted-smooth"\n'
         f'noise_xyz = 0.01\nout = "{tmp_path / "d"}"\n'
         f'[sft]\ninit = "micro"\nfeaturizer = "conv"\nimage_size = 128\nsingle_featurizer = true\naction_chunk = 4\n'
-        f'lora_rank = 0\nbatch_size = 4\nmax_steps = 2\nsave_every = 2\nlog_every = 1\neval_every = 0\n'
+        f"lora_rank = 0\nbatch_size = 4\nmax_steps = 2\nsave_every = 2\nlog_every = 1\neval_every = 0\n"
         f'tensorboard = false\nout = "{tmp_path / "run"}"\n'
         f"[dagger]\nrounds = 1\nepisodes = 1\nseed = 1001\n"
     )
