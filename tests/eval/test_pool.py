@@ -126,3 +126,45 @@ def test_close_leaves_no_child_alive_even_with_a_busy_worker():
     pool._send(0, ("sleep", 60, "x"))
     pool.close(now=True)
     assert not any(p.is_alive() for p in procs)
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    """A killed ``vgb evaluate`` must not leave its simulators running their shards to the end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pids = tmp_path / "pids"
+    script = (
+        "import sys, time\n"
+        "from functools import partial\n"
+        "from tests.eval.pool_workers import Echo\n"
+        "from vla_gen_bench.eval.pool import WorkerPool\n"
+        "pool = WorkerPool(partial(Echo, 'orphan'), 2)\n"
+        f"open({str(pids)!r}, 'w').write(' '.join(str(i['pid']) for i in pool.info))\n"
+        "pool.map_shards([('sleep', 60, 0), ('sleep', 60, 1)])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root)
+    deadline = time.time() + 60
+    while not (pids.is_file() and pids.read_text()) and time.time() < deadline:
+        time.sleep(0.2)
+    children = [int(p) for p in pids.read_text().split()]
+    time.sleep(0.5)  # both are now busy with their 60 s task
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for init to reap it has exited
+            return f.read().split()[2] != "Z"
+
+    deadline = time.time() + 10
+    while any(alive(p) for p in children) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in children)

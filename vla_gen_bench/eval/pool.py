@@ -12,6 +12,8 @@ always knows which task each one holds, so
 * a worker process that dies (killed, segfault, out of memory) is replaced, up to ``restarts`` times per pool, and
   the task it held is sent again to its replacement; with no restarts left the pool raises :class:`PoolError`;
 * an exception in a worker comes back as :class:`PoolError` with the worker's traceback;
+* a worker whose parent is killed (SIGKILL/SIGTERM, so no clean-up ran) exits within a second instead of running
+  its task to the end;
 * ``watch`` (a callable returning an exception or None, e.g. a policy process's ``died``) is polled while the
   parent waits: its exception is raised, chained onto a worker's error when both happen.
 
@@ -64,9 +66,26 @@ class PoolError(RuntimeError):
         return PoolError(f"{prefix}{self.args[0]}\n{self.trace}", self.trace, self.index, self.exitcode)
 
 
-def _child_main(factory_blob: bytes, index: int, tasks, results) -> None:
+ORPHAN_POLL_S = 1.0
+
+
+def _exit_when_orphaned(parent: int, poll_s: float = ORPHAN_POLL_S) -> None:
+    """Daemon processes die with a parent that exits normally, not with one that is killed (``kill``, an OOM kill,
+    a terminal closed): the worker would run its task (a whole evaluation shard) to the end on a CPU someone else
+    now needs. This thread ends the worker once its parent is gone (it is re-parented, so ``getppid`` changes)."""
+    while True:
+        time.sleep(poll_s)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
+def _child_main(factory_blob: bytes, index: int, tasks, results, parent: int | None = None) -> None:
     """The worker process: build the worker, set it up, report ready, run tasks until ``None``, close."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before the factory's modules (numpy, torch) are imported
+    if parent is not None:
+        import threading
+
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="orphan-watch").start()
     worker = None
     tid = None
     try:
@@ -132,7 +151,7 @@ class WorkerPool:
     def _start(self, i: int) -> None:
         self._queues[i] = self._ctx.Queue()
         self._procs[i] = self._ctx.Process(target=_child_main, args=(self._factory, i, self._queues[i],
-                                                                      self._results), daemon=True)  # fmt: skip
+                                                                      self._results, os.getpid()), daemon=True)  # fmt: skip
         self._procs[i].start()
         self._ready.discard(i)
 
