@@ -254,6 +254,21 @@ class SmoothScriptedPolicy(ScriptedPolicy):
     yaw_tol: float = 0.12
     release_above: float = 0.03
     release_tol: float = 0.015
+    from_state: bool = False
+    """Re-derive the phase from the state before every action (object grasped or not, placed or not) instead of
+    trusting the demonstrator's own history: for labelling states that another policy reached (DAgger), where the
+    gripper may have closed on the object without this demonstrator's command, or opened over the receptacle."""
+
+    def _phase_from_state(self, p: dict[str, Any], tgt, obj, rec, h_rec: float) -> None:
+        grasped = bool(p.get("is_grasped", False))
+        placed = (not grasped and np.linalg.norm(obj[:2] - rec[:2]) <= OFF_TARGET_M
+                  and object_bottom(p) <= rec[2] + h_rec + 0.02)  # fmt: skip
+        if placed:
+            self.phase = "retreat"
+        elif grasped and self.phase in ("approach", "retreat"):  # holding it: carry on from the lift
+            self.phase = "lift" if tgt[2] < CARRY_Z - 0.04 else "carry"
+        elif not grasped and self.phase in ("lift", "carry"):  # not holding it: start over
+            self.phase = "approach"
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         p = obs["privileged"]
@@ -262,6 +277,8 @@ class SmoothScriptedPolicy(ScriptedPolicy):
         rec = np.asarray(p["receptacle_pose"], dtype=np.float64)
         grasp_xy, grasp_z, close_yaw = grasp_target(p)
         h_rec = float(p["receptacle_height"])
+        if self.from_state:
+            self._phase_from_state(p, tgt, obj, rec, h_rec)
         if self._goal_yaw is None or self.phase == "approach":
             self._goal_yaw = _wrap(close_yaw + math.pi / 2, math.pi)
         yaw_err = abs(_wrap(self._goal_yaw - tcp_yaw(tgt[3:])))

@@ -260,7 +260,9 @@ class DemoWorker:
 
         # proprio before each step: read after reset (in the policy's first act) and after every step
         state_before: list[np.ndarray] = [np.zeros(16, np.float32)]
-        oracle = SmoothScriptedPolicy() if cfg.oracle == "scripted-smooth" else ScriptedPolicy()
+        # labelling a learner's states: the demonstrator reads its phase from the state, not from its own commands
+        oracle = (SmoothScriptedPolicy(from_state=cfg.learner is not None) if cfg.oracle == "scripted-smooth"
+                  else ScriptedPolicy())  # fmt: skip
         noise = np.random.default_rng([int(cfg.seed), int(k), 7])
         policy = _StateTap(oracle, env, state_before, noise, cfg.noise_xyz, cfg.noise_yaw, cfg.noise_gripper,
                            learner=self.learner, learner_key=episode_key(f"dagger/{cfg.variant}", cfg.seed, k))  # fmt: skip
@@ -446,6 +448,11 @@ def _check_learner(cfg: DemoConfig) -> None:
         )
     if cfg.learner_temperature < 0:
         raise DemoConfigError(f"--learner-temperature must be >= 0, got {cfg.learner_temperature}")
+    if cfg.oracle != "scripted-smooth":
+        raise DemoConfigError(
+            f"--learner needs --oracle scripted-smooth (got {cfg.oracle!r}): the waypoint oracle plans from its own "
+            "history and cannot label states another policy reached"
+        )
 
 
 def refilter(root: Path, filt: IdleFilter) -> int:
