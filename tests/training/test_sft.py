@@ -361,3 +361,24 @@ def test_train_baseline_runs_a_dagger_round(tmp_path):
     assert cfg["extra_demos"] == [str(run / "dagger1" / "demos")] and cfg["demos"] == str(tmp_path / "d")
     assert (run / "dagger1" / "final" / "model.safetensors").is_file()
     assert json.loads((run / "dagger1" / "DONE").read_text())["round_of"] == str(run)
+
+
+def test_train_baseline_refuses_dagger_options_that_cannot_work_before_any_work(tmp_path, capsys):
+    from dataclasses import replace
+
+    from vla_gen_bench.training.commands import DaggerConfig, TrainSFT, train_sft
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'name = "r"\n[demos]\nepisodes = 2\nout = "{tmp_path / "d"}"\n'
+                      f'[sft]\ninit = "micro"\nout = "{tmp_path / "run"}"\n')  # fmt: skip
+    cmd = TrainSFT.from_recipe(recipe=recipe)
+    ckpt = Path(__file__).resolve().parents[2] / "baselines" / "checkpoints" / "sft-tiny"
+    cases = {
+        "add --dagger.rounds 1": DaggerConfig(rounds=0, first_learner=ckpt),
+        "no config.json": DaggerConfig(rounds=1, first_learner=tmp_path),
+        "include the demonstrations' seed 1000": DaggerConfig(rounds=2, seed=999),
+    }
+    for message, dagger in cases.items():
+        assert train_sft(replace(cmd, dagger=dagger)) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists() and not (tmp_path / "run" / "checkpoints").exists()

@@ -79,13 +79,12 @@ def _exit_when_orphaned(parent: int, poll_s: float = ORPHAN_POLL_S) -> None:
             os._exit(3)
 
 
-def _child_main(factory_blob: bytes, index: int, tasks, results, parent: int | None = None) -> None:
+def _child_main(factory_blob: bytes, index: int, tasks, results, parent: int) -> None:
     """The worker process: build the worker, set it up, report ready, run tasks until ``None``, close."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before the factory's modules (numpy, torch) are imported
-    if parent is not None:
-        import threading
+    import threading
 
-        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="orphan-watch").start()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before the factory's modules (numpy, torch) are imported
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="orphan-watch").start()
     worker = None
     tid = None
     try:

@@ -162,10 +162,23 @@ def build_configs(cfg: TrainSFT):
     return cfg.name, demo, sft
 
 
+def check_dagger(dagger: DaggerConfig, demo: DemoConfig) -> None:
+    """Refuse DAgger options that cannot work before anything is collected or trained."""
+    if dagger.rounds < 0:
+        raise ValueError(f"--dagger.rounds must be >= 0, got {dagger.rounds}")
+    if dagger.first_learner is not None and dagger.rounds < 1:
+        raise ValueError("--dagger.first-learner replaces the first SFT of a DAgger run; add --dagger.rounds 1 "
+                         "(or more), or drop --dagger.first-learner for plain SFT")  # fmt: skip
+    if dagger.first_learner is not None and not (Path(dagger.first_learner) / "config.json").is_file():
+        raise ValueError(f"--dagger.first-learner {dagger.first_learner}: not an OpenVLA checkpoint folder (no "
+                         "config.json); pass e.g. baselines/checkpoints/sft-tiny or <run>/final")  # fmt: skip
+    if dagger.rounds and dagger.seed <= demo.seed < dagger.seed + dagger.rounds:
+        raise ValueError(f"[dagger] seeds {dagger.seed}..{dagger.seed + dagger.rounds - 1} include the "
+                         f"demonstrations' seed {demo.seed}; pick seeds above it (e.g. --dagger.seed {demo.seed + 1})")  # fmt: skip
+
+
 def dagger_round(dagger: DaggerConfig, demo: DemoConfig, out: Path, r: int, learner: Path) -> DemoConfig:
     """The collection of DAgger round ``r``: the recipe's demonstrator, camera and filter, the learner acting."""
-    if dagger.seed == demo.seed:
-        raise ValueError(f"[dagger] seed {dagger.seed} is the demonstrations' seed; use another (e.g. 1001)")
     return replace(demo, out=Path(out) / f"dagger{r}" / "demos", seed=dagger.seed + r - 1, episodes=dagger.episodes,
                    learner=Path(learner), learner_temperature=dagger.temperature, noise_xyz=0.0, noise_yaw=0.0,
                    noise_gripper=0.0)  # fmt: skip
@@ -184,6 +197,7 @@ def train_sft(cfg: TrainSFT) -> int:
     t0 = time.perf_counter()
     try:
         name, demo, sft = build_configs(cfg)
+        check_dagger(cfg.dagger, demo)
         out = Path(sft.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "DONE").unlink(missing_ok=True)
@@ -198,7 +212,7 @@ def train_sft(cfg: TrainSFT) -> int:
             console.print(f"[yellow]only {kept} successful demos; training on all of them[/yellow]")
             sft = replace(sft, num_demos=kept)
         t_train = time.perf_counter()
-        if cfg.dagger.first_learner is not None and cfg.dagger.rounds > 0:
+        if cfg.dagger.first_learner is not None:
             final = Path(cfg.dagger.first_learner)
             console.print(f"first SFT not trained: DAgger starts from {final} (--dagger.first-learner)")
         else:

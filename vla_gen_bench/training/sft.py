@@ -505,11 +505,9 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     # --- data: demonstrations (training pools only: collect-demos refused anything else) ---------------------------
     refilter = None
     if cfg.idle_min_translation is not None:
-        from vla_gen_bench.training.demos import CARD_NAME, IdleFilter
+        from vla_gen_bench.training.demos import IdleFilter
 
-        card_path = Path(cfg.demos) / CARD_NAME
-        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        hold = card.get("config", {}).get("filter", {}).get("success_hold", 6)
+        hold = _read_card(cfg.demos).get("config", {}).get("filter", {}).get("success_hold", 6)
         refilter = IdleFilter(min_translation=cfg.idle_min_translation, min_rotation=cfg.idle_min_rotation,
                               success_hold=int(hold))  # fmt: skip
     data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter, chunk=cfg.action_chunk,
