@@ -3,6 +3,8 @@ policy returns a (K, 7) chunk that the runner executes open-loop, and sampling k
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,7 @@ def test_dataset_items_carry_the_chunk_and_the_config_round_trips(demos):  # noq
 
 def test_chunked_sft_checkpoint_acts_in_chunks_with_keyed_sampling(demos, tmp_path):  # noqa: F811
     from vla_gen_bench.models.checkpoint import load_openvla
+    from vla_gen_bench.models.config import ConfigError, OpenVLAConfig
     from vla_gen_bench.policies.openvla import OpenVLAPolicy
     from vla_gen_bench.training.sft import train
 
@@ -69,6 +72,15 @@ def test_chunked_sft_checkpoint_acts_in_chunks_with_keyed_sampling(demos, tmp_pa
     for bad in (4, -1, 1.5, "two"):
         with pytest.raises(ValueError, match="execute takes 1 to 3"):
             OpenVLAPolicy(vla, execute=bad)
+    # the recipe's receding horizon travels in the checkpoint (vgb.execute): the policy's default, overridable
+    recipe = train(_cfg(demos, tmp_path / "e", max_steps=1, action_chunk=3, execute=1), progress=False)
+    assert json.loads((recipe / "config.json").read_text())["vgb"]["execute"] == 1
+    vla_e = load_openvla(recipe, device="cpu")
+    assert OpenVLAPolicy(vla_e).spec.chunk == 1 and OpenVLAPolicy(vla_e).metadata["execute"] == 1
+    assert OpenVLAPolicy(vla_e, execute=0).spec.chunk == 3 and OpenVLAPolicy(vla_e, execute=2).spec.chunk == 2
+    assert OpenVLAPolicy(vla).metadata["execute"] == 3  # no vgb.execute: the whole chunk, as before
+    with pytest.raises(ConfigError, match="execute"):
+        OpenVLAConfig(action_chunk=2, execute=3)
     # resuming the run with another chunk size is refused
     with pytest.raises(ValueError, match="action_chunk"):
         train(_cfg(demos, tmp_path / "c", max_steps=4, action_chunk=1), progress=False)

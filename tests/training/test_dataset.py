@@ -114,3 +114,24 @@ def test_extra_folders_are_appended_in_order(tmp_path):
     assert ds.statistics()["vgb_demos"]["num_trajectories"] == 4
     with pytest.raises(DatasetError, match="no episodes/"):
         DemoDataset(main, extra=(tmp_path / "nope",))
+
+
+def test_extra_until_close_keeps_only_the_learner_reach_and_grasp(tmp_path):
+    """``extra_until_close = n``: an extra (DAgger) episode keeps its steps up to n after its first "close" label;
+    the main folder's episodes keep every step; an extra episode that never closes keeps them all."""
+    from vla_gen_bench.training.dataset import DatasetError, DemoDataset
+
+    main, more = tmp_path / "main", tmp_path / "dagger"
+    _write_dataset(main, n_episodes=2)  # labels close from t = 5 on
+    _write_dataset(more, n_episodes=2, seed=5)
+    z = dict(np.load(more / "episodes" / "s1000_e000001.npz"))
+    z["actions"][:, 6] = 1.0  # this learner episode never reaches a close label
+    np.savez(more / "episodes" / "s1000_e000001.npz", **z)
+    ds = DemoDataset(main, extra=(more,), extra_until_close=2)
+    steps = [ds.index[ds.index[:, 0] == e, 1].tolist() for e in range(4)]
+    assert steps[0] == steps[1] == [0, 1, 3, 4, 5, 6, 7, 8, 9]  # main: the idle step 2 only
+    assert steps[2] == [0, 1, 3, 4, 5, 6, 7]  # first close at 5, + 2 steps
+    assert steps[3] == [0, 1, 3, 4, 5, 6, 7, 8, 9]
+    assert len(DemoDataset(main, extra=(more,), extra_until_close=0)) == 9 * 3 + 5
+    with pytest.raises(DatasetError, match="extra_until_close"):
+        DemoDataset(main, extra=(more,), extra_until_close=-1)

@@ -90,6 +90,9 @@ class OpenVLAConfig:
     action_chunk: int = 1
     """Actions decoded per forward pass (``action_chunk * 7`` tokens, executed open-loop; ACT / OpenVLA-OFT style
     chunking). 1 = OpenVLA. Stored under config.json's ``vgb`` block when > 1."""
+    execute: int = 0
+    """How many actions of each chunk the policy runs before decoding the next one, unless the evaluation says
+    otherwise (receding horizon; 0 = the whole chunk). The training recipe's choice, stored as ``vgb.execute``."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields of config.json this package does not use (auto_map, architectures, ...), kept for the round trip."""
 
@@ -124,6 +127,9 @@ class OpenVLAConfig:
             )
         if int(self.action_chunk) < 1:
             raise ConfigError(f"action_chunk must be >= 1, got {self.action_chunk}")
+        if not 0 <= int(self.execute) <= int(self.action_chunk):
+            raise ConfigError(f"execute must be 0 (the whole chunk) to action_chunk={self.action_chunk}, got "
+                              f"{self.execute}")  # fmt: skip
         if self.tokenizer_vocab_size <= self.n_action_bins:
             raise ConfigError(
                 f"text_config.vocab_size - pad_to_multiple_of = {self.tokenizer_vocab_size} leaves no room for "
@@ -204,6 +210,7 @@ class OpenVLAConfig:
             featurizer_kwargs=tuple(vgb.get("featurizer_kwargs") or [{}] * n),
             preset=vgb.get("preset"),
             action_chunk=int(vgb.get("action_chunk", 1)),
+            execute=int(vgb.get("execute", 0)),
             extra={k: v for k, v in d.items() if k not in _KNOWN_KEYS},
         )
 
@@ -237,6 +244,8 @@ class OpenVLAConfig:
             vgb["preset"] = self.preset
         if self.action_chunk != 1:
             vgb["action_chunk"] = int(self.action_chunk)
+        if self.execute:
+            vgb["execute"] = int(self.execute)
         if (self.featurizer_type != "timm" or any(self.featurizer_kwargs) or self.preset is not None
                 or self.action_chunk != 1):  # fmt: skip
             d["vgb"] = vgb

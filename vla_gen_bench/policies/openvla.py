@@ -27,7 +27,12 @@ class OpenVLAPolicy:
     """Closed-loop OpenVLA policy: one image + instruction -> one (7,) action (or a (chunk, 7) chunk)."""
 
     def __init__(
-        self, vla, unnorm_key: str | None = None, temperature: float = 0.0, seed: int = 0, execute: int = 0
+        self,
+        vla,
+        unnorm_key: str | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+        execute: int | None = None,
     ) -> None:
         import torch
 
@@ -45,10 +50,13 @@ class OpenVLAPolicy:
         self.seed = int(seed)
         self.generator = torch.Generator(device=vla.device).manual_seed(self.seed)
         self.instruction: str | None = None
+        if execute is None:  # the checkpoint's own choice (vgb.execute), else the whole chunk
+            execute = int(getattr(vla.config, "execute", 0))
         if isinstance(execute, bool) or not isinstance(execute, int) or not 0 <= execute <= vla.chunk:
             raise ValueError(
                 f"execute={execute}: this checkpoint decodes chunks of {vla.chunk} action(s); execute takes 1 to "
-                f"{vla.chunk} (the first rows of each chunk run before the next forward pass), or 0 for all of them"
+                f"{vla.chunk} (the first rows of each chunk run before the next forward pass), or 0 for all of them "
+                "(omit it for the checkpoint's default)"
             )
         self.execute = execute or vla.chunk
         # (execute, 7) actions per call, run open-loop; then a new forward pass
@@ -82,7 +90,7 @@ class OpenVLAPolicy:
         seed: int = 0,
         center_crop: bool = False,
         fingerprint: bool = True,
-        execute: int = 0,
+        execute: int | None = None,
         **ignored: Any,
     ) -> OpenVLAPolicy:
         """Load ``path`` (an HF OpenVLA folder) for evaluation.
@@ -95,7 +103,8 @@ class OpenVLAPolicy:
             center_crop: crop 90 % of the image area first (for fine-tunes trained with random crops, e.g. LIBERO).
             fingerprint: record a sha256 of the checkpoint files in ``metadata`` (reads the weights once more).
             execute: for a chunking checkpoint, run only the first ``execute`` actions of each decoded chunk, then
-                decode a new chunk from the next image (receding horizon; 0 = the whole chunk, as trained).
+                decode a new chunk from the next image (receding horizon; 0 = the whole chunk; None = the
+                checkpoint's ``vgb.execute``, which the training recipe sets, else the whole chunk).
             ignored: other runner options (e.g. ``seed`` for other adapters) are accepted and ignored.
         """
         from dataclasses import replace

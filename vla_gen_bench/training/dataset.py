@@ -42,10 +42,12 @@ class DemoDataset:
         filter: recompute the keep mask with this :class:`IdleFilter` instead of the one stored at collection.
         extra: more dataset folders whose episodes are appended (all of them; e.g. DAgger data written by
             ``vgb collect-demos --learner``).
+        extra_until_close: keep an ``extra`` episode's steps only up to this many steps after its first label that
+            closes the gripper (the reach and the grasp; the rest of the episode is dropped); None keeps them all.
     """
 
     def __init__(self, root: str | Path, max_episodes: int | None = None, filter: IdleFilter | None = None,
-                 chunk: int = 1, extra: tuple[str | Path, ...] = ()):  # fmt: skip
+                 chunk: int = 1, extra: tuple[str | Path, ...] = (), extra_until_close: int | None = None):  # fmt: skip
         self.root = Path(root)
         self.extra = tuple(Path(r) for r in extra)
         files = _episode_files(self.root)
@@ -55,6 +57,9 @@ class DemoDataset:
             files = files[:max_episodes]
         if not files:
             raise DatasetError(f"{self.root} holds no episodes")
+        own = len(files)
+        if extra_until_close is not None and extra_until_close < 0:
+            raise DatasetError(f"extra_until_close must be >= 0 or None, got {extra_until_close}")
         for r in self.extra:
             more = _episode_files(r)
             if not more:
@@ -70,6 +75,10 @@ class DemoDataset:
         for e, p in enumerate(files):
             with np.load(p) as z:
                 keep = z["keep"].astype(bool) if filter is None else filter(z["actions"], z["success"])
+                if e >= own and extra_until_close is not None:
+                    closes = np.nonzero(z["actions"][:, 6] < 0)[0]
+                    if len(closes):
+                        keep[closes[0] + extra_until_close + 1 :] = False
                 ts = np.nonzero(keep)[0]
                 actions.append(z["actions"][ts].astype(np.float32))
                 if chunk > 1:

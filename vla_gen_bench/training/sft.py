@@ -79,6 +79,10 @@ class SFTConfig:
     extra_demos: tuple[Path, ...] = ()
     """More dataset folders trained on together with ``demos`` (all their episodes), e.g. the DAgger data that
     'vgb collect-demos --learner' writes; the action statistics cover every step used."""
+    extra_until_close: int | None = None
+    """Keep an ``extra_demos`` episode only up to this many steps after its first label that closes the gripper: the
+    learner's reach and grasp with the demonstrator's corrections, without its carry and place (which the
+    demonstrations show); None keeps every step."""
     idle_min_translation: float | None = None
     """Re-filter the demonstrations at load time with RL4VLA's idle-action filter at these thresholds (translation in
     m; gripper changes always kept; the dataset's success truncation kept), instead of the keep mask stored at
@@ -125,6 +129,10 @@ class SFTConfig:
     ``action_chunk`` actions (7 tokens each), the checkpoint records it, and the policy executes the chunk open-loop.
     1 = OpenVLA. With ``prefix_noise = 1`` every token is predicted from the image and prompt alone (parallel
     decoding in effect). RL fine-tuning (PPO/GRPO/DPO) takes each chunk as one decision."""
+    execute: int = 0
+    """With action_chunk > 1: how many actions of each chunk the policy runs before decoding the next chunk from a
+    new image (receding horizon), recorded in the checkpoint (``vgb.execute``) as its default for ``vgb evaluate``
+    and the in-training evaluation (``--policy-arg execute=k`` still overrides it); 0 = the whole chunk."""
     shift_aug: int = 0
     """Random image shift of up to this many pixels (replicate padding; 0 = no augmentation, as RL4VLA's SFT)."""
     grad_clip: float = 1.0
@@ -486,7 +494,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     if old_cfg.is_file():
         prev = json.loads(old_cfg.read_text())
         changed = [k for k in ("demos", "init", "num_demos", "lora_rank", "batch_size", "grad_accum", "seed",
-                               "label_sigma", "idle_min_translation", "extra_demos")
+                               "label_sigma", "idle_min_translation", "extra_demos", "extra_until_close")
                    if prev.get(k, [] if k == "extra_demos" else None) != cfg_dict.get(k)]  # fmt: skip
         if prev.get("action_chunk", 1) != cfg.action_chunk:
             changed.append("action_chunk")
@@ -511,7 +519,7 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
         refilter = IdleFilter(min_translation=cfg.idle_min_translation, min_rotation=cfg.idle_min_rotation,
                               success_hold=int(hold))  # fmt: skip
     data = DemoDataset(cfg.demos, max_episodes=cfg.num_demos, filter=refilter, chunk=cfg.action_chunk,
-                       extra=cfg.extra_demos)  # fmt: skip
+                       extra=cfg.extra_demos, extra_until_close=cfg.extra_until_close)  # fmt: skip
     card = data.card()
     for c in [card] + [_read_card(r) for r in cfg.extra_demos]:
         if c:
@@ -541,7 +549,9 @@ def train(cfg: SFTConfig, progress: bool = True) -> Path:
     else:
         base = Path(cfg.init)
     vla = load_openvla(base, device=device, dtype="float32" if device.type == "cpu" else "auto")
-    vla.config = replace(vla.config.with_norm_stats(stats), action_chunk=cfg.action_chunk)
+    vla.config = replace(
+        vla.config.with_norm_stats(stats), action_chunk=cfg.action_chunk, execute=cfg.execute
+    )
     model = vla.model
     if cfg.lora_rank > 0:
         from vla_gen_bench.models.lora import attach_lora
