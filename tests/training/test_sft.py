@@ -381,4 +381,9 @@ def test_train_baseline_refuses_dagger_options_that_cannot_work_before_any_work(
     for message, dagger in cases.items():
         assert train_sft(replace(cmd, dagger=dagger)) == 2
         assert message in capsys.readouterr().err
+    sft_cases = {"takes 0 (the whole chunk) to --action-chunk 1": {"execute": 2},
+                 "must be >= 0": {"extra_until_close": -1}}  # fmt: skip
+    for message, change in sft_cases.items():
+        assert train_sft(replace(cmd, sft=replace(cmd.sft, **change))) == 2
+        assert message in capsys.readouterr().err
     assert not (tmp_path / "d").exists() and not (tmp_path / "run" / "checkpoints").exists()

@@ -177,6 +177,17 @@ def check_dagger(dagger: DaggerConfig, demo: DemoConfig) -> None:
                          f"demonstrations' seed {demo.seed}; pick seeds above it (e.g. --dagger.seed {demo.seed + 1})")  # fmt: skip
 
 
+def check_sft(sft: SFTConfig) -> None:
+    """Refuse SFT options that ``train`` would only reject after the demonstrations are collected."""
+    if not 0 <= sft.execute <= sft.action_chunk:
+        raise ValueError(
+            f"--execute {sft.execute}: takes 0 (the whole chunk) to --action-chunk {sft.action_chunk}"
+        )
+    if sft.extra_until_close is not None and sft.extra_until_close < 0:
+        raise ValueError(f"--extra-until-close {sft.extra_until_close}: must be >= 0 (steps kept after the first "
+                         "close label), or None for every step")  # fmt: skip
+
+
 def dagger_round(dagger: DaggerConfig, demo: DemoConfig, out: Path, r: int, learner: Path) -> DemoConfig:
     """The collection of DAgger round ``r``: the recipe's demonstrator, camera and filter, the learner acting."""
     return replace(demo, out=Path(out) / f"dagger{r}" / "demos", seed=dagger.seed + r - 1, episodes=dagger.episodes,
@@ -198,6 +209,7 @@ def train_sft(cfg: TrainSFT) -> int:
     try:
         name, demo, sft = build_configs(cfg)
         check_dagger(cfg.dagger, demo)
+        check_sft(sft)
         out = Path(sft.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "DONE").unlink(missing_ok=True)
