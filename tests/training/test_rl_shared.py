@@ -216,3 +216,25 @@ def test_a_ppo_checkpoint_brings_its_value_head_back(tmp_path):
     assert not all(torch.equal(fresh[k], trained[k]) for k in trained)
     with pytest.raises(ValueError, match="value_widths"):
         build_actor_critic(ModelConfig(**model, value_widths=(64,)))
+
+
+def test_rl_exports_whole_chunk_decisions_from_a_receding_horizon_init(tmp_path, capsys):
+    """An init whose recipe executes part of each chunk (vgb.execute) is trained by RL on whole-chunk decisions, so
+    the exported policy runs whole chunks: evaluation runs what RL trained."""
+    import json
+    import shutil
+
+    from vla_gen_bench.policies.openvla import OpenVLAPolicy
+    from vla_gen_bench.training.actor_critic import build_actor_critic, export_policy
+    from vla_gen_bench.training.rl_config import ModelConfig
+
+    init = tmp_path / "init"
+    shutil.copytree(micro_ckpt(), init)
+    cfg = json.loads((init / "config.json").read_text())
+    cfg.setdefault("vgb", {}).update(action_chunk=3, execute=1)
+    (init / "config.json").write_text(json.dumps(cfg))
+    ac = build_actor_critic(ModelConfig(init=init, lora_r=4, device="cpu", dtype="float32"))
+    assert "executes 1 of its 3-action chunks" in capsys.readouterr().err
+    out = export_policy(ac, tmp_path / "policy")
+    assert "execute" not in json.loads((out / "config.json").read_text())["vgb"]
+    assert OpenVLAPolicy.from_path(out).spec.chunk == 3
