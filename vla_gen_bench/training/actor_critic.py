@@ -184,9 +184,10 @@ def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0)
     vla = load_openvla(cfg.init, device=cfg.device, dtype=cfg.dtype)
     key = resolve_key(vla.norm_stats, cfg.unnorm_key)
     vla.resolve_unnorm_key(key)  # fails early, listing the keys, when ambiguous or unknown
-    if getattr(vla.config, "execute", 0) not in (0, vla.chunk):
+    execute = getattr(vla.config, "execute", 0)
+    if execute not in (0, vla.chunk):
         # RL decides and scores whole chunks (rollouts.py): the exported policy must run what was trained
-        print(f"note: {cfg.init} executes {vla.config.execute} of its {vla.chunk}-action chunks (vgb.execute); RL "
+        print(f"note: {cfg.init} executes {execute} of its {vla.chunk}-action chunks (vgb.execute); RL "
               f"trains and exports whole-chunk decisions (execute 0)", file=sys.stderr)  # fmt: skip
         vla.config = dataclasses.replace(vla.config, execute=0)
     base = vla.model
