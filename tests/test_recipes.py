@@ -152,3 +152,18 @@ def test_installed_wheel_ships_the_recipes(tmp_path):
                        **run)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert int(r.stdout.split()[-1]) == len(recipes.names())
+
+
+def test_tiny_sft_recipe_dagger_learner_is_a_bundled_checkpoint(monkeypatch):
+    """v12's DAgger round starts from a checkpoint shipped in the repository, so a fresh clone reproduces the recipe
+    without training the first stage, and the learner's checkpoint passes the command's own check."""
+    from vla_gen_bench.training.commands import TrainSFT, build_configs, check_dagger
+
+    cmd = TrainSFT.from_recipe(preset="tiny")
+    _, demo, sft = build_configs(cmd)
+    learner = REPO / cmd.dagger.first_learner
+    assert cmd.dagger.rounds == 1 and learner.parent == REPO / "baselines" / "checkpoints"
+    assert (learner / "card.json").is_file() and (learner / "config.json").is_file()
+    assert (sft.max_steps, sft.execute, sft.extra_until_close) == (32000, 2, 3)
+    monkeypatch.chdir(REPO)  # the recipe's paths are relative to the repository root
+    check_dagger(cmd.dagger, demo)
