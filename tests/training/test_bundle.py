@@ -175,3 +175,21 @@ def test_dataset_fingerprint(tmp_path):
     (tmp_path / "d" / "dataset.json").unlink()
     with pytest.raises(BundleError, match="no dataset.json"):
         dataset_fingerprint(tmp_path / "d")
+
+
+def test_a_dagger_round_card_counts_the_parent_runs_collection(trained, tmp_path):
+    """``--run <out>/dagger1``: the round's DONE has only its own collection; the parent's DONE adds the
+    demonstrator's (and, for later rounds, earlier rounds' collection and training)."""
+    out = tmp_path / "v12"
+    shutil.copytree(trained / "run", out / "dagger2")
+    (out / "dagger2" / "DONE").write_text(json.dumps({"train_wall_s": 40.0, "collect_wall_s": 8.0}))
+    rounds = [{"round": 1, "final": str(out / "dagger1" / "final"), "collect_wall_s": 5.0, "train_wall_s": 30.0},
+              {"round": 2, "final": str(out / "dagger2" / "final"), "collect_wall_s": 8.0, "train_wall_s": 40.0}]  # fmt: skip
+    (out / "DONE").write_text(json.dumps({"collect_wall_s": 100.0, "dagger": {"rounds": rounds}}))
+    cost = bundle.training_info(out / "dagger2")["cost"]
+    assert cost["collect_wall_s"] == 113.0
+    assert cost["collect_parts"] == {"demonstrations": 100.0, "dagger round 1": 5.0, "dagger round 2": 8.0}
+    assert cost["earlier_train_wall_s"] == 30.0 and cost["train_wall_s"] == 40.0
+    # a plain run folder (no DAgger parent) keeps its own DONE's figure
+    assert bundle.training_info(trained / "run")["cost"]["collect_wall_s"] == 3.0
+    assert "collect_parts" not in bundle.training_info(trained / "run")["cost"]

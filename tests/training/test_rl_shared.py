@@ -235,6 +235,8 @@ def test_rl_exports_whole_chunk_decisions_from_a_receding_horizon_init(tmp_path,
     (init / "config.json").write_text(json.dumps(cfg))
     ac = build_actor_critic(ModelConfig(init=init, lora_r=4, device="cpu", dtype="float32"))
     assert "executes 1 of its 3-action chunks" in capsys.readouterr().err
+    quiet = build_actor_critic(ModelConfig(init=init, lora_r=4, device="cpu", dtype="float32"), notes=False)
+    assert quiet.vla.config.execute == 0 and "executes" not in capsys.readouterr().err  # rollout workers
     out = export_policy(ac, tmp_path / "policy")
     assert "execute" not in json.loads((out / "config.json").read_text())["vgb"]
     assert OpenVLAPolicy.from_path(out).spec.chunk == 3

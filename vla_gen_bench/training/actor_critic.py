@@ -161,7 +161,9 @@ def load_value_head(head, path: Path) -> None:
     head.load_state_dict({k: v.to(own[k].dtype) for k, v in saved.items()})
 
 
-def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0) -> ActorCritic:
+def build_actor_critic(
+    cfg: ModelConfig, with_value: bool = True, seed: int = 0, notes: bool = True
+) -> ActorCritic:
     """Load ``cfg.init``, attach fresh LoRA adapters (zero delta: the policy starts as the warm-up) or continue
     the warm-up's own adapter (``cfg.continue_adapter``), and a value head (float32, seeded).
 
@@ -186,9 +188,10 @@ def build_actor_critic(cfg: ModelConfig, with_value: bool = True, seed: int = 0)
     vla.resolve_unnorm_key(key)  # fails early, listing the keys, when ambiguous or unknown
     execute = getattr(vla.config, "execute", 0)
     if execute not in (0, vla.chunk):
+        if notes:  # rollout workers pass notes=False: the trainer has said it once
+            print(f"note: {cfg.init} executes {execute} of its {vla.chunk}-action chunks (vgb.execute); RL "
+                  f"trains and exports whole-chunk decisions (execute 0)", file=sys.stderr)  # fmt: skip
         # RL decides and scores whole chunks (rollouts.py): the exported policy must run what was trained
-        print(f"note: {cfg.init} executes {execute} of its {vla.chunk}-action chunks (vgb.execute); RL "
-              f"trains and exports whole-chunk decisions (execute 0)", file=sys.stderr)  # fmt: skip
         vla.config = dataclasses.replace(vla.config, execute=0)
     base = vla.model
     critic = None

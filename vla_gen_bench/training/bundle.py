@@ -192,6 +192,27 @@ def _num(v: Any) -> float | None:
         return None
 
 
+def _add_dagger_parent_cost(run: Path, cost: dict[str, Any]) -> None:
+    """A DAgger round's folder (``<out>/daggerN``) records only its own collection; the parent run's ``DONE`` holds
+    the demonstrator's collection and every round's. Sum them up to this round into ``collect_wall_s`` (the parts
+    in ``collect_parts``), and earlier rounds' training into ``earlier_train_wall_s``."""
+    parent = _read_json(run.parent / "DONE")
+    rounds = (parent or {}).get("dagger", {}).get("rounds") if isinstance(parent, dict) else None
+    if not rounds or not run.name.startswith("dagger"):
+        return
+    mine = [r for r in rounds if Path(str(r.get("final", ""))).parent.name == run.name]
+    if not mine:
+        return
+    upto = [r for r in rounds if int(r.get("round", 0)) <= int(mine[0].get("round", 0))]
+    parts = {"demonstrations": _num(parent.get("collect_wall_s")) or 0.0,
+             **{f"dagger round {r.get('round')}": _num(r.get("collect_wall_s")) or 0.0 for r in upto}}  # fmt: skip
+    cost["collect_wall_s"] = round(sum(parts.values()), 1)
+    cost["collect_parts"] = parts
+    earlier = [(_num(r.get("train_wall_s")) or 0.0) for r in upto if r is not mine[0]]
+    if earlier:
+        cost["earlier_train_wall_s"] = round(sum(earlier), 1)
+
+
 def training_info(run_dir: str | Path, recipe: str | None = None) -> dict[str, Any]:
     """What the card says about training, read from a run folder of ``vgb train-baseline``.
 
@@ -227,6 +248,7 @@ def training_info(run_dir: str | Path, recipe: str | None = None) -> dict[str, A
             "device": config.get("device"),
             "threads": config.get("threads"),
         }
+        _add_dagger_parent_cost(run, cost)
         demos = config.get("demos")
         num_demos = config.get("num_demos")
         dataset: dict[str, Any] | None = {"path": demos, "num_demos": num_demos, "sha256": None}
@@ -536,7 +558,11 @@ def render_card(card: dict[str, Any], out: str | Path) -> str:
             lines.append(f"* cost: {c.get('steps')} steps, {c.get('samples')} samples, "
                          f"{_fmt_s(c.get('train_wall_s'))} of training (from {c.get('train_wall_s_from')}) on device "
                          f"`{c.get('device')}`" + (f", plus {_fmt_s(c['collect_wall_s'])} collecting demonstrations"
-                                                   if c.get("collect_wall_s") else ""))  # fmt: skip
+                                                   if c.get("collect_wall_s") else "")
+                         + (" (" + ", ".join(f"{k} {_fmt_s(v)}" for k, v in c["collect_parts"].items()) + ")"
+                            if c.get("collect_parts") else "")
+                         + (f", plus {_fmt_s(c['earlier_train_wall_s'])} training earlier DAgger rounds"
+                            if c.get("earlier_train_wall_s") else ""))  # fmt: skip
         else:
             lines.append(f"* cost ({t.get('algo')}): {c.get('iterations')} iterations, {c.get('env_steps')} env steps, "
                          f"{_fmt_s(c.get('train_wall_s'))} (from {c.get('train_wall_s_from')}) on device "

@@ -220,7 +220,7 @@ class _RolloutWorker:
         self.env = make_env(
             camera=spec.rollout.camera, sim_freq=spec.rollout.sim_freq, num_envs=spec.rollout.num_envs
         )
-        self.ac = build_actor_critic(spec.model, with_value=spec.with_value)
+        self.ac = build_actor_critic(spec.model, with_value=spec.with_value, notes=False)
         self.policy = RolloutPolicy(self.ac, temperature=spec.rollout.temperature)
 
     def run(self, task) -> list[Trajectory]:
