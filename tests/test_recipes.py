@@ -167,3 +167,18 @@ def test_tiny_sft_recipe_dagger_learner_is_a_bundled_checkpoint(monkeypatch):
     assert (sft.max_steps, sft.execute, sft.extra_until_close) == (32000, 2, 3)
     monkeypatch.chdir(REPO)  # the recipe's paths are relative to the repository root
     check_dagger(cmd.dagger, demo)
+
+
+def test_tiny_rl_recipes_start_from_the_bundled_sft_reference():
+    """`vgb train-baseline ppo|grpo|dpo --preset tiny` runs on a fresh clone: the default set's init is a checkpoint
+    shipped in the repository (the current SFT reference), not a run folder that only exists after training."""
+    from vla_gen_bench.training.actor_critic import resolve_key
+    from vla_gen_bench.training.rl_commands import resolve_config
+
+    for algo in ("ppo", "grpo", "dpo"):
+        init = REPO / resolve_config(algo, preset="tiny").model.init
+        assert init == REPO / "baselines" / "checkpoints" / "sft-tiny-v12", algo
+        card = json.loads((init / "card.json").read_text())
+        assert card["checkpoint_sha256"] and (init / "model.safetensors").is_file()
+        stats = json.loads((init / "config.json").read_text())["norm_stats"]
+        assert resolve_key(stats, None) == "vgb_demos"  # one unnorm key: RL needs no --unnorm-key

@@ -181,7 +181,7 @@ def build_actor_critic(
 
     if cfg.init is None:
         raise ValueError(
-            "model.init is required: the warm-up checkpoint folder (e.g. runs/baselines/sft-tiny/final)"
+            "model.init is required: the warm-up checkpoint folder (e.g. baselines/checkpoints/sft-tiny-v12 or runs/baselines/sft-tiny/dagger1/final)"
         )
     vla = load_openvla(cfg.init, device=cfg.device, dtype=cfg.dtype)
     key = resolve_key(vla.norm_stats, cfg.unnorm_key)

@@ -20,7 +20,8 @@ class ModelConfig:
     """The policy being fine-tuned."""
 
     init: Path | None = None
-    """Warm-up checkpoint (an HF OpenVLA folder, e.g. the SFT output ``runs/baselines/sft-tiny/final``)."""
+    """Warm-up checkpoint (an HF OpenVLA folder, e.g. the bundled ``baselines/checkpoints/sft-tiny-v12`` or an SFT
+    run's ``<out>/dagger1/final``)."""
     unnorm_key: str | None = None
     """Dataset statistics that de-normalise actions; None = the checkpoint's only key (``random_init`` ignored when
     another exists)."""
