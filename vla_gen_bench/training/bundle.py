@@ -319,6 +319,8 @@ def eval_rows(folder: str | Path, checkpoint_sha256: str | None = None) -> list[
     for r in episodes.records:
         by_variant.setdefault(r.variant, []).append(r)
     temperature = meta.get("temperature", (run.get("policy_args") or {}).get("temperature"))
+    # actions run per forward pass (chunking policies): a receding horizon runs fewer than the chunk
+    execute = meta.get("execute") or meta.get("action_chunk")
     expected = len(run.get("seeds") or []) * int(run.get("episodes_per_seed") or 0)
     rows = []
     for variant, recs in by_variant.items():
@@ -331,6 +333,7 @@ def eval_rows(folder: str | Path, checkpoint_sha256: str | None = None) -> list[
             "seeds": sorted({r.seed for r in recs}), "episodes": n, "successes": k,
             "success_rate": round(k / n, 6), "wilson_low": round(lo, 6), "wilson_high": round(hi, 6),
             "temperature": temperature, "camera": run.get("camera"), "checkpoint_sha256": sha,
+            "executes": f"{execute} of {meta['action_chunk']}" if meta.get("action_chunk") else None,
             "complete": n == expected if expected else None,
         })  # fmt: skip
     return rows
@@ -577,14 +580,16 @@ def render_card(card: dict[str, Any], out: str | Path) -> str:
             "Success is counted from each folder's episodes.jsonl; 95 % Wilson intervals. Every run evaluated "
             "exactly these weights (its checkpoint_sha256 equals the bundle's).",
             "",
-            "| folder | suite | variant | seeds | camera | temperature | successes / episodes | success | Wilson 95 % |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| folder | suite | variant | seeds | camera | temperature | actions run per chunk | successes / episodes "
+            "| success | Wilson 95 % |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for e in rows:
             partial = "" if e.get("complete") in (True, None) else " (incomplete run)"
             lines.append(
                 f"| `{e['folder']}` | {e['suite']} | {e['variant']} | {', '.join(map(str, e['seeds']))} | "
-                f"{e['camera']} | {e['temperature']} | {e['successes']} / {e['episodes']}{partial} | "
+                f"{e['camera']} | {e['temperature']} | {e.get('executes') or 'one action'} | "
+                f"{e['successes']} / {e['episodes']}{partial} | "
                 f"{_pct(e['success_rate'])} | [{_pct(e['wilson_low'])}, {_pct(e['wilson_high'])}] |"
             )
         lines.append("")
