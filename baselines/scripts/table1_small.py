@@ -2,8 +2,8 @@
 (read from their axes.csv, which `vgb evaluate` derives from episodes.jsonl) next to the paper's `reported` rows of
 leaderboard/leaderboard.csv (per-axis means of the published per-setting rates).
 
-    python baselines/scripts/table1_small.py baselines/results/sft-tiny-v10-table1-default-s0 \
-        baselines/results/ppo-tiny-v1-table1-default-s0 > baselines/results/table1-small.md
+    python baselines/scripts/table1_small.py baselines/results/sft-tiny-v12-table1-default-s0-ex4 \
+        baselines/results/ppo-tiny-v12-table1-default-s0 > baselines/results/table1-small.md
 """
 
 from __future__ import annotations
