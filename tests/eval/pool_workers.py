@@ -10,7 +10,8 @@ from pathlib import Path
 
 class Echo:
     """Runs small commands: ``("value", x)``, ``("sleep", s, x)``, ``("raise", text)``, ``("kill_once", marker, x)``
-    (SIGKILLs itself while the marker file exists, removing it first), ``("kill",)``, ``("unpicklable",)``."""
+    (SIGKILLs itself while the marker file exists, removing it first), ``("kill",)``, ``("unpicklable",)``,
+    ``("big", nbytes, x)`` (a result of ``nbytes`` bytes, so large that writing it fills the pipe)."""
 
     def __init__(self, tag: str, index: int) -> None:
         self.tag, self.index = tag, index
@@ -41,6 +42,8 @@ class Echo:
             os.kill(os.getpid(), signal.SIGKILL)
         if kind == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "big":
+            return (self.index, args[1], bytes([args[1] % 256]) * args[0])
         if kind == "unpicklable":
             return lambda: None
         raise AssertionError(kind)
