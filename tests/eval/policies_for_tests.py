@@ -119,3 +119,25 @@ class Faulty(Wanderer):
                 time.sleep(60)
             raise RuntimeError("the policy failed on purpose")
         return super().act(obs)
+
+
+# ---------------------------------------------------------------------------------------------- construction
+class HangsInInit(PolicyBase):
+    """A constructor that never returns (a load stuck on a lock, a network drive, a debugger prompt)."""
+
+    def __init__(self):
+        while True:
+            time.sleep(60)
+
+    def act(self, obs):  # pragma: no cover - never built
+        return np.zeros(7, np.float32)
+
+
+class RaisesInInit(PolicyBase):
+    """A constructor that fails (a missing weight file, no GPU)."""
+
+    def __init__(self):
+        raise FileNotFoundError("weights.bin is missing on purpose")
+
+    def act(self, obs):  # pragma: no cover - never built
+        return np.zeros(7, np.float32)

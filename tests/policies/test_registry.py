@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,63 @@ def test_module_class_policy():
 def test_bad_policy_strings(spec, msg):
     with pytest.raises(PolicyError, match=msg):
         resolve_policy(spec)
+
+
+# ---------------------------------------------------------------------------------------------- modules that do not import
+MODULES = {
+    "vgb_syntax_policy": "import numpy as np\n\n\nclass P:\n    def act(self, obs:\n        pass\n",
+    "vgb_raising_policy": "import os\n\nX = 1\nraise RuntimeError('no GPU here')\n",
+    "vgb_deep_policy": "import json\n\n\ndef load():\n    return json.loads('{nope')\n\n\nWEIGHTS = load()\n",
+    "vgb_missing_dep_policy": "import os\nimport vgb_not_installed_dependency\n",
+}
+
+
+@pytest.fixture
+def user_modules(tmp_path, monkeypatch):
+    for name, text in MODULES.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "module,expected",
+    [("vgb_syntax_policy", r"SyntaxError at {d}/vgb_syntax_policy\.py:5: .*python -m py_compile"),
+     ("vgb_raising_policy", r"raised RuntimeError: no GPU here at {d}/vgb_raising_policy\.py:4; .*python -c "
+                            r"'import vgb_raising_policy'"),
+     # raised inside json, reported at the user's line that led there, and where it was raised
+     ("vgb_deep_policy", r"raised JSONDecodeError: .* at {d}/vgb_deep_policy\.py:5 \(raised in .*json.*\.py:\d+\)"),
+     # a dependency the module imports is missing: not the PYTHONPATH hint about the module itself
+     ("vgb_missing_dep_policy", r"raised ModuleNotFoundError: No module named 'vgb_not_installed_dependency' at "
+                                r"{d}/vgb_missing_dep_policy\.py:2")],
+)  # fmt: skip
+def test_a_module_that_does_not_import_is_one_line_naming_file_and_line(user_modules, module, expected):
+    from vla_gen_bench.policies.registry import check_policy
+
+    pattern = expected.format(d=re.escape(str(user_modules)))
+    for call in (lambda: check_policy(f"{module}:P"), lambda: resolve_policy(f"{module}:P")):
+        with pytest.raises(PolicyError, match=pattern) as e:
+            call()
+        assert "\n" not in str(e.value) and "PYTHONPATH" not in str(e.value)
+        assert e.value.__cause__ is None and e.value.__suppress_context__  # no chained traceback to print
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [(["evaluate", "--policy", "vgb_syntax_policy:P", "--suite", "ind"], "vgb_syntax_policy.py:5"),
+     (["serve", "--policy", "vgb_raising_policy:P", "--port", "0"], "vgb_raising_policy.py:4")],
+)  # fmt: skip
+def test_vgb_evaluate_and_serve_refuse_a_broken_module_in_one_line(user_modules, tmp_path, argv, expected):
+    import os
+    import subprocess
+    import sys
+
+    if argv[0] == "evaluate":
+        argv = [*argv, "--out", str(tmp_path / "run")]
+    env = {**os.environ, "PYTHONPATH": str(user_modules), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "vla_gen_bench.cli", *argv], env=env, capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    err = p.stderr.strip()
+    assert p.returncode == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "run").exists()

@@ -385,3 +385,105 @@ def test_serve_command_reports_a_busy_port(served, capsys):
     url, server = served(Recorder())
     assert serve_command(Serve(policy="zero", host="127.0.0.1", port=server.port)) == 1
     assert f"cannot listen on 127.0.0.1:{server.port}" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- a quiet, honest server
+def _stats(url: str) -> dict:
+    import json
+
+    with urllib.request.urlopen(url.replace("ws://", "http://") + "/stats", timeout=5) as r:
+        return json.loads(r.read())
+
+
+BAD_FRAMES = [
+    b"\xc1\xc1 garbage",  # not msgpack
+    packb([1, 2, 3]),  # msgpack, but not a map
+    packb({"instruction": "x", "state": np.zeros(3, np.float32)}),  # no image
+    packb({"image": np.zeros((4, 4), np.uint8), "instruction": "x"}),  # wrong image shape
+    packb({"image": np.zeros((8, 8, 3), np.uint8), "instruction": 5}),  # wrong key type
+    "a text frame",
+]
+
+
+def test_bad_frames_get_one_line_replies_and_are_logged_one_line_each_rate_limited(served, caplog):
+    from websockets.sync.client import connect
+
+    from vla_gen_bench.policies.serve import LOG_LIMIT
+
+    url, server = served(Recorder())
+    n = 5 * len(BAD_FRAMES)
+    with caplog.at_level("INFO", logger="vla_gen_bench.policies.serve"), connect(url, max_size=None) as ws:
+        ws.recv()  # metadata
+        for i in range(n):
+            ws.send(BAD_FRAMES[i % len(BAD_FRAMES)])
+            reply = ws.recv(timeout=10)
+            assert (
+                isinstance(reply, str) and "\n" not in reply and reply.split(": ", 1)[0] == "RequestError"
+            ), reply
+        ws.send(packb(_obs()))  # the connection still works
+        assert unpackb(ws.recv(timeout=10))["actions"].shape == (7,)
+    bad = [r for r in caplog.records if "bad frame" in r.getMessage()]
+    assert len(bad) == LOG_LIMIT < n, [r.getMessage() for r in bad]
+    assert all("\n" not in r.getMessage() and r.exc_info is None for r in bad)
+    assert "Traceback" not in caplog.text
+    assert server.bad_frame_log.suppressed == n - LOG_LIMIT
+    stats = _stats(url)
+    assert stats["bad_frames"] == n and stats["requests"] == 1 and stats["failed"] == 0, stats
+
+
+def test_log_limit_counts_what_it_suppresses_and_says_so_when_the_window_ends(caplog):
+    import logging
+
+    from vla_gen_bench.policies.serve import RateLimitedLog
+
+    now = [0.0]
+    logger = logging.getLogger("vgb-test-limit")
+    lim = RateLimitedLog(logger, "bad frames", limit=3, window_s=10.0, clock=lambda: now[0])
+    with caplog.at_level("INFO", logger="vgb-test-limit"):
+        shown = [lim.log(logging.WARNING, "bad frame %d", i) for i in range(8)]
+        assert shown == [True] * 3 + [False] * 5 and len(caplog.records) == 3
+        now[0] = 9.9
+        lim.flush()  # the window is not over yet
+        assert len(caplog.records) == 3
+        now[0] = 10.0
+        lim.flush()
+        assert (
+            caplog.records[-1].getMessage() == "... 5 more bad frames suppressed (at most 3 lines per 10 s)"
+        )
+        assert lim.log(logging.WARNING, "bad frame again")  # a new window
+        assert len(caplog.records) == 5
+
+
+def test_stats_count_every_request_with_and_without_batching(served):
+    k = 7
+    for options in ({}, {"max_batch": 4}):
+        policy = Recorder()
+        if options:  # a batched policy
+            policy.act_batch = lambda images, instructions: np.zeros((len(images), 7), np.float32)
+        url, server = served(policy, **options)
+        assert server.batching == bool(options)
+        client = RemotePolicy(url)
+        client.reset("x")
+        for t in range(k):
+            client.act(_obs(k=t))
+        stats = _stats(url)
+        assert stats["requests"] == k and stats["bad_frames"] == 0 and stats["failed"] == 0, (options, stats)
+        if options:
+            assert stats["batches"] == k and stats["mean_batch"] == 1.0, stats
+
+
+def test_policy_exceptions_are_counted_and_their_tracebacks_rate_limited(served, caplog):
+    from vla_gen_bench.policies.serve import LOG_LIMIT
+
+    url, _ = served(Broken())
+    client = RemotePolicy(url)
+    client.reset("x")
+    n = LOG_LIMIT + 5
+    with caplog.at_level("ERROR", logger="vla_gen_bench.policies.serve"):
+        for _ in range(n):
+            with pytest.raises(RemotePolicyError, match="ZeroDivisionError"):
+                client.act(_obs())
+    logged = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(logged) == LOG_LIMIT and all(r.exc_info is not None for r in logged)  # the details are kept
+    stats = _stats(url)
+    assert stats["requests"] == n and stats["failed"] == n and stats["bad_frames"] == 0, stats

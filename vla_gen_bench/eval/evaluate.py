@@ -335,7 +335,7 @@ class Worker:
     def setup(self) -> dict:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         from vla_gen_bench.envs import make_env
-        from vla_gen_bench.eval.guard import GuardedPolicy
+        from vla_gen_bench.eval.guard import GuardedPolicy, construct
         from vla_gen_bench.policies.registry import resolve_policy
         from vla_gen_bench.policies.remote import RemotePolicy
 
@@ -356,13 +356,16 @@ class Worker:
         else:  # the policy is built before the env, so a policy that cannot load is refused before the simulator
             if self.cfg.policy.startswith(("ws://", "wss://")) and "timeout_s" not in kw:
                 kw["timeout_s"] = self.cfg.policy_timeout
-            first = resolve_policy(self.cfg.policy, **kw)
+
+            def build():  # under the same watchdog as reset/act: a constructor that never returns stops the run
+                return construct(lambda: resolve_policy(self.cfg.policy, **kw), self.cfg.policy,
+                                 self.cfg.policy_timeout)  # fmt: skip
+
+            first = build()
             if hasattr(first, "act_batch"):  # one model shared by all envs, queried in one batch
                 self.policies = [guard(first)] * self.cfg.num_envs
             else:  # one instance per env (policies may keep per-episode state)
-                self.policies = [guard(first)] + [
-                    guard(resolve_policy(self.cfg.policy, **kw)) for _ in range(self.cfg.num_envs - 1)
-                ]
+                self.policies = [guard(first)] + [guard(build()) for _ in range(self.cfg.num_envs - 1)]
         s = env_settings(self.cfg)
         key = (s["camera"], s["robot"], self.store.pack_hash, s["sim_freq"], self.cfg.num_envs, s["lighting"])
         if self.shared and key in _ENVS:
@@ -728,7 +731,8 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
         if serve_policy:
             console.print(f"loading {cfg.policy} once, in a policy process serving {cfg.workers} simulator workers "
                           f"(batches of <= {cfg.max_batch}, wait <= {'auto' if cfg.max_wait_ms is None else cfg.max_wait_ms})")  # fmt: skip
-            policy = PolicyProcess(cfg.policy, policy_kwargs(cfg), cfg.max_batch, cfg.max_wait_ms)
+            policy = PolicyProcess(cfg.policy, policy_kwargs(cfg), cfg.max_batch, cfg.max_wait_ms,
+                                   start_timeout_s=cfg.policy_timeout)  # fmt: skip
         try:
             backend = _Ray(cfg, out, videos) if cfg.backend == "ray" else _Local(cfg, out, videos, policy)
         except BaseException:

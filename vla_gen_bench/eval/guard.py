@@ -7,6 +7,9 @@ error is raised in the worker before its batch returns, and records are written 
 returns, so a timeout or an exception can never leave a half-written record: finished episodes are kept, the
 episodes in flight are simply run again on resume. A hung call's thread is abandoned (Python cannot kill a thread);
 being a daemon it ends with the process, which exits after reporting the error.
+
+:func:`construct` puts building the policy (importing its module, its ``__init__``, loading a checkpoint) under the
+same watchdog: a constructor that never returns stops the run with one line instead of hanging it.
 """
 
 from __future__ import annotations
@@ -14,13 +17,68 @@ from __future__ import annotations
 import functools
 import threading
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 class PolicyCallError(RuntimeError):
     """A policy call that timed out or raised; the message names where and how to resume."""
+
+
+def construction_timeout(name: str, timeout_s: float, where: str = "") -> str:
+    """The one line for a policy whose construction did not finish (shared with the policy process)."""
+    return (f"{name}: building the policy{where} did not finish within {timeout_s:g} s (its __init__, its module's "
+            f"import or the model load hangs; raise --policy-timeout if the model is just slow to load)")  # fmt: skip
+
+
+def construct(fn: Callable[[], T], name: str, timeout_s: float | None) -> T:
+    """Build a policy, ``fn()`` (e.g. ``resolve_policy`` of the --policy string), under the watchdog.
+
+    ``fn`` runs on a daemon thread that is waited for at most ``timeout_s`` seconds (None: run here, no watchdog). A
+    thread stuck in a constructor is abandoned; being a daemon it does not keep the process alive at exit (only a C
+    extension that never releases the GIL could still block the process, and no Python code can stop that).
+
+    Args:
+        fn: builds and returns the policy.
+        name: the ``--policy`` string (for messages).
+        timeout_s: seconds the construction may take (the ``--policy-timeout``).
+
+    Returns:
+        What ``fn`` returned.
+
+    Raises:
+        PolicyError: unchanged from ``fn`` (a refused policy string, option or checkpoint).
+        PolicyCallError: ``fn`` did not return in time, or raised anything else (named with its file:line).
+    """
+    from vla_gen_bench.policies.registry import PolicyError
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread below
+            box["err"] = e
+
+    if timeout_s is None:
+        run()
+    else:
+        t = threading.Thread(target=run, name="vgb-policy-init", daemon=True)
+        t.start()
+        t.join(timeout_s)
+        if t.is_alive():
+            raise PolicyCallError(construction_timeout(name, timeout_s))
+    if "err" in box:
+        e = box["err"]
+        if isinstance(e, (PolicyError, KeyboardInterrupt)):
+            raise e
+        raise PolicyCallError(f"{name}: building the policy raised {_describe(e)}; fix its constructor (or the "
+                              f"checkpoint it loads)") from e  # fmt: skip
+    return box["out"]
 
 
 class GuardedPolicy:
@@ -95,12 +153,18 @@ class GuardedPolicy:
         return box["out"]
 
     def _error(self, what: str, e: BaseException) -> PolicyCallError:
-        frames = traceback.extract_tb(e.__traceback__)
-        at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-        lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
-        msg = " ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
-        return PolicyCallError(f"{self._name}: {what}() raised {type(e).__name__}{': ' + msg if msg else ''}{at} at "
-                               f"{self.where}, step {self.step}")  # fmt: skip
+        return PolicyCallError(
+            f"{self._name}: {what}() raised {_describe(e)} at {self.where}, step {self.step}"
+        )
+
+
+def _describe(e: BaseException) -> str:
+    """``Type: first and last message line (file:line where it was raised)`` on one line."""
+    frames = traceback.extract_tb(e.__traceback__)
+    at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+    msg = " ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
+    return f"{type(e).__name__}{': ' + msg if msg else ''}{at}"
 
 
 def _rows(a: Any) -> int:

@@ -75,22 +75,30 @@ def batchable(policy: str) -> bool:
     module, _, name = policy.partition(":")
     try:
         cls = getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return False  # the workers' resolve_policy reports the import error properly
+    except Exception:  # noqa: BLE001 - check_policy / resolve_policy report the import error properly
+        return False
     return cls is not None and supports_batches(cls)
 
 
 def _main(policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float | None, conn) -> None:
-    """Child process: build the policy once, serve it on 127.0.0.1, report the port (or the error) to the parent."""
+    """Child process: build the policy once, serve it on 127.0.0.1, report the port (or the error) to the parent.
+
+    Messages: ``("loading",)`` once vgb is imported, ``("built",)`` once the policy is built (the parent's
+    --policy-timeout runs in between), ``("ready", port, metadata)`` once it serves; ``("error", "Type: message",
+    traceback)`` instead at any point."""
     import logging
     import traceback
 
     logging.basicConfig(level=logging.WARNING, format="[policy process] %(levelname)s %(message)s")
     try:
+        from vla_gen_bench.eval.guard import construct
         from vla_gen_bench.policies.registry import resolve_policy
         from vla_gen_bench.policies.serve import PolicyServer
 
-        p = resolve_policy(policy, **kwargs)
+        conn.send(("loading",))
+        # no watchdog here: the parent times the load and ends this process
+        p = construct(lambda: resolve_policy(policy, **kwargs), policy, None)
+        conn.send(("built",))
         server = PolicyServer(p, "127.0.0.1", 0, name=policy, max_batch=max_batch, max_wait_ms=max_wait_ms,
                               on_ready=lambda port: conn.send(("ready", port, server.metadata)))  # fmt: skip
         server.serve_forever()
@@ -101,11 +109,25 @@ def _main(policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: floa
             pass
 
 
+# at least this long for the child to import vgb, and to start serving once the policy is built
+STARTUP_S = 300.0
+
+
 class PolicyProcess:
     """The child process holding the model; ``url`` is what the workers connect to."""
 
     def __init__(self, policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float | None,
-                 start_timeout_s: float = 3600.0):  # fmt: skip
+                 start_timeout_s: float = 600.0):  # fmt: skip
+        """Start the child and wait until it serves.
+
+        Args:
+            start_timeout_s: seconds building the policy may take (``--policy-timeout``; a 7B checkpoint can take
+                minutes). The child's own start-up (importing vgb) may take at least :data:`STARTUP_S`.
+
+        Raises:
+            PolicyError: the policy was refused (bad checkpoint, unknown unnorm key, ...), as in-process.
+            PolicyProcessError: the load timed out, raised, or the child died; the child is ended.
+        """
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
@@ -116,25 +138,54 @@ class PolicyProcess:
         self.proc.start()
         child.close()
         t0 = time.monotonic()
-        while not parent.poll(1.0):
-            if not self.proc.is_alive():
-                raise PolicyProcessError(f"the policy process for {policy} exited with code {self.proc.exitcode} "
-                                         "while loading the model (out of memory?); nothing was run")  # fmt: skip
-            if time.monotonic() - t0 > start_timeout_s:
-                self.close()
-                raise PolicyProcessError(
-                    f"the policy process for {policy} did not start within {start_timeout_s:g} s"
-                )
-        msg = parent.recv()
+        try:
+            msg = self._wait(parent, max(STARTUP_S, start_timeout_s), "start")
+            if msg[0] == "loading":
+                msg = self._wait(parent, start_timeout_s, "load")
+            if msg[0] == "built":
+                msg = self._wait(parent, max(STARTUP_S, start_timeout_s), "serve")
+        except BaseException:
+            self.close()
+            raise
         if msg[0] == "error":
-            self.proc.join(timeout=10)
+            self.close()
             from vla_gen_bench.policies.registry import PolicyError
 
-            # the same refusal an in-process load gives (a bad checkpoint, an unknown unnorm key, ...)
-            raise PolicyError(msg[1].split(": ", 1)[1] if msg[1].startswith("PolicyError") else msg[1])
+            kind, _, text = msg[1].partition(": ")
+            if kind == "PolicyError":  # the same refusal an in-process load gives
+                raise PolicyError(text)
+            if kind == "PolicyCallError":  # the constructor raised: the message names it and its file:line
+                raise PolicyProcessError(f"{text} (in the policy process); nothing was run")
+            raise PolicyProcessError(f"the policy process for {policy} failed while starting: {msg[1]}; nothing was "
+                                     "run")  # fmt: skip
         self.port, self.metadata = msg[1], msg[2]
         self.url = f"ws://127.0.0.1:{self.port}"
         self.load_s = round(time.monotonic() - t0, 1)
+
+    def _wait(self, conn, timeout_s: float, stage: str) -> tuple:
+        """The child's next message, waiting at most ``timeout_s``; PolicyProcessError if it dies or is late."""
+        from vla_gen_bench.eval.guard import construction_timeout
+
+        deadline = time.monotonic() + timeout_s
+        while not conn.poll(min(1.0, max(deadline - time.monotonic(), 0.0))):
+            if not self.proc.is_alive() and not conn.poll(0):
+                self.proc.join(timeout=5)
+                raise PolicyProcessError(f"the policy process for {self.policy} exited with code {self.proc.exitcode} "
+                                         "while loading the model (out of memory?); nothing was run")  # fmt: skip
+            if time.monotonic() >= deadline:
+                if stage == "load":
+                    raise PolicyProcessError(
+                        construction_timeout(self.policy, timeout_s, " in the policy process")
+                    )
+                raise PolicyProcessError(f"the policy process for {self.policy} did not start within {timeout_s:g} s "
+                                         "(is the machine overloaded?); nothing was run")  # fmt: skip
+        try:
+            return conn.recv()
+        except EOFError:
+            self.proc.join(timeout=5)
+            raise PolicyProcessError(f"the policy process for {self.policy} exited with code "
+                                     f"{self.proc.exitcode} while loading the model (out of memory?); nothing "
+                                     "was run") from None  # fmt: skip
 
     def alive(self) -> bool:
         return self.proc.is_alive()

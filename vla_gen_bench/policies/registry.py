@@ -97,10 +97,10 @@ def policy_class(spec: str) -> type:
         raise PolicyError(f"--policy {spec!r}: expected package.module:ClassName (dotted Python names)")
     try:
         mod = importlib.import_module(module)
-    except ImportError as e:
-        raise PolicyError(f"cannot import module {module!r} for --policy {spec!r} ({e}); is the folder that holds "
-                          f"{module.split('.')[0]!r} on PYTHONPATH? e.g. PYTHONPATH=/path/to/that/folder vgb ... "
-                          f"(the current directory is {os.getcwd()})") from None  # fmt: skip
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001 - whatever the user's module raises (SystemExit too) is one line
+        raise _import_error(spec, module, e) from None
     obj: Any = mod
     for part in name.split("."):
         obj = getattr(obj, part, None)
@@ -114,6 +114,40 @@ def policy_class(spec: str) -> type:
         raise PolicyError(f"{spec} does not implement the Policy protocol: the class has no "
                           f"{', '.join(m + '()' for m in missing)}")  # fmt: skip
     return obj
+
+
+def _import_error(spec: str, module: str, e: BaseException) -> PolicyError:
+    """One line for a ``module:Class`` whose module does not import: not found (PYTHONPATH hint), a syntax error
+    (file:line), or an exception raised while importing it (the line of the user's module it came from)."""
+    if (
+        isinstance(e, ModuleNotFoundError)
+        and e.name
+        and (module == e.name or module.startswith(e.name + "."))
+    ):
+        return PolicyError(f"cannot import module {module!r} for --policy {spec!r} ({e}); is the folder that holds "
+                           f"{module.split('.')[0]!r} on PYTHONPATH? e.g. PYTHONPATH=/path/to/that/folder vgb ... "
+                           f"(the current directory is {os.getcwd()})")  # fmt: skip
+    if isinstance(e, SyntaxError):
+        where = f"{e.filename}:{e.lineno}" if e.filename else "an unknown file"
+        return PolicyError(f"cannot import module {module!r} for --policy {spec!r}: {type(e).__name__} at {where}: "
+                           f"{e.msg}; fix that line (python -m py_compile {e.filename or '<file>'} "
+                           "checks it)")  # fmt: skip
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__)
+              if not f.filename.startswith("<frozen") and f.filename not in (__file__, importlib.__file__)]  # fmt: skip
+    at = ""
+    if frames:
+        # the first frame is the top level of the module being imported (or of its package): the user's file
+        user = [f for f in frames if f.filename == frames[0].filename][-1]
+        at = f" at {user.filename}:{user.lineno}"
+        if frames[-1] is not user:
+            at += f" (raised in {frames[-1].filename}:{frames[-1].lineno})"
+    lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+    msg = f": {lines[0]}" if lines else ""
+    return PolicyError(f"importing module {module!r} for --policy {spec!r} raised {type(e).__name__}{msg}{at}; fix "
+                       f"the module or install what it imports (python -c 'import {module}' shows the full "
+                       "traceback)")  # fmt: skip
 
 
 def _check_options(spec: str, target: Any, kwargs: dict[str, Any]) -> None:

@@ -14,7 +14,9 @@ name); ``observation/image`` and ``observation/state`` are accepted for ``image`
 
 Errors in a request (undecodable frame, missing image, the policy raising) are answered with a text frame holding one
 line, ``<ExceptionType>: <message>`` (no traceback: clients never see the server's paths), which openpi clients raise
-as an exception; the server logs the full traceback, and the connection stays open. One policy object serves all
+as an exception, and the connection stays open. The server logs a client's bad frame as one line and an exception of
+the policy with its traceback, each at most :data:`LOG_LIMIT` times per :data:`LOG_WINDOW_S` seconds (then one line
+counting the rest), so a client sending garbage in a loop cannot fill the disk. One policy object serves all
 connections; calls are serialised by a lock, so serve a stateful policy to one client at a time.
 
 **Dynamic batching** (``max_batch > 1`` and a policy that defines ``act_batch``, e.g. ``openvla:<dir>``): observations
@@ -30,7 +32,10 @@ A batched policy keeps no per-connection state: the instruction travels with eac
 called. A ``sample_key`` (int) in an observation gives that row its own random stream when the policy samples (see
 ``OpenVLAPolicy.act_batch``); ``vgb evaluate`` sends one per episode step, so batching never changes what is sampled. The protocol is unchanged for openpi clients, which send
 one observation per frame as before; the metadata frame says ``"vgb_protocol": 2`` and gives the batching settings.
-``GET /stats`` answers JSON: requests served and a histogram of batch sizes.
+``GET /stats`` answers JSON: ``requests`` (every well-formed observation or reset frame, batched or not),
+``reset_frames`` (image-less reset frames among them), ``failed`` (requests the policy raised on), ``bad_frames``
+(frames refused before the policy saw them), and for a batching server ``batches``, ``mean_batch`` and a histogram
+of batch sizes.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import itertools
 import json
 import logging
 import threading
-import traceback
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +66,8 @@ DEFAULT_MAX_BATCH = 32
 DEFAULT_MAX_WAIT_MS: float | None = None
 AUTO_WAIT_FRACTION, AUTO_WAIT_CAP_S = 0.25, 0.25
 _ALIASES = {"image": "observation/image", "state": "observation/state"}
+# at most this many log lines per window for bad frames, and as many for policy exceptions
+LOG_LIMIT, LOG_WINDOW_S = 10, 10.0
 
 
 class RequestError(ValueError):
@@ -90,15 +97,59 @@ class _Request:
 
 @dataclass
 class BatchStats:
-    """What the batcher did: requests answered and how many batches of each size."""
+    """What the server did: requests received (well-formed frames), failed and refused ones, and how many batches
+    of each size the batcher ran."""
 
     requests: int = 0
+    reset_frames: int = 0
+    failed: int = 0
+    bad_frames: int = 0
     sizes: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
         n = sum(self.sizes.values())
-        return {"requests": self.requests, "batches": n, "mean_batch": round(self.requests / n, 3) if n else 0.0,
+        rows = sum(k * v for k, v in self.sizes.items())
+        return {"requests": self.requests, "reset_frames": self.reset_frames, "failed": self.failed,
+                "bad_frames": self.bad_frames, "batches": n, "mean_batch": round(rows / n, 3) if n else 0.0,
                 "batch_sizes": {str(k): v for k, v in sorted(self.sizes.items())}}  # fmt: skip
+
+
+class RateLimitedLog:
+    """Log at most ``limit`` lines per ``window_s`` seconds for one kind of event; the events past the limit are
+    counted and reported as one line when the window ends (at the next event, or at :meth:`flush`).
+
+    Args:
+        logger: where the lines go.
+        what: the events' name in the summary line (``"bad frames"``).
+        clock: seconds, monotonic (a test passes its own).
+    """
+
+    def __init__(self, logger: logging.Logger, what: str, limit: int = LOG_LIMIT, window_s: float = LOG_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+        self.logger, self.what, self.limit, self.window_s, self._clock = logger, what, limit, window_s, clock
+        self._start = clock()
+        self._shown = 0
+        self.suppressed = 0
+
+    def log(self, level: int, msg: str, *args: Any, exc_info: BaseException | None = None) -> bool:
+        """Log one event unless the window's limit is reached; True when it was logged."""
+        self.flush()
+        if self._shown >= self.limit:
+            self.suppressed += 1
+            return False
+        self._shown += 1
+        self.logger.log(level, msg, *args, exc_info=exc_info)
+        return True
+
+    def flush(self) -> None:
+        """End the window if it is over, logging how many events it suppressed."""
+        now = self._clock()
+        if now - self._start < self.window_s:
+            return
+        if self.suppressed:
+            self.logger.warning("... %d more %s suppressed (at most %d lines per %g s)", self.suppressed, self.what,
+                                self.limit, self.window_s)  # fmt: skip
+        self._start, self._shown, self.suppressed = now, 0, 0
 
 
 def act_rows(policy: Policy, observations: list[dict[str, Any]]) -> list[np.ndarray]:
@@ -190,6 +241,8 @@ class PolicyServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._on_ready = on_ready
+        self.bad_frame_log = RateLimitedLog(log, "bad frames")
+        self.error_log = RateLimitedLog(log, "failed requests")
 
     # -- lifecycle
     def serve_forever(self) -> None:
@@ -226,6 +279,7 @@ class PolicyServer:
         self._stop = self._loop.create_future()
         self._queue = asyncio.Queue()
         batcher = asyncio.create_task(self._batch_loop()) if self.batching else None
+        flusher = asyncio.create_task(self._flush_logs())
         async with serve(self._handle, self.host, self.port, max_size=self.max_message_bytes, compression=None,
                          process_request=self._http) as server:  # fmt: skip
             self.port = server.sockets[0].getsockname()[1]
@@ -235,6 +289,14 @@ class PolicyServer:
             await self._stop
         if batcher is not None:
             batcher.cancel()
+        flusher.cancel()
+
+    async def _flush_logs(self) -> None:
+        """Report suppressed log lines when a window ends, even if no further bad frame comes to trigger it."""
+        while True:
+            await asyncio.sleep(min(self.bad_frame_log.window_s, self.error_log.window_s))
+            self.bad_frame_log.flush()
+            self.error_log.flush()
 
     def _http(self, connection, request):
         import http
@@ -272,14 +334,13 @@ class PolicyServer:
             try:
                 actions = await asyncio.to_thread(act_rows, self.policy, [r.obs for r in batch])
             except Exception as e:  # noqa: BLE001 - every request of the batch gets the error
-                log.exception("policy failed on a batch of %d", len(batch))
+                self.error_log.log(logging.ERROR, "policy failed on a batch of %d", len(batch), exc_info=e)
                 for r in batch:
                     if not r.future.done():
                         r.future.set_exception(e)
                 continue
             dt = loop.time() - t0
             self._forward_s = dt if not self._forward_s else 0.8 * self._forward_s + 0.2 * dt
-            self.stats.requests += len(batch)
             self.stats.sizes[len(batch)] += 1
             for r, a in zip(batch, actions, strict=True):
                 if not r.future.done():
@@ -300,39 +361,55 @@ class PolicyServer:
             while True:
                 frame = await ws.recv()
                 try:
-                    if isinstance(frame, str):
-                        raise RequestError("expected a binary msgpack frame, got a text frame")
-                    try:
-                        msg = unpackb(frame)
-                    except ValueError as e:
-                        raise RequestError(f"cannot decode the observation: {e}") from e
-                    obs, instruction, reset = decode_observation(msg, last)
-                    reset = reset or first or instruction != last
+                    msg, obs, instruction = self._decode(frame, last)
+                except Exception as e:  # noqa: BLE001 - the client's bad input: one line, never a traceback
+                    self.stats.bad_frames += 1
+                    self.bad_frame_log.log(logging.WARNING, "bad frame from %s: %s", peer, client_error(e))
+                    await ws.send(client_error(e))
+                    continue
+                self.stats.requests += 1
+                try:
+                    reset = msg.get("reset", False) is True or first or instruction != last
                     if "image" not in obs:
-                        if msg.get("reset") is not True:
-                            raise RequestError("observation has no 'image' (nor 'observation/image')")
+                        self.stats.reset_frames += 1
                         if not self.batching:  # a batched policy keeps no per-connection state to reset
                             await asyncio.to_thread(self._reset, instruction)
                         reply: dict[str, Any] = {"reset": True}
                     elif self.batching:
-                        _key(obs.get("sample_key"))  # refuse a bad key here, not inside someone else's batch
                         fut = asyncio.get_running_loop().create_future()
                         await self._queue.put(_Request(obs, conn, fut))
                         reply = {"actions": await fut}
                     else:
                         actions = await asyncio.to_thread(self._act, obs, instruction, reset)
                         reply = {"actions": actions}
-                    first, last = False, instruction
-                    await ws.send(packb(reply))
-                except ConnectionClosed:
-                    raise
-                except Exception as e:
-                    log.error("request from %s failed:\n%s", peer, traceback.format_exc().rstrip())
+                    data = packb(reply)
+                except Exception as e:  # noqa: BLE001 - the policy failed: the client gets one line
+                    self.stats.failed += 1
+                    self.error_log.log(logging.ERROR, "request from %s failed", peer, exc_info=e)
                     await ws.send(client_error(e))
+                    continue
+                first, last = False, instruction
+                await ws.send(data)
         except ConnectionClosed as e:
             log.info("connection from %s closed (%s)", peer, e)
         finally:
             self._open.discard(conn)
+
+    def _decode(self, frame: Any, last: str | None) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """(decoded frame, observation, instruction) from a websocket frame; raises on anything a client got
+        wrong (kept apart from the policy's own errors, which are logged with their traceback)."""
+        if isinstance(frame, str):
+            raise RequestError("expected a binary msgpack frame, got a text frame")
+        try:
+            msg = unpackb(frame)
+        except ValueError as e:
+            raise RequestError(f"cannot decode the observation: {e}") from e
+        obs, instruction, _ = decode_observation(msg, last)
+        if "image" not in obs and msg.get("reset") is not True:
+            raise RequestError("observation has no 'image' (nor 'observation/image')")
+        if "image" in obs and self.batching:
+            _key(obs.get("sample_key"))  # refuse a bad key here, not inside someone else's batch
+        return msg, obs, instruction
 
     def _reset(self, instruction: str) -> None:
         with self._lock:
@@ -397,6 +474,7 @@ def parse_policy_args(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
 def serve_command(cfg: Serve) -> int:
     from rich.console import Console
 
+    from vla_gen_bench.eval.guard import PolicyCallError, construct
     from vla_gen_bench.policies.registry import check_policy, resolve_policy
 
     console = Console(stderr=True)
@@ -407,9 +485,16 @@ def serve_command(cfg: Serve) -> int:
         return 2
     if cfg.unnorm_key is not None:
         kwargs["unnorm_key"] = cfg.unnorm_key
-    check_policy(cfg.policy, kwargs)  # a PolicyError is one line, exit 2 (vgb's main)
-    policy = resolve_policy(cfg.policy, **kwargs)
-    # the server logs every failed request with its traceback (clients get one line)
+    check_policy(cfg.policy, kwargs)  # a bad string or a module that does not import: one line, exit 2
+    try:  # a constructor that raises is one line too (there is no timeout here: Ctrl-C stops a load that hangs)
+        policy = construct(lambda: resolve_policy(cfg.policy, **kwargs), cfg.policy, None)
+    except PolicyCallError as e:
+        console.print(str(e), style="red", markup=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        console.print("stopped while loading the policy")
+        return 130
+    # the server logs bad frames (one line each) and policy exceptions (with the traceback), rate-limited
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = "localhost" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
 
