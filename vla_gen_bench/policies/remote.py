@@ -8,7 +8,7 @@ Protocol (what openpi's ``WebsocketPolicyServer`` / ``WebsocketClientPolicy`` sp
    name for the instruction; ``key_map`` adds more aliases such as ``observation/image`` for an openpi config).
 3. The server replies one binary frame: a msgpack dict with ``"actions"``, shape ``(7,)`` or ``(chunk, 7)``; other
    keys (openpi adds ``server_timing``) are ignored.
-4. On an error the server sends a *text* frame holding its traceback instead of a reply.
+4. On an error the server sends a *text* frame instead of a reply (``vgb serve``: one line, ``Type: message``).
 
 numpy arrays travel as msgpack maps ``{b"__ndarray__": True, b"data": <raw bytes>, b"dtype": <dtype.str>,
 b"shape": [...]}`` and numpy scalars as ``{b"__npgeneric__": True, b"data": <python value>, b"dtype": <dtype.str>}``
