@@ -376,6 +376,7 @@ COMMANDS = {
     "collect-demos": _lazy("vla_gen_bench.training.commands", "CollectDemos", "collect_demos"),
     "report": _lazy("vla_gen_bench.eval.report", "Report", "report_command"),
     "compare": _lazy("vla_gen_bench.eval.report", "Compare", "compare_command"),
+    "audit": _lazy("vla_gen_bench.eval.audit", "Audit", "audit_command"),
     "serve": _lazy("vla_gen_bench.policies.serve", "Serve", "serve_command"),
     "list": (List, list_variants),
     "describe": (Describe, describe),

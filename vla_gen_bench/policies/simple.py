@@ -25,7 +25,10 @@ class RandomPolicy:
         pass
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
-        a = self._rng.uniform(-1, 1, 7) * np.array([0.02, 0.02, 0.02, 0.1, 0.1, 0.1, 1.0])
+        # the runner's per-step sample_key makes an episode's actions independent of what ran before (audits re-run it)
+        key = obs.get("sample_key")
+        rng = self._rng if key is None else np.random.default_rng([self.seed, int(key)])
+        a = rng.uniform(-1, 1, 7) * np.array([0.02, 0.02, 0.02, 0.1, 0.1, 0.1, 1.0])
         a[6] = 1.0 if a[6] >= 0 else -1.0
         return a.astype(np.float32)
 
