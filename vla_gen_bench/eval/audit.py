@@ -242,7 +242,7 @@ def audit(cfg: Audit, console=None) -> dict[str, Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vla_gen_bench.eval.evaluate import Item, Worker, policy_id
+    from vla_gen_bench.eval.evaluate import Item, Worker, _versions, policy_id
 
     console = console or Console(stderr=True)
     run_dir = cfg.run_dir
@@ -293,8 +293,6 @@ def audit(cfg: Audit, console=None) -> dict[str, Any]:
                 bar.advance(task, len(batch))
     finally:
         worker.close()
-    from vla_gen_bench.eval.evaluate import _versions
-
     return {
         "run_dir": str(run_dir.resolve()),
         "policy": ecfg.policy,
