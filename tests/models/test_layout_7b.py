@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vla_gen_bench.models.checkpoint import plan_load
-from vla_gen_bench.models.config import OpenVLAConfig
+from vla_gen_bench.models.config import OFFICIAL_AUTO_MAP, OpenVLAConfig
 from vla_gen_bench.models.presets import get_preset
 
 
@@ -133,7 +133,8 @@ def test_real_config_json_fields_build_the_same_architecture(meta_7b):
     assert cfg.action_token_range == (31744, 32000)
     llama = cfg.llama_config()
     assert (llama.hidden_size, llama.num_hidden_layers, llama.intermediate_size) == (4096, 32, 11008)
-    assert cfg.extra["hf_llm_id"] == "meta-llama/Llama-2-7b-hf" and "auto_map" not in cfg.to_dict()
+    assert cfg.extra["hf_llm_id"] == "meta-llama/Llama-2-7b-hf"
+    assert cfg.to_dict()["auto_map"] == OFFICIAL_AUTO_MAP  # written back whole: the official code loads it
     assert OpenVLAConfig.from_dict(cfg.to_dict()) == cfg
     # the derived fields come from vision_backbone_id when a config.json omits them
     minimal = {

@@ -20,7 +20,7 @@ from vla_gen_bench.models.presets import PRESETS, PresetError, get_preset
 def test_unknown_preset_suggests_the_closest():
     with pytest.raises(PresetError, match=r"unknown model preset 'tiyn'; did you mean 'tiny'\?.*openvla-7b"):
         get_preset("tiyn")
-    with pytest.raises(PresetError, match="available: openvla-7b, tiny, tiny-conv, micro"):
+    with pytest.raises(PresetError, match="available: openvla-7b, tiny, tiny-conv, micro, official-small"):
         get_preset("gpt")
 
 

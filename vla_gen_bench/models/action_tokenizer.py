@@ -123,6 +123,13 @@ class ActionTokenizer:
         idx = np.clip(self.vocab_size - t - 1, 0, self.n_bins - 2)
         return self.centers[idx]
 
+    def decode_unconstrained(self, tokens: np.ndarray) -> np.ndarray:
+        """Any token ids ``(..., dim)`` to bin centres, as the official ``predict_action`` decodes them: the same
+        formula without the range check, so ids below the action block clip to the last centre (~ +0.996) and ids
+        at or above ``vocab_size`` (``<PAD>``, padding rows) to the first (~ -0.996)."""
+        t = np.asarray(tokens, dtype=np.int64)
+        return self.centers[np.clip(self.vocab_size - t - 1, 0, self.n_bins - 2)]
+
     def bin_index(self, tokens: np.ndarray) -> np.ndarray:
         """Position of each token in the action-token block, 0..n_bins-1 (0 = lowest id)."""
         return np.asarray(tokens, dtype=np.int64) - self.token_range[0]

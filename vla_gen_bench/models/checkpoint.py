@@ -8,6 +8,15 @@ Folder layout (as ``openvla/openvla-7b`` on the Hub)::
     preprocessor_config.json           optional: means / stds / input sizes (defaults from the backbone ids)
     dataset_statistics.json            optional: norm_stats of fine-tunes; its keys override config.json's
     generation_config.json             written for completeness; decoding here never reads it
+    processor_config.json              written when the official code can load the folder (its AutoProcessor)
+
+Official loading: a folder whose config :meth:`~vla_gen_bench.models.config.OpenVLAConfig.vgb_only_reasons` is empty
+is written as the official stack writes it (``auto_map`` in config.json, preprocessor_config.json and
+processor_config.json; tokenizer.json readable by tokenizers 0.19; ``"▁"`` at id 29871). With the three remote-code
+files of ``openvla/openvla-7b`` copied next to config.json it loads with
+``AutoModelForVision2Seq.from_pretrained(folder, trust_remote_code=True)``; :func:`official_format_problems` checks a
+folder without that code (``benchmarks/openvla_official_check.py`` runs it). Other folders are labelled "loads in vgb
+only" in config.json.
 
 Key map: the official tensor names *are* this package's module names (LayerScale stored as ``scale_factor``), so
 the map is the identity on the HF layout, restricted to :data:`CHECKPOINT_PREFIXES`. :data:`KEY_RULES` additionally
@@ -38,7 +47,14 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 PREPROCESSOR_NAME = "preprocessor_config.json"
+PROCESSOR_NAME = "processor_config.json"
 STATS_NAME = "dataset_statistics.json"
+# The remote-code files of openvla/openvla-7b (prismatic/extern/hf/ in github.com/openvla/openvla), never shipped here.
+OFFICIAL_CODE_FILES = ("configuration_prismatic.py", "modeling_prismatic.py", "processing_prismatic.py")
+OFFICIAL_PROCESSOR_AUTO_MAP = {
+    "AutoImageProcessor": "processing_prismatic.PrismaticImageProcessor",
+    "AutoProcessor": "processing_prismatic.PrismaticProcessor",
+}
 
 CHECKPOINT_PREFIXES = (
     "vision_backbone.featurizer.",
@@ -369,9 +385,76 @@ def save_checkpoint(
         "pad_token_id": tok.pad_token_id,
     }
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-    (out / PREPROCESSOR_NAME).write_text(json.dumps(vla.processor.to_dict(), indent=2) + "\n")
+    pre = vla.processor.to_dict()
+    official = vla.config.loads_in_official_code
+    if official:  # what the official AutoProcessor / AutoImageProcessor look for
+        pre.update(auto_map=dict(OFFICIAL_PROCESSOR_AUTO_MAP), processor_class="PrismaticProcessor")
+        processor = {"auto_map": {"AutoProcessor": OFFICIAL_PROCESSOR_AUTO_MAP["AutoProcessor"]},
+                     "processor_class": "PrismaticProcessor"}  # fmt: skip
+        (out / PROCESSOR_NAME).write_text(json.dumps(processor, indent=2) + "\n")
+    else:
+        (out / PROCESSOR_NAME).unlink(missing_ok=True)
+    (out / PREPROCESSOR_NAME).write_text(json.dumps(pre, indent=2) + "\n")
     tok.save(out)
     return out
+
+
+def official_format_problems(path: str | Path, need_code: bool = False) -> list[str]:
+    """What stops the official OpenVLA HF code (transformers 4.40.1, tokenizers 0.19.1) from loading a folder, as
+    far as the files show without that code; empty when nothing does.
+
+    Checks config.json (no vgb-only option, the official ``auto_map``), tokenizer.json (BPE merges as ``"a b"``
+    strings, ``"▁"`` at id 29871, ``<PAD>`` at 32000), preprocessor_config.json's ``auto_map`` and, with
+    ``need_code``, the three remote-code files next to config.json.
+    """
+    from vla_gen_bench.models.config import OFFICIAL_AUTO_MAP, OFFICIAL_TOKENIZER_VOCAB_SIZE
+    from vla_gen_bench.models.tokenizer import LLAMA2_SEPARATOR_ID, SEPARATOR
+
+    path = Path(path)
+    problems: list[str] = []
+    try:
+        raw = json.loads((path / CONFIG_NAME).read_text())
+        config = OpenVLAConfig.from_dict(raw)
+    except (OSError, ValueError) as e:  # JSONDecodeError and ConfigError are ValueErrors
+        return [f"{CONFIG_NAME}: {e}"]
+    problems += [f"{CONFIG_NAME}: {r}" for r in config.vgb_only_reasons()]
+    if raw.get("auto_map") != OFFICIAL_AUTO_MAP:
+        problems.append(
+            f"{CONFIG_NAME}: auto_map is {raw.get('auto_map')!r}, the official loader needs {OFFICIAL_AUTO_MAP}"
+        )
+    try:
+        tok = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        problems.append(f"tokenizer.json: {e}")
+    else:
+        model = tok.get("model") or {}
+        pairs = [m for m in model.get("merges") or [] if not isinstance(m, str)]
+        if pairs:
+            problems.append(f"tokenizer.json: {len(pairs)} BPE merges are pairs (e.g. {pairs[0]!r}); tokenizers 0.19 "
+                            "reads only 'a b' strings (re-save with vgb)")  # fmt: skip
+        vocab = model.get("vocab") or {}
+        if vocab.get(SEPARATOR) != LLAMA2_SEPARATOR_ID:
+            problems.append(f"tokenizer.json: {SEPARATOR!r} has id {vocab.get(SEPARATOR)}; the official predict_action "
+                            f"appends id {LLAMA2_SEPARATOR_ID}")  # fmt: skip
+        pad = [t.get("id") for t in tok.get("added_tokens") or [] if t.get("content") == "<PAD>"]
+        if pad != [OFFICIAL_TOKENIZER_VOCAB_SIZE]:
+            problems.append(
+                f"tokenizer.json: <PAD> has id(s) {pad}, expected [{OFFICIAL_TOKENIZER_VOCAB_SIZE}]"
+            )
+    try:
+        pre = json.loads((path / PREPROCESSOR_NAME).read_text())
+    except (OSError, ValueError) as e:
+        problems.append(f"{PREPROCESSOR_NAME}: {e}")
+    else:
+        if pre.get("auto_map") != OFFICIAL_PROCESSOR_AUTO_MAP:
+            problems.append(f"{PREPROCESSOR_NAME}: auto_map is {pre.get('auto_map')!r}, the official AutoProcessor "
+                            f"needs {OFFICIAL_PROCESSOR_AUTO_MAP}")  # fmt: skip
+    if need_code:
+        absent = [f for f in OFFICIAL_CODE_FILES if not (path / f).is_file()]
+        if absent:
+            problems.append(f"remote code missing: {', '.join(absent)} (copy them from openvla/openvla-7b on the Hub or "
+                            "prismatic/extern/hf/ of github.com/openvla/openvla)")  # fmt: skip
+    return problems
 
 
 def init_checkpoint(

@@ -8,6 +8,14 @@ from the same lookup tables otherwise.
 Extensions live under the ``"vgb"`` key of ``config.json`` (absent from official checkpoints; the defaults reproduce
 the official architecture): ``featurizer_type`` (``"timm"`` ViTs or a small ``"conv"`` featurizer, DESIGN.md §8),
 ``featurizer_kwargs`` (per-backbone overrides for ``timm.create_model`` or the conv featurizer) and ``preset``.
+
+Official loading. A config the official OpenVLA HF code can build (:meth:`OpenVLAConfig.vgb_only_reasons` is empty:
+timm ViTs from their ids alone, a Llama with Llama-2's 32000-token vocabulary, one action per forward pass, backbone
+and LLM ids from the official tables) is written with the official ``auto_map``, so
+``AutoModelForVision2Seq.from_pretrained(folder, trust_remote_code=True)`` finds ``configuration_prismatic.py`` /
+``modeling_prismatic.py`` next to it. Any other config is written with ``"vgb": {"compatibility": "loads in vgb only",
+"vgb_only": [reasons]}`` and no ``auto_map``; a config that carries ``auto_map`` together with a vgb-only option is
+refused, when written and when read.
 """
 
 from __future__ import annotations
@@ -31,6 +39,22 @@ ARCH_SPECIFIERS = ("no-align+fused-gelu-mlp", "no-align+gelu-mlp", "fused-gelu-m
 RESIZE_STRATEGIES = ("resize-naive", "letterbox")
 FEATURIZER_TYPES = ("timm", "conv")
 
+# The official configuration_prismatic.py accepts these ids (its lookup tables); other ids raise there.
+OFFICIAL_VISION_BACKBONES = frozenset({
+    "clip-vit-l", "siglip-vit-so400m", "dinov2-vit-l", "in1k-vit-l", "clip-vit-l-336px", "siglip-vit-so400m-384px",
+    "dinoclip-vit-l-336px", "dinosiglip-vit-so-224px", "dinosiglip-vit-so-384px",
+})  # fmt: skip
+OFFICIAL_LLAMA_BACKBONES = frozenset({
+    "llama2-7b-pure", "llama2-13b-pure", "llama2-7b-chat", "llama2-13b-chat", "vicuna-v15-7b", "vicuna-v15-13b",
+})  # fmt: skip
+OFFICIAL_TOKENIZER_VOCAB_SIZE = 32000  # Llama-2's; the official predict_action appends its id 29871
+# config.json's auto_map as openvla/openvla-7b ships it: the remote-code files must lie next to config.json.
+OFFICIAL_AUTO_MAP = {
+    "AutoConfig": "configuration_prismatic.OpenVLAConfig",
+    "AutoModelForVision2Seq": "modeling_prismatic.OpenVLAForActionPrediction",
+}
+VGB_ONLY = "loads in vgb only"
+
 # Llama-2-7B's text_config as the official config.json stores it: only the fields that differ from LlamaConfig's
 # defaults (hidden 4096, 32 layers, 32 heads, intermediate 11008), so the rest come from transformers' defaults.
 LLAMA2_7B_TEXT_CONFIG: dict[str, Any] = {"model_type": "llama", "pad_token_id": 32000, "vocab_size": 32064}
@@ -53,7 +77,7 @@ _KNOWN_KEYS = {
     "output_projector_states",
     "model_type",
     "vgb",
-    "auto_map",  # remote-code plumbing: never used, never written
+    "auto_map",  # remote-code plumbing: never used here; written (OFFICIAL_AUTO_MAP) when the official code loads it
     "architectures",  # always written as OpenVLAForActionPrediction
 }
 
@@ -135,6 +159,42 @@ class OpenVLAConfig:
                 f"text_config.vocab_size - pad_to_multiple_of = {self.tokenizer_vocab_size} leaves no room for "
                 f"{self.n_action_bins} action tokens"
             )
+        if "auto_map" in self.extra:
+            check_official_label(self, self.extra["auto_map"])
+
+    # --- official loading ----------------------------------------------------------------------------------------
+    def vgb_only_reasons(self) -> list[str]:
+        """Why the official OpenVLA HF code (transformers 4.40.1, timm 0.9.x) cannot load this config; empty when
+        it can. timm ids are not checked: the official code builds whatever id its timm version knows."""
+        reasons = []
+        if self.featurizer_type != "timm":
+            reasons.append(
+                f"featurizer_type {self.featurizer_type!r} (the official code builds timm ViTs only)"
+            )
+        elif any(self.featurizer_kwargs):
+            reasons.append(
+                "featurizer_kwargs resize the ViTs (the official code builds each timm id at its own size)"
+            )
+        if self.tokenizer_vocab_size != OFFICIAL_TOKENIZER_VOCAB_SIZE:
+            reasons.append(
+                f"a {self.tokenizer_vocab_size}-token vocabulary (the official predict_action decodes actions as the "
+                f"last 256 of Llama-2's {OFFICIAL_TOKENIZER_VOCAB_SIZE} ids and appends id 29871)"
+            )
+        if int(self.action_chunk) != 1:
+            reasons.append(
+                f"action_chunk {self.action_chunk} (the official predict_action decodes one 7-D action)"
+            )
+        if self.vision_backbone_id not in OFFICIAL_VISION_BACKBONES:
+            reasons.append(f"vision_backbone_id {self.vision_backbone_id!r} is not in the official tables")
+        if self.llm_backbone_id not in OFFICIAL_LLAMA_BACKBONES:
+            reasons.append(
+                f"llm_backbone_id {self.llm_backbone_id!r} is not a Llama id of the official tables"
+            )
+        return reasons
+
+    @property
+    def loads_in_official_code(self) -> bool:
+        return not self.vgb_only_reasons()
 
     # --- derived -------------------------------------------------------------------------------------------------
     @property
@@ -190,7 +250,7 @@ class OpenVLAConfig:
         vgb = d.get("vgb") or {}
         n = 2 if fused else 1
         text_config = d.get("text_config") or dict(LLAMA2_7B_TEXT_CONFIG)
-        return cls(
+        config = cls(
             vision_backbone_id=backbone,
             llm_backbone_id=d.get("llm_backbone_id", cls.llm_backbone_id),
             arch_specifier=d.get("arch_specifier", cls.arch_specifier),
@@ -213,10 +273,17 @@ class OpenVLAConfig:
             execute=int(vgb.get("execute", 0)),
             extra={k: v for k, v in d.items() if k not in _KNOWN_KEYS},
         )
+        if "auto_map" in d:
+            check_official_label(config, d["auto_map"])
+        return config
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``config.json`` dict, in the official field names (never with ``auto_map``: no remote code)."""
+        """The ``config.json`` dict, in the official field names. With the official ``auto_map`` when the official
+        code can load it, else labelled ``"vgb": {"compatibility": "loads in vgb only", "vgb_only": [...]}``."""
+        reasons = self.vgb_only_reasons()
         d = dict(self.extra)
+        if not reasons:
+            d["auto_map"] = dict(OFFICIAL_AUTO_MAP)
         d.update(
             model_type="openvla",
             architectures=["OpenVLAForActionPrediction"],
@@ -236,17 +303,20 @@ class OpenVLAConfig:
             norm_stats=copy.deepcopy(self.norm_stats),
             output_projector_states=self.output_projector_states,
         )
-        vgb = {
-            "featurizer_type": self.featurizer_type,
-            "featurizer_kwargs": [dict(k) for k in self.featurizer_kwargs],
-        }
+        vgb: dict[str, Any] = {}
+        if reasons:
+            vgb.update(compatibility=VGB_ONLY, vgb_only=reasons)
+        vgb.update(
+            featurizer_type=self.featurizer_type,
+            featurizer_kwargs=[dict(k) for k in self.featurizer_kwargs],
+        )
         if self.preset is not None:
             vgb["preset"] = self.preset
         if self.action_chunk != 1:
             vgb["action_chunk"] = int(self.action_chunk)
         if self.execute:
             vgb["execute"] = int(self.execute)
-        if (self.featurizer_type != "timm" or any(self.featurizer_kwargs) or self.preset is not None
+        if (reasons or self.featurizer_type != "timm" or any(self.featurizer_kwargs) or self.preset is not None
                 or self.action_chunk != 1):  # fmt: skip
             d["vgb"] = vgb
         return d
@@ -261,3 +331,18 @@ class OpenVLAConfig:
 
     def with_norm_stats(self, norm_stats: dict[str, Any]) -> OpenVLAConfig:
         return replace(self, norm_stats=copy.deepcopy(norm_stats))
+
+
+def check_official_label(config: OpenVLAConfig, auto_map: Any) -> None:
+    """Refuse an ``auto_map`` (the claim that the official code loads the checkpoint) on a vgb-only config.
+
+    Raises:
+        ConfigError: the config has vgb-only options; the message lists them.
+    """
+    reasons = config.vgb_only_reasons()
+    if reasons:
+        raise ConfigError(
+            f"config.json has an auto_map (the official OpenVLA code would try to load it) but this checkpoint "
+            f"{VGB_ONLY}: {'; '.join(reasons)}. Remove auto_map from config.json; vgb labels such checkpoints "
+            f'"{VGB_ONLY}"'
+        )

@@ -12,6 +12,12 @@ ids and no other token can be emitted. Greedy takes the arg-max; temperature ``T
 ``softmax(logits / T)`` and reports log-probs under that same distribution (under ``T = 1`` when greedy), which is
 what :meth:`OpenVLAForActionPrediction.score_actions` recomputes for PPO.
 
+``decode="unconstrained"`` decodes as the official ``predict_action`` does instead: the arg-max (or a sample) over
+the whole vocabulary, so any token can come out, and :meth:`ActionTokenizer.decode_unconstrained` maps ids outside the
+action block as the official code does (ids below it to the last bin centre, ids above it to the first). With
+trained weights the two agree whenever the model's top token is an action token; random-init models mostly emit
+non-action tokens, which unconstrained decoding turns into the last bin.
+
 The value-head input is the last-layer hidden state (after the final RMSNorm, i.e. what ``lm_head`` reads) at the
 position whose logits emit the first action token: the last prompt position (the ``"▁"`` separator). It is known
 before any action token is sampled; RL4VLA's ``vh_mode="a0"`` reads the same position.
@@ -77,9 +83,14 @@ class PrismaticProjector(nn.Module):
         return x
 
 
+DECODE_MODES = ("actions", "unconstrained")
+"""``actions``: only the action tokens can be emitted (vgb's default); ``unconstrained``: any token, as the official
+OpenVLA ``predict_action``."""
+
+
 @dataclass
 class GenerateOutput:
-    tokens: torch.Tensor  # (b, k) action token ids
+    tokens: torch.Tensor  # (b, k) token ids (action ids only, unless decoded unconstrained)
     log_probs: torch.Tensor  # (b, k) float32, under the sampling distribution (T = 1 when greedy)
     value_hidden: torch.Tensor  # (b, d) hidden state at the position that emits the first action token
 
@@ -195,6 +206,10 @@ class OpenVLAForActionPrediction(nn.Module):
         w = self.get_output_embeddings().weight[self.action_begin : self.action_end]  # (n_bins, d)
         return F.linear(hidden, w).float()
 
+    def all_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits of every row of ``lm_head`` (the padding rows too, as the official decoding sees them), float32."""
+        return self.get_output_embeddings()(hidden).float()
+
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -224,15 +239,22 @@ class OpenVLAForActionPrediction(nn.Module):
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
         uniforms: torch.Tensor | None = None,
+        decode: str = "actions",
     ) -> GenerateOutput:
         """Decode exactly ``n_tokens`` action tokens per row (greedy when ``temperature == 0``).
 
         Sampling draws from ``generator`` (one stream for the whole batch), or, when ``uniforms`` ``(b, n_tokens)``
         in [0, 1) are given, by inverse CDF with row ``i``'s own numbers: then a row's tokens do not depend on which
         other rows share its batch (a re-batched or resumed evaluation samples the same actions).
+        ``decode="unconstrained"`` chooses among all ``lm_head`` rows, as the official ``predict_action`` does
+        (see :data:`DECODE_MODES`); the tokens may then be any id.
         """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if decode not in DECODE_MODES:
+            raise ValueError(f"unknown decode {decode!r}; choose from {', '.join(DECODE_MODES)}")
+        offset = self.action_begin if decode == "actions" else 0
+        logits_of = self.action_logits if decode == "actions" else self.all_logits
         if uniforms is not None and tuple(uniforms.shape) != (input_ids.shape[0], n_tokens):
             raise ValueError(
                 f"uniforms must have shape ({input_ids.shape[0]}, {n_tokens}), got {tuple(uniforms.shape)}"
@@ -243,7 +265,7 @@ class OpenVLAForActionPrediction(nn.Module):
         value_hidden = h
         tokens, log_probs = [], []
         for step in range(n_tokens):
-            logits = self.action_logits(h)  # (b, n_bins)
+            logits = logits_of(h)  # (b, n_bins), or (b, vocab) unconstrained
             if temperature > 0:
                 logp = F.log_softmax(logits / temperature, dim=-1)
                 if uniforms is not None:  # inverse CDF: the first bin whose cumulative probability exceeds u
@@ -255,7 +277,7 @@ class OpenVLAForActionPrediction(nn.Module):
             else:
                 logp = F.log_softmax(logits, dim=-1)
                 idx = logits.argmax(-1)
-            tok = idx + self.action_begin
+            tok = idx + offset
             tokens.append(tok)
             log_probs.append(logp.gather(-1, idx[:, None]).squeeze(-1))
             if step == n_tokens - 1:
@@ -430,11 +452,14 @@ class OpenVLA:
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
         uniforms: np.ndarray | None = None,
+        decode: str = "actions",
     ) -> ActionPrediction:
         """Batched action prediction: constrained decoding of ``dim`` action tokens (7) per action, decoded and
         de-normalised with the statistics of ``unnorm_key`` (required when the checkpoint has several).
         ``uniforms`` ``(b, chunk * dim)`` gives each row its own random numbers for sampling (see
-        ``generate_actions``). Actions are ``(b, dim)``, or ``(b, chunk, dim)`` for a chunking checkpoint."""
+        ``generate_actions``). Actions are ``(b, dim)``, or ``(b, chunk, dim)`` for a chunking checkpoint.
+        ``decode="unconstrained"``: any token may be emitted and is decoded as the official ``predict_action``
+        decodes it (:data:`DECODE_MODES`)."""
         key = self.resolve_unnorm_key(unnorm_key)
         stats = self.action_stats(key)
         chunk = self.chunk
@@ -447,9 +472,13 @@ class OpenVLA:
             temperature=temperature,
             generator=generator,
             uniforms=None if uniforms is None else torch.as_tensor(np.asarray(uniforms), dtype=torch.float64),
+            decode=decode,
         )
         tokens = out.tokens.cpu().numpy()
-        normalized = self.action_tokenizer.decode(tokens)
+        if decode == "actions":
+            normalized = self.action_tokenizer.decode(tokens)
+        else:
+            normalized = self.action_tokenizer.decode_unconstrained(tokens)
         if chunk > 1:
             normalized = normalized.reshape(len(normalized), chunk, stats.dim)
         return ActionPrediction(

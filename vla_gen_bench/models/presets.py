@@ -8,6 +8,14 @@ images with 16 px patches (64 patches per backbone), width 96 / depth 4 ViTs, a 
 smallest useful size (64 px, 16 patches per backbone, a 128-wide 2-layer Llama): ~3x faster to run and ~8x faster
 to train than ``tiny``, for quick tests and latency-bound runs.
 
+The tiny presets load in vgb only (their ViT size overrides and 1024-token vocabulary are not in the official OpenVLA
+code; config.json says so). ``official-small`` is the smallest checkpoint the official HF code builds: that code
+creates each ViT from its timm id alone (no size overrides), and its processor stacks the two backbones' images, so
+both need the same patch size: DINOv2 ViT-S/14-reg4 (the smallest DINOv2 with registers) and SigLIP So400m/14 (the
+only SigLIP with 14 px patches) at 112 px (64 patches each), a 256-wide 2-layer Llama and the 32000-token tokenizer
+(action ids 31744-31999, separator 29871). The official config reads ``timm_model_ids`` / ``image_sizes`` from
+config.json over its backbone table, so these load there as written.
+
 Random-init checkpoints carry placeholder statistics under the key ``random_init``: q01/q99 at the benchmark's
 per-step action bounds (±0.1 m, ±0.5 rad), gripper un-normalised (mask False). Training replaces them with dataset
 statistics.
@@ -19,6 +27,8 @@ import difflib
 from dataclasses import dataclass, replace
 
 from vla_gen_bench.models.config import DINOV2_L, LLAMA2_7B_TEXT_CONFIG, SIGLIP_SO400M, OpenVLAConfig
+
+DINOV2_S = "vit_small_patch14_reg4_dinov2.lvd142m"
 
 RANDOM_INIT_STATS = {
     "random_init": {
@@ -81,6 +91,27 @@ def _tiny(
     )
 
 
+def _official_small() -> OpenVLAConfig:
+    """Loads in the official code: ViTs from timm ids alone, Llama-2's 32000-token vocabulary (+64 padding rows)."""
+    return OpenVLAConfig(
+        timm_model_ids=(DINOV2_S, SIGLIP_SO400M),
+        image_sizes=(112, 112),
+        text_config={
+            "model_type": "llama",
+            "vocab_size": 32000 + 64,
+            "hidden_size": 256,
+            "intermediate_size": 688,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 512,
+            "pad_token_id": 32000,
+        },
+        llm_max_length=512,
+        norm_stats=RANDOM_INIT_STATS,
+    )
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -106,6 +137,13 @@ PRESETS: dict[str, Preset] = {
             "micro",
             "Smallest: ViTs width 64 depth 3 at 64 px (16 patches each), Llama 128x2 (~1.3 M params; fast tests)",
             _tiny("timm", image_size=64, vit=(64, 3, 2), llama=(128, 2, 2, 344)),
+            "float32",
+        ),
+        Preset(
+            "official-small",
+            "Smallest that loads in the official OpenVLA code: DINOv2 ViT-S/14-reg4 + SigLIP So400m/14 at 112 px, "
+            "Llama 256x2, 32000-token vocab (~468 M params, 450 M of them SigLIP + DINOv2; CPU: ~1 min to build)",
+            _official_small(),
             "float32",
         ),
     )

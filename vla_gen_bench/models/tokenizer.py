@@ -8,7 +8,14 @@ Only folders without ``tokenizer.json`` (SentencePiece ``tokenizer.model`` only)
 The offline tokenizer is Llama-style: ``<unk>``=0, ``<s>``=1, ``</s>``=2, 256 byte-fallback tokens (so every string
 encodes), a BPE vocabulary trained on a small built-in corpus of manipulation instructions, ``<unused_*>`` filler,
 and the last 256 base ids reserved for action tokens (``<action_*>``, never produced from text). ``<PAD>`` is an added
-token right after the base vocabulary, as OpenVLA's conversion adds it after Llama-2's 32000 tokens.
+token right after the base vocabulary, as OpenVLA's conversion adds it after Llama-2's 32000 tokens. With Llama-2's
+32000-token size the word-start piece ``"▁"`` sits at Llama-2's id 29871, the id the official ``predict_action``
+appends to every prompt; smaller vocabularies (the tiny presets, which load in vgb only) keep it where BPE training
+put it.
+
+``tokenizer.json`` is written with BPE merges as ``"a b"`` strings, the form tokenizers 0.19 (the official OpenVLA
+stack) and newer versions both read; tokenizers >= 0.20 itself saves ``["a", "b"]`` pairs, which 0.19 rejects
+(``data did not match any variant of untagged enum ModelWrapper``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from typing import Any
 
 PROMPT_TEMPLATE = "In: What action should the robot take to {instruction}?\nOut:"
 SEPARATOR = "\u2581"  # SentencePiece's word-start piece: Llama-2 id 29871, the token after "Out:" in training
+LLAMA2_VOCAB_SIZE = 32000
+LLAMA2_SEPARATOR_ID = 29871  # what the official predict_action appends when a prompt does not end in it
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -137,7 +146,7 @@ class TextTokenizer:
             return
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.backend.save(str(path / "tokenizer.json"))
+        (path / "tokenizer.json").write_text(tokenizer_json(self.backend), encoding="utf-8")
         special = {
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
@@ -176,6 +185,28 @@ def _special_tokens(path: Path) -> dict[str, str]:
     return out
 
 
+def tokenizer_json(backend: Any) -> str:
+    """``tokenizer.json`` text of a ``tokenizers.Tokenizer``, with BPE merges as ``"a b"`` strings.
+
+    Raises:
+        TokenizerError: a merge part contains a space, which the string form cannot express.
+    """
+    d = json.loads(backend.to_str())
+    model = d.get("model") or {}
+    if model.get("type") == "BPE":
+        merges = []
+        for m in model.get("merges") or []:
+            parts = m.split(" ") if isinstance(m, str) else list(m)
+            if len(parts) != 2 or any(" " in x or not x for x in parts):
+                raise TokenizerError(
+                    f"BPE merge {m!r} cannot be written as an 'a b' string (a part is empty or holds a space); "
+                    "rename the tokens or keep the tokenizer files the checkpoint came with"
+                )
+            merges.append(" ".join(parts))
+        model["merges"] = merges
+    return json.dumps(d, indent=2, ensure_ascii=False) + "\n"
+
+
 # --- offline tokenizer ---------------------------------------------------------------------------------------------
 _VERBS = ["put", "place", "move", "pick up", "lift", "push", "stack", "set", "drop", "bring", "slide", "grab"]
 _COLORS = [
@@ -211,7 +242,7 @@ def build_tokenizer(vocab_size: int = 1024, n_action_bins: int = 256, learned: i
 
     Args:
         vocab_size: base vocabulary (the action tokens are its last ``n_action_bins`` ids); 32000 gives Llama-2's
-            special ids and action-id range.
+            special ids, action-id range and separator id (``"▁"`` = 29871), as the official OpenVLA code expects.
         n_action_bins: number of action tokens.
         learned: most entries the BPE trainer may use (specials, 256 bytes, characters and merges); the rest of the
             non-action vocabulary is ``<unused_*>`` filler.
@@ -243,6 +274,10 @@ def build_tokenizer(vocab_size: int = 1024, n_action_bins: int = 256, learned: i
         vocab[f"<unused_{i}>"] = n_text + i
     for i in range(n_action_bins):
         vocab[f"<action_{i}>"] = vocab_size - n_action_bins + i
+    if vocab_size == LLAMA2_VOCAB_SIZE and LLAMA2_SEPARATOR_ID < vocab_size - n_action_bins:
+        # "▁" trades ids with the token at Llama-2's 29871 (a filler), where the official predict_action expects it
+        filler = next(t for t, i in vocab.items() if i == LLAMA2_SEPARATOR_ID)
+        vocab[filler], vocab[SEPARATOR] = vocab[SEPARATOR], LLAMA2_SEPARATOR_ID
     assert sorted(vocab.values()) == list(range(vocab_size))
 
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True))

@@ -9,6 +9,10 @@ Action mapping (OpenVLA -> the benchmark's env convention, ``policies/base.py``)
   store it as 1 = open, 0 = close. The decoded value is thresholded at 0.5: ``> 0.5`` -> +1 (open), else -1
   (close), exactly as RL4VLA and SimplerEnv's WidowX wrapper do. Checkpoints trained on ±1 gripper labels map the
   same way.
+
+Decoding: by default only the 256 action tokens can be emitted (``decode="actions"``); the official OpenVLA
+``predict_action`` takes the arg-max over the whole vocabulary and decodes a non-action token by clipping it to an
+edge bin. ``--policy-arg decode=unconstrained`` decodes that way (docs/openvla.md §4).
 """
 
 from __future__ import annotations
@@ -33,9 +37,18 @@ class OpenVLAPolicy:
         temperature: float = 0.0,
         seed: int = 0,
         execute: int | None = None,
+        decode: str = "actions",
     ) -> None:
         import torch
 
+        from vla_gen_bench.models.modeling import DECODE_MODES
+
+        if decode not in DECODE_MODES:
+            raise ValueError(
+                f"decode={decode!r}: choose 'actions' (only action tokens, the default) or 'unconstrained' (any "
+                "token, decoded as the official OpenVLA predict_action does)"
+            )
+        self.decode = decode
         self.vla = vla
         self.unnorm_key = vla.resolve_unnorm_key(unnorm_key)
         stats = vla.action_stats(self.unnorm_key)
@@ -73,6 +86,7 @@ class OpenVLAPolicy:
             "image_sizes": list(vla.processor.sizes),
             "prompt_template": "In: What action should the robot take to {instruction}?\nOut:",
             "gripper_mapping": f"+1 (open) if decoded gripper > {GRIPPER_THRESHOLD} else -1 (close)",
+            "decode": self.decode,
         }
         if vla.chunk > 1:
             self.metadata["action_chunk"] = vla.chunk
@@ -91,6 +105,7 @@ class OpenVLAPolicy:
         center_crop: bool = False,
         fingerprint: bool = True,
         execute: int | None = None,
+        decode: str = "actions",
         **ignored: Any,
     ) -> OpenVLAPolicy:
         """Load ``path`` (an HF OpenVLA folder) for evaluation.
@@ -105,6 +120,8 @@ class OpenVLAPolicy:
             execute: for a chunking checkpoint, run only the first ``execute`` actions of each decoded chunk, then
                 decode a new chunk from the next image (receding horizon; 0 = the whole chunk; None = the
                 checkpoint's ``vgb.execute``, which the training recipe sets, else the whole chunk).
+            decode: ``"actions"`` (only the 256 action tokens can be emitted) or ``"unconstrained"`` (any token,
+                decoded as the official ``predict_action`` does: non-action ids clip to an edge bin).
             ignored: other runner options (e.g. ``seed`` for other adapters) are accepted and ignored.
         """
         from dataclasses import replace
@@ -114,7 +131,9 @@ class OpenVLAPolicy:
         vla = load_openvla(path, unnorm_key=unnorm_key, device=device, dtype=dtype, lora=lora)
         if center_crop:
             vla.processor = replace(vla.processor, center_crop_scale=0.9)
-        policy = cls(vla, unnorm_key=unnorm_key, temperature=temperature, seed=seed, execute=execute)
+        policy = cls(
+            vla, unnorm_key=unnorm_key, temperature=temperature, seed=seed, execute=execute, decode=decode
+        )
         policy.metadata["lora"] = str(lora) if lora is not None else None
         policy.metadata["center_crop"] = center_crop
         if fingerprint:
@@ -148,6 +167,7 @@ class OpenVLAPolicy:
             temperature=self.temperature,
             generator=self.generator,
             uniforms=self.uniforms(sample_keys),
+            decode=self.decode,
         )
         actions = pred.actions if self.vla.chunk == 1 else pred.actions[:, : self.execute]
         return self.to_env_actions(actions)
