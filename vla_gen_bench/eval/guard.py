@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import functools
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
+
+from vla_gen_bench.policies.base import describe_exception as _describe
 
 T = TypeVar("T")
 
@@ -156,15 +157,6 @@ class GuardedPolicy:
         return PolicyCallError(
             f"{self._name}: {what}() raised {_describe(e)} at {self.where}, step {self.step}"
         )
-
-
-def _describe(e: BaseException) -> str:
-    """``Type: first and last message line (file:line where it was raised)`` on one line."""
-    frames = traceback.extract_tb(e.__traceback__)
-    at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-    lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
-    msg = " ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
-    return f"{type(e).__name__}{': ' + msg if msg else ''}{at}"
 
 
 def _rows(a: Any) -> int:

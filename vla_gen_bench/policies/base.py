@@ -12,6 +12,7 @@ Euler, applied to the previous end-effector *target*), gripper (+1 open, -1 clos
 from __future__ import annotations
 
 import inspect
+import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -81,3 +82,12 @@ def takes_sample_keys(act_batch) -> bool:
         return "sample_keys" in inspect.signature(act_batch).parameters
     except (TypeError, ValueError):
         return False
+
+
+def describe_exception(e: BaseException) -> str:
+    """``Type: first and last message line (file:line where it was raised)`` on one line."""
+    frames = traceback.extract_tb(e.__traceback__)
+    at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+    msg = " ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
+    return f"{type(e).__name__}{': ' + msg if msg else ''}{at}"

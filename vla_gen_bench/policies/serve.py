@@ -474,8 +474,8 @@ def parse_policy_args(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
 def serve_command(cfg: Serve) -> int:
     from rich.console import Console
 
-    from vla_gen_bench.eval.guard import PolicyCallError, construct
-    from vla_gen_bench.policies.registry import check_policy, resolve_policy
+    from vla_gen_bench.policies.base import describe_exception
+    from vla_gen_bench.policies.registry import PolicyError, check_policy, resolve_policy
 
     console = Console(stderr=True)
     try:
@@ -487,13 +487,16 @@ def serve_command(cfg: Serve) -> int:
         kwargs["unnorm_key"] = cfg.unnorm_key
     check_policy(cfg.policy, kwargs)  # a bad string or a module that does not import: one line, exit 2
     try:  # a constructor that raises is one line too (there is no timeout here: Ctrl-C stops a load that hangs)
-        policy = construct(lambda: resolve_policy(cfg.policy, **kwargs), cfg.policy, None)
-    except PolicyCallError as e:
-        console.print(str(e), style="red", markup=False, soft_wrap=True)
-        return 1
+        policy = resolve_policy(cfg.policy, **kwargs)
+    except PolicyError:
+        raise
     except KeyboardInterrupt:
         console.print("stopped while loading the policy")
         return 130
+    except Exception as e:  # noqa: BLE001 - the constructor's own error, as one line
+        console.print(f"{cfg.policy}: building the policy raised {describe_exception(e)}; fix its constructor (or "
+                      "the checkpoint it loads)", style="red", markup=False, soft_wrap=True)  # fmt: skip
+        return 1
     # the server logs bad frames (one line each) and policy exceptions (with the traceback), rate-limited
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = "localhost" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
