@@ -3,10 +3,16 @@
 Work items are (variant, seed, episode) triples from the variants' fixed manifests. Each finished episode becomes
 one line of ``episodes.jsonl``, written by the parent process in one ``write`` + ``fsync``; re-running the same
 command skips the items already there, so ``kill -9`` loses at most the episodes in flight.
+
+One process writes a run directory at a time (its lock, :mod:`.lock`: a second ``vgb evaluate`` there is refused).
+A write that fails mid-run (a full disk) stops the run in one line naming the path and the free space; the lines
+already written stay whole and chained, and a video exists under its final name only once it is complete.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -611,25 +617,54 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
     # everything that can be refused from the options alone is refused here, before any env or model starts
     check_policy(cfg.policy, policy_kwargs(cfg))
     check_protocol(cfg)
+    from vla_gen_bench.eval.lock import RunLockedError, run_lock
+
     created = check_out_dir(cfg.out)
     try:
-        return _evaluate(cfg, console, created)
+        with contextlib.ExitStack() as held:
+            # one writer per run folder, from before anything there is read or written until the report is out
+            try:
+                held.enter_context(run_lock(cfg.out, "vgb evaluate"))
+            except RunLockedError as e:
+                raise RunDirError(str(e)) from None
+            except OSError as e:
+                raise EvalConfigError(f"--out {cfg.out} is not writable ({e.strerror or e}); choose a writable "
+                                      f"folder") from None  # fmt: skip
+            try:
+                check_writable(cfg.out)
+                return _evaluate(cfg, console, created)
+            except BaseException:
+                if created:
+                    _remove_lock_if_alone(cfg.out)
+                raise
     except BaseException:
         if created and cfg.out.is_dir() and not any(cfg.out.iterdir()):
             cfg.out.rmdir()  # a refused run leaves no empty folder behind
         raise
 
 
+def _remove_lock_if_alone(out: Path) -> None:
+    """The lock file of a folder this run created and leaves with nothing in it (removed while still held)."""
+    from vla_gen_bench.eval.lock import LOCK_NAME, remove_lock_file
+
+    if out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+        remove_lock_file(out)
+
+
 def check_out_dir(out: Path) -> bool:
     """Refuse an --out that cannot hold this run; create it. Returns whether it was created now.
 
-    An existing folder is accepted only when it is empty or holds a run (run.json or episodes.jsonl): files a user
-    keeps there (a summary.csv, a report.md of their own) are never overwritten.
+    An existing folder is accepted only when it is empty (but for a lock file) or holds a run (run.json or
+    episodes.jsonl): files a user keeps there (a summary.csv, a report.md of their own) are never overwritten.
+    Nothing is written into an existing folder here: its lock comes first (:func:`evaluate`), then
+    :func:`check_writable`.
     """
+    from vla_gen_bench.eval.lock import LOCK_NAME
+
     if out.exists() and not out.is_dir():
         raise EvalConfigError(f"--out {out} is a file; give a folder for the run (it is created if missing)")
     if out.is_dir():
-        names = sorted(p.name for p in out.iterdir())
+        names = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
         if names and not ({RUN_JSON, EPISODES} & set(names)):
             shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
             raise RunDirError(f"--out {out} already holds files that are not a vgb run ({shown}); nothing there is "
@@ -643,17 +678,20 @@ def check_out_dir(out: Path) -> bool:
                 f"cannot create --out {out}: {e.strerror or e}; choose a writable folder"
             ) from None
         created = True
+    return created
+
+
+def check_writable(out: Path) -> None:
+    """Refuse a run folder new files cannot be made in (EvalConfigError)."""
     probe = out / f".vgb-write-test-{os.getpid()}"
     try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        if created:
-            out.rmdir()
+        probe.unlink(missing_ok=True)
         raise EvalConfigError(
             f"--out {out} is not writable ({e.strerror or e}); choose a writable folder"
         ) from None
-    return created
 
 
 def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
@@ -719,6 +757,8 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
                 f"{out} holds a run with different {', '.join(clash)} "
                 f"({'; '.join(f'{k}: was {previous.get(k)!r}, now {meta.get(k)!r}' for k in clash)}); "
                 "use another --out to start a new run")  # fmt: skip
+    # half-written files of a run killed mid-write (this process holds the lock)
+    records.remove_temporaries(out)
     if todo:
         videos = math.ceil(cfg.videos / cfg.workers) if cfg.videos else 0
         already: dict[tuple[str, str], int] = {}
@@ -772,9 +812,9 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
                         if r.key in done:  # a re-run batch of a worker that died after reporting: never twice
                             continue
                         done[r.key] = r
-                        if data is not None and r.video:
+                        if data is not None and r.video:  # whole or not at all, before its record
                             (out / r.video).parent.mkdir(parents=True, exist_ok=True)
-                            (out / r.video).write_bytes(data)
+                            records.write_atomic(out / r.video, data)
                         head = records.append(jsonl, r, head)
                         chain["lines"] += 1
                         chain["head"] = head
@@ -804,6 +844,8 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
         if previous.get("episodes_chain") != chain:  # killed after the last episode: seal the run now
             previous["episodes_chain"] = chain
             records.write_run(out, previous)
+    # and of a worker process killed mid-video (and replaced) in this run
+    records.remove_temporaries(out)
     if cfg.report:
         from vla_gen_bench.eval.report import write_outputs
 
@@ -844,6 +886,9 @@ def evaluate_command(cfg: Evaluate) -> int:
         console.print(f"{e}. {kept()}.", style="red", markup=False)
         return 1
     except WorkerError as e:
+        if (err := _worker_os_error(e.args[0])) is not None:  # a worker could not write a video
+            console.print(f"{cannot_write(err, cfg.out)}. {kept()}.", style="red", markup=False)
+            return 1
         if e.args[0].startswith(("ActionError", "PolicyError")):
             console.print(f"refused: {e.args[0].split(': ', 1)[1]}", style="red", markup=False)
             return 2
@@ -858,9 +903,45 @@ def evaluate_command(cfg: Evaluate) -> int:
         console.print(f"interrupted. {kept()}.", style="yellow", markup=False)
         return 130
     except OSError as e:  # a disk that filled up or turned read-only mid-run
-        console.print(f"cannot write the run: {e}. {kept()}.", style="red", markup=False)
+        console.print(f"{cannot_write(e, cfg.out)}. {kept()}.", style="red", markup=False)
         return 1
     return 0
+
+
+def cannot_write(e: OSError, out: Path) -> str:
+    """One line for a write that failed mid-run: the path, why, and the free space where the run is written."""
+    import shutil
+
+    path = e.filename or out
+    why = " ".join(str(e.strerror or e).split())  # ffmpeg's message, on one line
+    try:
+        free = _size(shutil.disk_usage(out if out.exists() else out.parent).free)
+        free = f"{free} free on the disk of {out}"
+    except OSError:
+        free = f"free space of {out} unknown"
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space", errno.EROFS: "remount it writable",
+            errno.EACCES: "make it writable"}.get(e.errno, "fix that")  # fmt: skip
+    return f"cannot write {path}: {why} ({free}); {hint} or choose another --out"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _worker_os_error(message: str) -> OSError | None:
+    """A worker process's OSError, rebuilt from the pool's "Type: [Errno N] text: 'path'" message."""
+    import builtins
+    import re
+
+    m = re.match(r"(\w+): \[Errno (\d+)\] (.*?)(?:: '(.*)')?$", message, re.DOTALL)
+    kind = getattr(builtins, m.group(1), None) if m else None
+    if not (isinstance(kind, type) and issubclass(kind, OSError)):
+        return None
+    return OSError(int(m.group(2)), m.group(3), m.group(4))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,21 +283,35 @@ def cut_torn(path: Path | str) -> bool:
     raw = path.read_bytes()
     if not raw or raw.endswith(b"\n"):
         return False
-    # the torn line never counted; its episode is simply run again
-    path.write_bytes(raw[: raw.rfind(b"\n") + 1])
+    # the torn line never counted; its episode is simply run again (truncating needs no free space)
+    os.truncate(path, raw.rfind(b"\n") + 1)
     return True
 
 
 def append(path: Path | str, record: EpisodeRecord, prev: str) -> str:
     """Write ``record`` as one line, sealed into the hash chain after the link ``prev`` (:func:`.chain.seal`), with a
-    single write() on an O_APPEND descriptor, fsync'ed; returns the new last link."""
+    single write() on an O_APPEND descriptor, fsync'ed; returns the new last link.
+
+    All or nothing: a write that fails or lands only in part (a full disk, a file-size limit) is cut off again, so
+    the file keeps whole, chained lines only, and the OSError is raised (ENOSPC for a short write).
+    """
+    import errno
+
     from vla_gen_bench.eval.chain import seal
 
     data, head = seal(prev, record.to_dict(chain=False))
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
+        size = os.fstat(fd).st_size  # the one writer holds the run's lock: nobody appends in between
+        try:
+            n = os.write(fd, data)
+            if n != len(data):
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (wrote {n} of {len(data)} bytes)",
+                              str(path))  # fmt: skip
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)  # never leave a part of the line (it would tear the next one)
+            raise
     finally:
         os.close(fd)
     return head
@@ -322,7 +337,53 @@ def read_run(run_dir: Path | str) -> dict[str, Any]:
 
 
 def write_run(run_dir: Path | str, meta: dict[str, Any]) -> Path:
-    """Write ``run.json`` (indent 1; values JSON cannot hold as strings)."""
+    """Write ``run.json`` (indent 1; values JSON cannot hold as strings) with :func:`write_atomic`: a full disk
+    leaves the previous ``run.json``, never a truncated one."""
     path = Path(run_dir) / RUN_JSON
-    path.write_text(json.dumps(meta, indent=1, default=str))
+    write_atomic(path, json.dumps(meta, indent=1, default=str).encode("utf-8"))
     return path
+
+
+def temporary_name(path: Path | str) -> Path:
+    """Where a file is written before it is renamed onto ``path``: a hidden name beside it (the same file system,
+    so the rename is atomic), with this process's id, and ``path``'s suffix (ffmpeg picks the format by it)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+def write_atomic(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: into :func:`temporary_name`, fsync'ed, then ``os.replace``d
+    onto ``path``; the temporary file is removed when anything fails (the OSError raised names ``path``)."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-\d+(\.\w+)?$")
+
+
+def remove_temporaries(run_dir: Path | str) -> list[Path]:
+    """Remove the temporary files (:func:`temporary_name`) that a writer killed mid-write left in a run folder and
+    its ``videos/``; only the run's one writer, holding its lock, calls this. Returns what was removed."""
+    d = Path(run_dir)
+    gone = []
+    for folder in (d, d / "videos"):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if _TEMPORARY.match(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+                    gone.append(p)
+    return gone

@@ -6,9 +6,13 @@ array is executed open-loop, one row per control step) and returns what the epis
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -174,10 +178,96 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
     ]
 
 
-def write_video(frames: list[np.ndarray], path, fps: int = 5) -> None:
-    """Write frames (H, W, 3) uint8 as an mp4 (imageio-ffmpeg, bundled binary)."""
-    import imageio.v2 as imageio
+def write_video(frames, path, fps: int = 5) -> None:
+    """Write frames (H, W, 3) uint8 as an H.264 mp4 with imageio-ffmpeg's bundled ffmpeg, whole or not at all.
 
-    with imageio.get_writer(str(path), fps=fps, codec="libx264", quality=7, macro_block_size=1) as w:
-        for f in frames:
-            w.append_data(f)
+    ffmpeg writes a hidden temporary file beside ``path`` (:func:`.records.temporary_name`), which is renamed onto
+    ``path`` only once ffmpeg has finished it successfully; when anything fails (the frames, ffmpeg, a full disk)
+    the temporary file is removed, so no truncated video ever exists under the final name. ffmpeg's own messages
+    are kept out of the terminal: its last one ends up in the error.
+
+    Raises:
+        OSError: ffmpeg could not write the file (errno ENOSPC, EDQUOT, EFBIG, EACCES or EROFS when its message
+            says so, else EIO); ``filename`` is ``path``.
+        ValueError: no frames, or frames of different shapes.
+    """
+    import subprocess
+    import threading
+
+    import imageio_ffmpeg
+
+    from vla_gen_bench.eval.records import temporary_name
+
+    path = Path(path)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"no frames to write to {path}")
+    first = np.ascontiguousarray(first, dtype=np.uint8)
+    if first.ndim != 3 or first.shape[2] != 3:
+        raise ValueError(f"frames must be (H, W, 3) uint8 images, got shape {first.shape}")
+    tmp = temporary_name(path)
+    h, w = first.shape[:2]
+    # crf 15 = imageio's quality 7; every dimension kept (no macro-block rescaling)
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo",
+           "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-an", "-vcodec", "libx264",
+           "-pix_fmt", "yuv420p", "-crf", "15", "-f", "mp4", str(tmp)]  # fmt: skip
+    # its own session: a Ctrl-C reaches Python, which stops ffmpeg and removes the temporary file
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    err: list[bytes] = []
+    drain = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    drain.start()
+    try:
+        try:
+            for f in _frames(first, frames):
+                proc.stdin.write(f)
+        except BrokenPipeError:  # ffmpeg stopped early; its messages say why
+            pass
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+        rc = proc.wait()
+        drain.join()
+        if rc != 0:
+            raise _ffmpeg_error(b"".join(err).decode("utf-8", "replace"), rc, path)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data is on disk before the name points at it
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _frames(first: np.ndarray, rest):
+    """The raw bytes of each frame, all of ``first``'s shape."""
+    yield first.tobytes()
+    for f in rest:
+        f = np.ascontiguousarray(f, dtype=np.uint8)
+        if f.shape != first.shape:
+            raise ValueError(f"video frames differ in shape: {f.shape} after {first.shape}")
+        yield f.tobytes()
+
+
+_FFMPEG_ERRNO = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
+                 "File too large": errno.EFBIG, "Permission denied": errno.EACCES,
+                 "Read-only file system": errno.EROFS}  # fmt: skip
+
+
+def _ffmpeg_error(stderr: str, rc: int, path: Path) -> OSError:
+    """ffmpeg's failure as one OSError: the errno its messages name, and its last message."""
+    code, said = next(((n, text) for text, n in _FFMPEG_ERRNO.items() if text in stderr), (errno.EIO, ""))
+    # the line that names the cause: the last naming the errno, else the first (ffmpeg's later lines are generic,
+    # e.g. "Conversion failed!")
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    named = [line for line in lines if said in line] if said else lines[:1]
+    last = named[-1] if named else ""
+    how = f"exit status {rc}" if rc > 0 else f"killed by signal {-rc}"
+    detail = os.strerror(code) if code != errno.EIO else "ffmpeg could not write the video"
+    return OSError(code, f"{detail} (ffmpeg {how}{': ' + last if last else ''})", str(path))
