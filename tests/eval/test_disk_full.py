@@ -186,14 +186,17 @@ def test_append_keeps_whole_lines_only(tmp_path, monkeypatch, mode):
 
 def test_run_json_is_replaced_whole_or_kept(tmp_path, monkeypatch):
     records.write_run(tmp_path, {"a": 1})
-    monkeypatch.setattr(records, "os", FailingOs("enospc"))
-    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
+
+    def disk_full(fd):  # the new file's data cannot be flushed to disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(records.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left") as e:
         records.write_run(tmp_path, {"a": 2})
-    assert e.value.filename == str(tmp_path / RUN_JSON)
     monkeypatch.undo()
+    assert e.value.filename == str(tmp_path / RUN_JSON), "the error names run.json, not the temporary file"
     assert json.loads((tmp_path / RUN_JSON).read_text()) == {"a": 1}
-    assert os.listdir(tmp_path) == [RUN_JSON]
+    assert os.listdir(tmp_path) == [RUN_JSON], "the temporary file is removed"
 
 
 # ---------------------------------------------------------------------------------------------- vgb evaluate
