@@ -26,6 +26,19 @@ from .conftest import OUTCOMES, VARIANTS, record, standard_records, write_run
 REQUIRED = [k for k, (_, req) in FIELDS.items() if req]
 
 
+def _box(kind: bytes, payload: bytes = b"") -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+# the top-level boxes of an mp4 as imageio-ffmpeg writes them (ftyp, free, mdat, moov): whole, so it is linked
+TINY_MP4 = (
+    _box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2")
+    + _box(b"free")
+    + _box(b"mdat", bytes(16))
+    + _box(b"moov", bytes(8))
+)
+
+
 def _rows(path):
     with path.open() as f:
         return list(csv.DictReader(f))
@@ -173,7 +186,7 @@ def test_arbitrary_text_never_crashes_the_parser(text):
 # ---------------------------------------------------------------------------- outputs
 def test_write_outputs_produces_all_files_with_the_numbers(run_dir):
     (run_dir / "videos").mkdir()
-    (run_dir / "videos" / "unseen_table_3.mp4").write_bytes(b"\x00")
+    (run_dir / "videos" / "unseen_table_3.mp4").write_bytes(TINY_MP4)
     recs = standard_records()
     recs[13]["video"] = "videos/unseen_table_3.mp4"
     write_run(run_dir, recs)

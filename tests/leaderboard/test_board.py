@@ -276,4 +276,5 @@ def test_show_escapes_names_and_handles_reported_rows_without_n(tmp_path):
     assert overview.rows == [["1", "<b>bold</b> | pipe", "78.1", "71.9", "71.9"]]  # no intervals without n
     html = show(csv, "html")
     assert "<b>bold</b>" not in html and "<td>&lt;b&gt;bold&lt;/b&gt; | pipe</td>" in html
-    assert "| 1 | <b>bold</b> \\| pipe | 78.1 | 71.9 | 71.9 |" in show(csv)
+    md = show(csv)
+    assert "<b>" not in md and "| 1 | &lt;b&gt;bold&lt;/b&gt; \\| pipe | 78.1 | 71.9 | 71.9 |" in md

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vla_gen_bench.eval.escape import csv_text
 from vla_gen_bench.eval.stats import paired_difference, wilson_interval
 from vla_gen_bench.leaderboard.schema import HEX16, NAMES, fmt_float
 from vla_gen_bench.leaderboard.validate import validate, validate_text
@@ -22,10 +23,11 @@ BY = {v.name: v for v in CATALOG}
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 hex16 = st.text("0123456789abcdef", min_size=16, max_size=16)
-# names with commas, quotes and non-ASCII letters: the CSV must quote them and read them back unchanged
+# names with commas, quotes and non-ASCII letters: the CSV must quote them and read them back unchanged; one that
+# starts like a formula (=, +, -, @) is valid as 'vgb leaderboard add' writes it, behind a '
 text = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=24
-).map(str.strip).filter(bool)  # fmt: skip
+).map(str.strip).filter(bool).map(csv_text)  # fmt: skip
 label = st.from_regex(r"[a-z][a-z0-9._-]{0,15}", fullmatch=True).filter(lambda s: not HEX16.match(s))
 dates = st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31)).map(date.isoformat)
 
@@ -248,7 +250,8 @@ def test_structure_problems_are_line_numbered():
     assert validate_text(extra, "lb.csv") == [
         "lb.csv:1: unknown column 'extra' (allowed: " + ", ".join(NAMES) + ")"
     ]
-    # a quoted cell spanning two lines: the next record's line number still counts physical lines
+    # a quoted cell spanning two lines (refused: a cell is one line) and the next record's line number still counts
+    # physical lines
     quoted = (
         rows[0]
         .replace("OpenVLA", '"Open\nVLA"')
@@ -261,7 +264,9 @@ def test_structure_problems_are_line_numbered():
         .replace(",0123456789abcdef,run", ",2222222222222222,run")
     )
     assert validate_text(good + quoted + "\n" + bad + "\n", "lb.csv") == [
-        "lb.csv:5: column 'rate' must be a number, got '0.7x'"
+        "lb.csv:3: column 'policy' holds control character(s) U+000A: 'Open\\nVLA'; a cell is one line of printable "
+        "text (no NUL, tab or newline)",
+        "lb.csv:5: column 'rate' must be a number, got '0.7x'",
     ]
     assert validate_text(good + rows[0].replace(",0.1.0,", ", 0.1.0,") + "\n", "lb.csv")[0].startswith(
         "lb.csv:3: column 'vgb_version' has leading or trailing spaces"

@@ -10,10 +10,13 @@ A run directory holds ``run.json`` (policy, suite, hashes, control variant, vari
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import json
 import math
+import shutil
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 
 import tyro
 
+from vla_gen_bench.eval.escape import control_chars, csv_cell, md, md_code
 from vla_gen_bench.eval.records import EPISODES, FIELDS, RUN_JSON, EpisodeRecord, RecordError, read, read_run
 from vla_gen_bench.eval.stats import (
     AXES,
@@ -135,13 +139,64 @@ def load_run(run_dir: Path | str) -> Run:
         warnings.append(f"variants not listed in run.json: {', '.join(sorted(unknown))}")
     for r in records:
         v = r.get("video")
-        if v and not (d / v).is_file():
-            warnings.append(
-                f"video {v} of ({r['variant']}, seed {r['seed']}, episode {r['episode']}) is missing"
-            )
+        if v:
+            _, problem = video_link(d, v)
+            if problem:
+                warnings.append(f"video {v} of ({r['variant']}, seed {r['seed']}, episode {r['episode']}) {problem}; "
+                                f"the report shows 'video missing'")  # fmt: skip
     for name, problem in _instruction_problems(records):
         warnings.append(f"{name}: {problem}")
     return Run(d, config, records, warnings)
+
+
+def video_link(run_dir: Path, value: object) -> tuple[str | None, str | None]:
+    """The link a report may emit for an episode's ``video`` field: ``(url, None)`` for a relative path to a whole
+    video file inside the run folder (no scheme, no ``..``, no absolute path, percent-encoded), else ``(None, why)``.
+    """
+    if not isinstance(value, str) or not value:
+        return None, "is not a path"
+    parts = value.split("/")
+    if (value.startswith("/") or ":" in value or "\\" in value or ".." in parts or control_chars(value)
+            or "" in parts):  # fmt: skip
+        return None, "is not a relative path inside the run folder (no scheme, '..' or absolute path)"
+    root = run_dir.resolve()
+    path = (run_dir / value).resolve()
+    if not path.is_relative_to(root):
+        return None, "leads outside the run folder (a symlink?)"
+    problem = video_problem(path)
+    if problem:
+        return None, problem
+    return urllib.parse.quote(value, safe="/"), None
+
+
+def video_problem(path: Path) -> str | None:
+    """Why ``path`` is no playable video (missing, empty, an mp4 cut short or without its index), None if it looks
+    whole. MP4s are checked box by box: every top-level box must fit in the file and ``moov`` must be there."""
+    if not path.is_file():
+        return "is missing"
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty"
+    if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        return None
+    kinds = []
+    with path.open("rb") as f:
+        pos = 0
+        while pos < size:
+            f.seek(pos)
+            head = f.read(16)
+            n = int.from_bytes(head[:4], "big") if len(head) >= 8 else -1
+            if n == 1:
+                n = int.from_bytes(head[8:16], "big") if len(head) == 16 else -1
+            elif n == 0:
+                n = size - pos  # the last box runs to the end of the file
+            if n < 8 or pos + n > size:
+                return f"is not a complete mp4 (its box at byte {pos} runs past the end of its {size} bytes: truncated?)"
+            kinds.append(head[4:8])
+            pos += n
+    if kinds[0] != b"ftyp" or b"moov" not in kinds:
+        return f"is not a complete mp4 (no {'ftyp' if kinds[0] != b'ftyp' else 'moov'} box: truncated?)"
+    return None
 
 
 def _instruction_problems(records: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -215,7 +270,8 @@ def axis_table(s: Summary) -> tuple[list[str], list[list[str]]]:
 
 
 def md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    esc = [[c.replace("|", "\\|") for c in r] for r in [list(head), *rows]]
+    """A Markdown table; every cell is escaped with :func:`.escape.md` (raw HTML, ``|``, newlines, links)."""
+    esc = [[md(c) for c in r] for r in [list(head), *rows]]
     lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
     return "\n".join(lines)
@@ -228,8 +284,10 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 # ---------------------------------------------------------------------------- files
-def write_csvs(run: Run, s: Summary) -> dict[str, Path]:
-    d = run.dir
+def write_csvs(run: Run, s: Summary, out_dir: Path | None = None) -> dict[str, Path]:
+    """episodes.csv, summary.csv and axes.csv into ``out_dir`` (default: the run folder); text cells that a
+    spreadsheet would run as a formula are written with a leading ``'`` (:func:`.escape.csv_text`)."""
+    d = run.dir if out_dir is None else out_dir
     known = list(FIELDS)
     extra = sorted(
         {k for r in run.records for k in r} - set(known) - {"chain"}
@@ -237,10 +295,10 @@ def write_csvs(run: Run, s: Summary) -> dict[str, Path]:
     cols = known + extra
     with (d / "episodes.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(cols)
+        w.writerow(map(csv_cell, cols))  # extra keys of a record are text from the file
         for r in sorted(run.records, key=lambda r: (r["variant"], r["seed"], r["episode"])):
-            w.writerow(["" if r.get(c) is None else json.dumps(r[c]) if isinstance(r.get(c), (dict, list)) else r[c]
-                        for c in cols])  # fmt: skip
+            w.writerow([csv_cell("" if r.get(c) is None else json.dumps(r[c]) if isinstance(r.get(c), (dict, list))
+                                 else r[c]) for c in cols])  # fmt: skip
     with (d / "summary.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["variant", "axis", "split", "severity", "is_control", "n", "successes", "rate", "ci_low",
@@ -249,22 +307,27 @@ def write_csvs(run: Run, s: Summary) -> dict[str, Path]:
                     "instructions", "description"])  # fmt: skip
         for v in s.variants:
             p = v.paired
-            w.writerow([v.variant, v.axis, v.split, "" if v.severity is None else v.severity, v.is_control, v.n,
-                        v.successes, v.rate, v.ci_low, v.ci_high, v.grasp_rate, v.success_once_rate,
-                        "" if p is None else p.n, "" if p is None else p.diff, "" if p is None else p.low,
-                        "" if p is None else p.high, "" if v.relative_drop is None else v.relative_drop,
-                        v.small_n, *(v.failures[x] for x in FAILURE_LABELS), len(v.instructions),
-                        v.description])  # fmt: skip
+            w.writerow(map(csv_cell, [
+                v.variant, v.axis, v.split, "" if v.severity is None else v.severity, v.is_control, v.n,
+                v.successes, v.rate, v.ci_low, v.ci_high, v.grasp_rate, v.success_once_rate,
+                "" if p is None else p.n, "" if p is None else p.diff, "" if p is None else p.low,
+                "" if p is None else p.high, "" if v.relative_drop is None else v.relative_drop,
+                v.small_n, *(v.failures[x] for x in FAILURE_LABELS), len(v.instructions), v.description]))  # fmt: skip
     with (d / "axes.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
             ["axis", "variants", "k", "score", "ci_low", "ci_high", "diff_vs_control", "relative_drop"]
         )
         for a in s.axes + ([s.ood] if s.ood else []):
-            w.writerow([a.axis, ";".join(a.variants), len(a.variants), a.score, a.ci_low, a.ci_high,
-                        "" if a.diff_vs_control is None else a.diff_vs_control,
-                        "" if a.relative_drop is None else a.relative_drop])  # fmt: skip
+            w.writerow(map(csv_cell, [a.axis, ";".join(a.variants), len(a.variants), a.score, a.ci_low, a.ci_high,
+                                      "" if a.diff_vs_control is None else a.diff_vs_control,
+                                      "" if a.relative_drop is None else a.relative_drop]))  # fmt: skip
     return {"episodes.csv": d / "episodes.csv", "summary.csv": d / "summary.csv", "axes.csv": d / "axes.csv"}
+
+
+def _plain(label: str) -> str:
+    """A tick label matplotlib shows as written: ``$`` would start mathtext (and a malformed formula raises)."""
+    return label.replace("$", r"\$")
 
 
 def make_plots(s: Summary, out_dir: Path) -> dict[str, Path]:
@@ -275,7 +338,7 @@ def make_plots(s: Summary, out_dir: Path) -> dict[str, Path]:
         raise RunError("plots need matplotlib: pip install matplotlib (or the 'train' extra)") from e
     out_dir.mkdir(parents=True, exist_ok=True)
     vs = s.variants
-    names = [v.variant for v in vs][::-1]  # top-to-bottom in table order
+    names = [_plain(v.variant) for v in vs][::-1]  # top-to-bottom in table order
     rev = vs[::-1]
     colors = [AXIS_COLORS.get(v.axis, "#17becf") for v in rev]
     h = max(2.8, 0.32 * len(vs) + 1.2)
@@ -329,10 +392,19 @@ def make_plots(s: Summary, out_dir: Path) -> dict[str, Path]:
             [100 * (v.paired.high - v.paired.diff) for v in paired],
         ]
         ax.errorbar(
-            d, [v.variant for v in paired], xerr=e, fmt="o", color="#333333", ecolor="#777777", capsize=3
+            d,
+            [_plain(v.variant) for v in paired],
+            xerr=e,
+            fmt="o",
+            color="#333333",
+            ecolor="#777777",
+            capsize=3,
         )
         ax.scatter(
-            d, [v.variant for v in paired], c=[AXIS_COLORS.get(v.axis, "#17becf") for v in paired], zorder=3
+            d,
+            [_plain(v.variant) for v in paired],
+            c=[AXIS_COLORS.get(v.axis, "#17becf") for v in paired],
+            zorder=3,
         )
     else:
         ax.text(
@@ -375,12 +447,30 @@ def _instruction_lines(v: VariantStats, limit: int = 8) -> list[str]:
     return lines
 
 
-def _videos(run: Run) -> dict[str, list[dict[str, Any]]]:
-    by: dict[str, list[dict[str, Any]]] = {}
+def _videos(run: Run) -> dict[str, list[tuple[dict[str, Any], str | None]]]:
+    """Per variant, the records with a video and the link to it (None: not a whole file inside the run folder)."""
+    by: dict[str, list[tuple[dict[str, Any], str | None]]] = {}
     for r in sorted(run.records, key=lambda r: (r["variant"], r["seed"], r["episode"])):
         if r.get("video"):
-            by.setdefault(r["variant"], []).append(r)
+            by.setdefault(r["variant"], []).append((r, video_link(run.dir, r["video"])[0]))
     return by
+
+
+def _copy_videos(run: Run, out_dir: Path) -> dict[str, Path]:
+    """A report written outside the run folder links copies of the run's videos (links never leave the folder)."""
+    written = {}
+    for rs in _videos(run).values():
+        for r, url in rs:
+            if url is not None:
+                dest = out_dir / r["video"]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(run.dir / r["video"], dest)
+                written[r["video"]] = dest
+    return written
+
+
+def _video_label(r: dict[str, Any]) -> str:
+    return f"s{r['seed']} ep {r['episode']} {r['failure']}"
 
 
 def _config_rows(cfg: dict[str, Any]) -> list[list[str]]:
@@ -402,22 +492,23 @@ METHOD_NOTE = (
 
 def render_markdown(run: Run, s: Summary, plots: dict[str, Path]) -> str:
     cfg = run.config
-    out = [f"# vgb report: `{run.policy}` on suite `{cfg['suite']}`", "", METHOD_NOTE, ""]
+    out = [f"# vgb report: {md_code(run.policy)} on suite {md_code(cfg['suite'])}", "", METHOD_NOTE, ""]
     if run.warnings or s.warnings:
-        out += ["## Warnings", ""] + [f"- {w}" for w in run.warnings + s.warnings] + [""]
+        out += ["## Warnings", ""] + [f"- {md(w)}" for w in run.warnings + s.warnings] + [""]
     out += ["## Per-axis scores", "", md_table(*axis_table(s)), ""]
     out += ["## Per variant", "", md_table(*variant_table(s)), ""]
     out += ["## Plots", ""] + [f"![{k}](plots/{p.name})" for k, p in plots.items()] + [""]
     out += ["## Instructions the policy received", ""]
     for v in s.variants:
-        out += [f"**{v.variant}**" + (f" — {v.description}" if v.description else ""), ""]
-        out += [f"- {x}" for x in _instruction_lines(v)] + [""]
+        out += [f"**{md(v.variant)}**" + (f" — {md(v.description)}" if v.description else ""), ""]
+        out += [f"- {md(x)}" for x in _instruction_lines(v)] + [""]
     vids = _videos(run)
     if vids:
         out += ["## Videos", ""]
         for name, rs in vids.items():
-            links = ", ".join(f"[s{r['seed']} ep {r['episode']} {r['failure']}]({r['video']})" for r in rs)
-            out += [f"- **{name}**: {links}"]
+            links = ", ".join(f"[{md(_video_label(r))}]({url})" if url else f"{md(_video_label(r))}: video missing"
+                              for r, url in rs)  # fmt: skip
+            out += [f"- **{md(name)}**: {links}"]
         out += [""]
     out += ["## Run", "", md_table(["key", "value"], _config_rows(cfg)), ""]
     return "\n".join(out)
@@ -466,11 +557,12 @@ def render_html(run: Run, s: Summary, plots: dict[str, Path]) -> str:
         parts.append("<h2>Videos</h2>")
         for name, rs in vids.items():
             items = "".join(
-                f"<figure style='display:inline-block'><video controls preload='none' src='{e(r['video'])}'></video>"
-                f"<figcaption class='note'><a href='{e(r['video'])}'>s{r['seed']} ep {r['episode']}: {e(r['failure'])}</a>"
-                f"</figcaption></figure>"
-                for r in rs
-            )
+                f"<figure style='display:inline-block'><video controls preload='none' src='{e(url)}'></video>"
+                f"<figcaption class='note'><a href='{e(url)}'>{e(_video_label(r))}</a></figcaption></figure>"
+                if url else f"<figure style='display:inline-block'><figcaption class='note'>{e(_video_label(r))}: "
+                            f"video missing</figcaption></figure>"
+                for r, url in rs
+            )  # fmt: skip
             parts.append(f"<p><b>{e(name)}</b></p><div>{items}</div>")
     parts += ["<h2>Run</h2>", _html_table(["key", "value"], _config_rows(cfg)),
               "<details><summary>run.json</summary><pre>" + e(json.dumps(cfg, indent=2, default=str)) + "</pre></details>",
@@ -478,28 +570,37 @@ def render_html(run: Run, s: Summary, plots: dict[str, Path]) -> str:
     return "\n".join(parts)
 
 
-def write_outputs(run_dir: Path | str) -> dict[str, Path]:
+def write_outputs(run_dir: Path | str, out_dir: Path | str | None = None) -> dict[str, Path]:
     """Write episodes.csv, summary.csv, axes.csv, plots/*.png, report.md and report.html into ``run_dir``.
+
+    Args:
+        run_dir: the run folder.
+        out_dir: write there instead (with copies of the linked videos); default: ``run_dir``.
 
     Returns:
         name -> path of every file written.
 
     Raises:
         RunError: missing or malformed run.json / episodes.jsonl (line-numbered), inconsistent records.
+        OSError: a file cannot be written (a read-only run folder).
     """
     run = load_run(run_dir)
-    return write_run_outputs(run, run.summary())
+    return write_run_outputs(run, run.summary(), None if out_dir is None else Path(out_dir))
 
 
-def write_run_outputs(run: Run, s: Summary) -> dict[str, Path]:
+def write_run_outputs(run: Run, s: Summary, out_dir: Path | None = None) -> dict[str, Path]:
     """:func:`write_outputs` for an already loaded run and its summary."""
-    written = write_csvs(run, s)
-    plots = make_plots(s, run.dir / "plots")
+    out = run.dir if out_dir is None else out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_csvs(run, s, out)
+    plots = make_plots(s, out / "plots")
     written.update({f"plots/{p.name}": p for p in plots.values()})
-    (run.dir / "report.md").write_text(render_markdown(run, s, plots))
-    (run.dir / "report.html").write_text(render_html(run, s, plots))
-    written["report.md"] = run.dir / "report.md"
-    written["report.html"] = run.dir / "report.html"
+    if out.resolve() != run.dir.resolve():
+        written.update(_copy_videos(run, out))
+    (out / "report.md").write_text(render_markdown(run, s, plots))
+    (out / "report.html").write_text(render_html(run, s, plots))
+    written["report.md"] = out / "report.md"
+    written["report.html"] = out / "report.html"
     return written
 
 
@@ -586,8 +687,8 @@ def compare(run_a: Path | str, run_b: Path | str) -> str:
         d = "—" if r.diff is None else f"{_pct(r.diff, True)} {_ci(r.diff_low, r.diff_high)}"
         body.append([r.variant, r.axis, cell_a, cell_b, str(r.pairs), d])
     out = [
-        f"A = `{a.policy}` ({a.dir}), B = `{b.policy}` ({b.dir}); suite `{a.config['suite']}`, asset pack "
-        f"{a.config['asset_pack_hash']}",
+        f"A = {md_code(a.policy)} ({md(a.dir)}), B = {md_code(b.policy)} ({md(b.dir)}); suite "
+        f"{md_code(a.config['suite'])}, asset pack {md(a.config['asset_pack_hash'])}",
         "",
         md_table(
             [
@@ -605,7 +706,7 @@ def compare(run_a: Path | str, run_b: Path | str) -> str:
     ]
     unmatched = [r.variant for r in rows if r.pairs < max(r.n_a, r.n_b)]
     if unmatched:
-        out += ["", f"Note: some episodes have no counterpart in the other run ({', '.join(unmatched)}); the paired "
+        out += ["", f"Note: some episodes have no counterpart in the other run ({md(', '.join(unmatched))}); the paired "
                     f"difference uses matched (variant, seed, episode) episodes only."]  # fmt: skip
     return "\n".join(out) + "\n"
 
@@ -617,6 +718,8 @@ class Report:
 
     run_dir: tyro.conf.Positional[Path]
     """Directory written by 'vgb evaluate' (holds run.json and episodes.jsonl)."""
+    out: Path | None = None
+    """Write the report files here instead of into the run folder (for a read-only run)."""
 
 
 @dataclass(frozen=True)
@@ -629,16 +732,46 @@ class Compare:
     """Also write the markdown table here."""
 
 
+def _unwritable(e: OSError, fallback: Path, hint: str) -> str:
+    return f"cannot write {e.filename or fallback}: {e.strerror or e}; {hint}"
+
+
 def report_command(cfg: Report) -> int:
+    """``vgb report``: holds the run's lock while it reads the run and writes (a shared one with ``--out``)."""
     from rich.console import Console
 
-    console = Console(stderr=True)
+    from vla_gen_bench.eval.lock import RunLockedError, run_lock
+
+    console = Console(stderr=True, soft_wrap=True)  # one message, one line
+    elsewhere = cfg.out if cfg.out is not None and cfg.out.resolve() != cfg.run_dir.resolve() else None
+    out = elsewhere or cfg.run_dir
+    if elsewhere is None:
+        hint = (f"is the run folder read-only? Copy it (cp -r {cfg.run_dir} <copy>) and report the copy, or write "
+                f"the report elsewhere: vgb report {cfg.run_dir} --out <dir>")  # fmt: skip
+    else:
+        hint = "choose a writable --out folder"
     try:
-        run = load_run(cfg.run_dir)
-        s = run.summary()
-        written = write_run_outputs(run, s)
+        if not cfg.run_dir.is_dir():
+            raise RunError(f"{cfg.run_dir}: no such folder; give a run directory written by 'vgb evaluate'")
+        with contextlib.ExitStack() as stack:
+            if elsewhere is not None:
+                elsewhere.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(run_lock(cfg.run_dir, "vgb report (reading)", shared=True))
+            stack.enter_context(run_lock(out, "vgb report"))
+            try:
+                run = load_run(cfg.run_dir)
+            except OSError as e:
+                raise RunError(f"cannot read {e.filename or cfg.run_dir}: {e.strerror or e}") from None
+            s = run.summary()
+            written = write_run_outputs(run, s, elsewhere)
     except RunError as e:
         console.print(str(e), style="red", markup=False)
+        return 1
+    except RunLockedError as e:
+        console.print(f"refused: {e}", style="red", markup=False)
+        return 2
+    except OSError as e:
+        console.print(_unwritable(e, out, hint), style="red", markup=False)
         return 1
     for w in run.warnings + s.warnings:
         console.print(f"warning: {w}", style="yellow", markup=False)
@@ -650,7 +783,7 @@ def report_command(cfg: Report) -> int:
 def compare_command(cfg: Compare) -> int:
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         table = compare(cfg.run_a, cfg.run_b)
     except RunError as e:
@@ -658,7 +791,12 @@ def compare_command(cfg: Compare) -> int:
         return 1
     print(table)
     if cfg.out is not None:
-        cfg.out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.out.write_text(table)
+        try:
+            cfg.out.parent.mkdir(parents=True, exist_ok=True)
+            cfg.out.write_text(table)
+        except OSError as e:
+            console.print(_unwritable(e, cfg.out, "choose a writable --out path (the table is printed above)"),
+                          style="red", markup=False)  # fmt: skip
+            return 1
         console.print(f"wrote {cfg.out}", markup=False)
     return 0

@@ -12,14 +12,15 @@ from __future__ import annotations
 import html
 import os
 import re
-import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from vla_gen_bench.eval.escape import control_chars, csv_text, md
 from vla_gen_bench.leaderboard.derive import EPISODES, RUN_JSON, LeaderboardError, run_rows
-from vla_gen_bench.leaderboard.schema import KEY, NAMES, RUN_KEY
+from vla_gen_bench.leaderboard.schema import KEY, NAMES, RUN_KEY, TEXT
 from vla_gen_bench.leaderboard.validate import check_rows, read_rows, validate
 
 SUBMISSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -27,13 +28,59 @@ SUBMISSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # ---------------------------------------------------------------------------- CSV
 def write_rows(path: Path, rows: Sequence[dict[str, str]]) -> None:
-    """Write rows with the schema's columns, atomically (a temporary file renamed over the old one)."""
+    """Write rows with the schema's columns, atomically (a temporary file renamed over the old one). Text cells
+    that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` ...) are written with a leading ``'``."""
     import pandas as pd
 
+    safe = [{k: csv_text(v) if k in TEXT and isinstance(v, str) else v for k, v in r.items()} for r in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(list(rows), columns=list(NAMES), dtype=str).to_csv(tmp, index=False, lineterminator="\n")
+    pd.DataFrame(safe, columns=list(NAMES), dtype=str).to_csv(tmp, index=False, lineterminator="\n")
     os.replace(tmp, path)
+
+
+def _one_line(value: str, what: str) -> None:
+    bad = control_chars(value)
+    if bad:
+        raise LeaderboardError(f"{what} holds control character(s) {', '.join(bad)}: {value!r}; give one line of "
+                               f"printable text")  # fmt: skip
+
+
+def submission_folder(csv_path: Path, name: str) -> Path:
+    """``<csv dir>/submissions/<name>``, the folder ``add`` writes a submission into.
+
+    Raises:
+        LeaderboardError: a bad name, or a folder or file there that is a symlink or resolves outside the
+            submissions folder (vgb never writes through a link into another folder).
+    """
+    if not SUBMISSION_NAME.match(name):
+        raise LeaderboardError(f"submission name {name!r} must be letters, digits, '.', '_' or '-'")
+    root = csv_path.parent / "submissions"
+    dest = root / name
+    for p in (root, dest, *(dest / f for f in (RUN_JSON, EPISODES))):
+        if p.is_symlink():
+            raise LeaderboardError(f"{p} is a symlink (to {os.readlink(p)}); vgb writes submissions only into real "
+                                   f"folders under {root}: remove the link, or pick another --submission name")  # fmt: skip
+    if not dest.resolve().is_relative_to(root.resolve()):
+        raise LeaderboardError(
+            f"{dest} resolves to {dest.resolve()}, outside {root}; pick another --submission name"
+        )
+    return dest
+
+
+def _copy_submission(src: Path, dest: Path) -> None:
+    """Copy run.json and episodes.jsonl into ``dest``: each through a new temporary file renamed over the old one
+    (a rename replaces a link itself, it never writes through one)."""
+    for f in (RUN_JSON, EPISODES):
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{f}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write((src / f).read_bytes())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest / f)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def add(
@@ -60,17 +107,34 @@ def add(
     Returns:
         The rows added.
 
+    Locks: a shared one on ``run_dir`` while it reads it, an exclusive one on the submission folder while it writes
+    there (:func:`vla_gen_bench.eval.lock.run_lock`).
+
     Raises:
-        LeaderboardError: the run cannot be used, its rows clash with rows already there (without ``replace``), or
-            the result would not validate; nothing is written then.
+        LeaderboardError: the run cannot be used, its rows clash with rows already there (without ``replace``), the
+            result would not validate, or the submission folder is a symlink or leads outside
+            ``<csv dir>/submissions``; nothing is written then.
+        RunLockedError: another process writes the run folder or the submission folder.
     """
+    from vla_gen_bench.eval.lock import run_lock
+
     if not submitter.strip():
         raise LeaderboardError("a submitter is required (--submitter <your GitHub handle>)")
     if policy is not None and not policy.strip():
         raise LeaderboardError("--name must not be empty")
-    if submission is not None and not SUBMISSION_NAME.match(submission):
-        raise LeaderboardError(f"submission name {submission!r} must be letters, digits, '.', '_' or '-'")
+    for value, what in ((submitter, "--submitter"), (notes, "--notes"), (policy or "", "--name")):
+        _one_line(value.strip(), what)
     path = Path(csv_path)
+    if submission is not None:
+        submission_folder(path, submission)
+    with run_lock(run_dir, "vgb leaderboard add (reading)", shared=True):
+        return _add(Path(run_dir), path, submitter, notes, policy, replace, submission)
+
+
+def _add(run_dir: Path, path: Path, submitter: str, notes: str, policy: str | None, replace: bool,
+         submission: str | None) -> list[dict[str, str]]:  # fmt: skip
+    from vla_gen_bench.eval.lock import remove_lock_file, run_lock
+
     new = run_rows(run_dir, policy, submitter.strip(), notes.strip())
     existing: list[tuple[int, dict[str, str]]] = []
     if path.exists():
@@ -98,20 +162,28 @@ def add(
     problems = check_rows(list(enumerate(rows, 2)), str(path))
     if problems:
         raise LeaderboardError(f"not written: {path} would not validate:\n" + "\n".join(problems))
-    if submission is not None:
-        dest = path.parent / "submissions" / submission
-        src = Path(run_dir)
-        if dest.exists() and not replace:
-            same = all((dest / f).is_file() and (dest / f).read_bytes() == (src / f).read_bytes()
-                       for f in (RUN_JSON, EPISODES))  # fmt: skip
-            if not same:
-                raise LeaderboardError(
-                    f"{dest} already holds another submission; pick another name or --replace"
-                )
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in (RUN_JSON, EPISODES):
-            shutil.copyfile(src / f, dest / f)
-    write_rows(path, rows)
+    if submission is None:
+        write_rows(path, rows)
+        return new
+    dest = submission_folder(path, submission)
+    existed = dest.exists()
+    dest.mkdir(parents=True, exist_ok=True)
+    with run_lock(dest, "vgb leaderboard add"):
+        try:
+            submission_folder(path, submission)  # again, now that nobody else writes there
+            if existed and not replace:
+                same = all((dest / f).is_file() and (dest / f).read_bytes() == (run_dir / f).read_bytes()
+                           for f in (RUN_JSON, EPISODES))  # fmt: skip
+                if not same:
+                    raise LeaderboardError(
+                        f"{dest} already holds another submission; pick another name or --replace"
+                    )
+            _copy_submission(run_dir, dest)
+            write_rows(path, rows)
+        finally:
+            remove_lock_file(
+                dest
+            )  # a submission folder holds run.json and episodes.jsonl only (it is committed)
     return new
 
 
@@ -125,10 +197,14 @@ class Table:
 
 @dataclass
 class Group:
+    """One suite/asset group. Every string is plain text (names and notes as submitted): :func:`render` escapes."""
+
     title: str
     lines: list[str]
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    caution: str = ""
+    """Shown in bold before the lines (reported rows: not produced by vla-gen-bench)."""
 
 
 def _pct(x: float) -> str:
@@ -189,9 +265,8 @@ def groups(csv_path: Path | str) -> list[Group]:
         )
         if reported:
             title = f"Reported: {suites} (asset set {pack_hash})"
-            lines = ["**Not produced by vla-gen-bench.** Published numbers on the source's own simulator set-up and "
-                     "assets, mapped to this catalog's variant names; listed for reference and never ranked with "
-                     "runs. See each row's notes."]  # fmt: skip
+            lines = ["Published numbers on the source's own simulator set-up and assets, mapped to this catalog's "
+                     "variant names; listed for reference and never ranked with runs. See each row's notes."]  # fmt: skip
         else:
             title = f"Suite {suites} · suite hash {suite_hash} · asset pack {pack_hash}"
             lines = [f"catalog hash {', '.join(sorted(set(g['catalog_hash'])))} · vla-gen-bench "
@@ -236,7 +311,8 @@ def groups(csv_path: Path | str) -> list[Group]:
                 cells.append(_cell(*overall[p]) if overall[p] else "incomplete")  # type: ignore[misc]
             rows.append([rk, p, *cells])
         notes = [f"{p}: {n}" for p in ranked for n in dict.fromkeys(g[g["policy"] == p]["notes"]) if n]
-        group = Group(title, lines, [Table("Overview", head, rows)], notes)
+        caution = "Not produced by vla-gen-bench." if reported else ""
+        group = Group(title, lines, [Table("Overview", head, rows)], notes, caution)
 
         for a in axes:
             vs = axis_variants[a]
@@ -258,11 +334,8 @@ def groups(csv_path: Path | str) -> list[Group]:
 
 
 def _md_table(t: Table) -> str:
-    def esc(s: str) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(map(esc, t.head)) + " |", "|" + "---|" * len(t.head)]
-    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in t.rows]
+    lines = ["| " + " | ".join(map(md, t.head)) + " |", "|" + "---|" * len(t.head)]
+    lines += ["| " + " | ".join(map(md, r)) + " |" for r in t.rows]
     return "\n".join(lines)
 
 
@@ -276,11 +349,12 @@ def render(gs: Sequence[Group], format: Literal["md", "html"] = "md") -> str:
     if format == "md":
         parts = ["# vla-gen-bench leaderboard", ""]
         for g in gs:
-            parts += [f"## {g.title}", "", *[f"{line}  " for line in g.lines], ""]
+            caution = [f"**{md(g.caution)}**  "] if g.caution else []
+            parts += [f"## {md(g.title)}", "", *caution, *[f"{md(line)}  " for line in g.lines], ""]
             if g.notes:
-                parts += ["Notes:", "", *[f"- {n}" for n in g.notes], ""]
+                parts += ["Notes:", "", *[f"- {md(n)}" for n in g.notes], ""]
             for t in g.tables:
-                parts += [f"### {t.caption}", "", _md_table(t), ""]
+                parts += [f"### {md(t.caption)}", "", _md_table(t), ""]
         return "\n".join(parts)
     if format == "html":
         css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse;"
@@ -289,7 +363,9 @@ def render(gs: Sequence[Group], format: Literal["md", "html"] = "md") -> str:
         body = []
         for g in gs:
             body.append(f"<h2>{html.escape(g.title)}</h2>")
-            body += [f"<p>{html.escape(line).replace('**', '')}</p>" for line in g.lines]
+            if g.caution:
+                body.append(f"<p><b>{html.escape(g.caution)}</b></p>")
+            body += [f"<p>{html.escape(line)}</p>" for line in g.lines]
             if g.notes:
                 body.append(
                     "<p>Notes:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in g.notes) + "</ul>"

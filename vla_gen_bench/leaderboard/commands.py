@@ -58,7 +58,16 @@ class LeaderboardShow:
     """Write to this file instead of printing to stdout."""
 
 
+def _refused(console, message: str) -> None:
+    from rich.text import Text
+
+    console.print(
+        Text.assemble(("refused: ", "red"), message)
+    )  # Text: names in the message are no rich markup
+
+
 def leaderboard_add(cfg: LeaderboardAdd) -> int:
+    from vla_gen_bench.eval.lock import RunLockedError
     from vla_gen_bench.leaderboard.board import add
     from vla_gen_bench.leaderboard.derive import LeaderboardError
 
@@ -66,20 +75,25 @@ def leaderboard_add(cfg: LeaderboardAdd) -> int:
     try:
         rows = add(cfg.run_dir, cfg.csv, cfg.submitter, cfg.notes, policy=cfg.name, replace=cfg.replace,
                    submission=cfg.submission)  # fmt: skip
-    except LeaderboardError as e:
-        console.print(f"[red]refused:[/] {e}")
+    except (LeaderboardError, RunLockedError) as e:
+        _refused(console, str(e))
+        return 2
+    except OSError as e:
+        _refused(console, f"cannot write {e.filename or cfg.csv}: {e.strerror or e}")
         return 2
     for r in rows:
         ci = f"[{float(r['ci_low']):.1%}, {float(r['ci_high']):.1%}]"
         drop = f"  drop vs control {float(r['paired_drop']):+.1%}" if r["paired_drop"] else ""
         console.print(
-            f"  {r['variant']:26s} {r['successes']:>4s}/{r['n']:<4s} {float(r['rate']):6.1%} {ci}{drop}"
+            f"  {r['variant']:26s} {r['successes']:>4s}/{r['n']:<4s} {float(r['rate']):6.1%} {ci}{drop}",
+            markup=False,
         )
     console.print(f"added {len(rows)} rows for {rows[0]['policy']!r} (policy hash {rows[0]['policy_hash']}, suite "
-                  f"{rows[0]['suite']} {rows[0]['suite_hash']}, asset pack {rows[0]['asset_pack_hash']}) to {cfg.csv}")  # fmt: skip
+                  f"{rows[0]['suite']} {rows[0]['suite_hash']}, asset pack {rows[0]['asset_pack_hash']}) to {cfg.csv}", markup=False)  # fmt: skip
     if cfg.submission:
         console.print(
-            f"copied run.json and episodes.jsonl to {cfg.csv.parent / 'submissions' / cfg.submission}"
+            f"copied run.json and episodes.jsonl to {cfg.csv.parent / 'submissions' / cfg.submission}",
+            markup=False,
         )
     return 0
 
@@ -90,14 +104,15 @@ def leaderboard_validate(cfg: LeaderboardValidate) -> int:
     console = _console()
     problems = validate(cfg.csv, cfg.submissions)
     for p in problems:
-        console.print(f"[red]{p}")
+        console.print(p, style="red", markup=False)
     if problems:
-        console.print(f"[red]{len(problems)} problem(s) in {cfg.csv}[/]")
+        console.print(f"{len(problems)} problem(s) in {cfg.csv}", style="red", markup=False)
         return 1
     _, rows, _ = read_rows(cfg.csv)
     n_run = sum(1 for _, r in rows if r["source"] == "run")
     checked = f"; every run row re-derived from {cfg.submissions}" if cfg.submissions else ""
-    console.print(f"{cfg.csv}: valid ({len(rows)} rows: {n_run} run, {len(rows) - n_run} reported){checked}")
+    console.print(f"{cfg.csv}: valid ({len(rows)} rows: {n_run} run, {len(rows) - n_run} reported){checked}",
+                  markup=False)  # fmt: skip
     return 0
 
 
@@ -109,12 +124,17 @@ def leaderboard_show(cfg: LeaderboardShow) -> int:
     try:
         text = show(cfg.csv, cfg.format)
     except LeaderboardError as e:
-        console.print(f"[red]{e}")
+        console.print(str(e), style="red", markup=False)
         return 1
     if cfg.out is None:
         print(text)
     else:
-        cfg.out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.out.write_text(text)
-        console.print(f"wrote {cfg.out}")
+        try:
+            cfg.out.parent.mkdir(parents=True, exist_ok=True)
+            cfg.out.write_text(text)
+        except OSError as e:
+            console.print(f"cannot write {e.filename or cfg.out}: {e.strerror or e}; choose a writable --out path",
+                          style="red", markup=False)  # fmt: skip
+            return 1
+        console.print(f"wrote {cfg.out}", markup=False)
     return 0

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from vla_gen_bench.eval import records
+from vla_gen_bench.eval.escape import csv_text
 from vla_gen_bench.eval.records import EPISODES, RUN_JSON
-from vla_gen_bench.leaderboard.schema import DATE, HEX16, NAMES, fmt_float
+from vla_gen_bench.leaderboard.schema import DATE, HEX16, NAMES, TEXT, fmt_float
 
 RUN_FIELDS = ("policy", "policy_id", "suite", "suite_hash", "catalog_hash", "asset_pack_hash", "control",
               "variants", "seeds", "episodes_per_seed", "versions", "created")  # fmt: skip
@@ -166,7 +167,8 @@ def run_rows(
         submitter, notes: copied into the rows.
 
     Returns:
-        Rows as ``{column: text}`` in catalog order (control first), ready for the CSV.
+        Rows as ``{column: text}`` in catalog order (control first), ready for the CSV: text cells that a spreadsheet
+        would run as a formula carry a leading ``'`` (what the CSV holds and the submissions check compares).
 
     Raises:
         LeaderboardError: missing or malformed files, an incomplete run, episodes that disagree with run.json or
@@ -236,5 +238,5 @@ def run_rows(
             row.update(paired_n=str(p.n), paired_drop=fmt_float(-p.diff), paired_drop_low=fmt_float(-p.high),
                        paired_drop_high=fmt_float(-p.low))  # fmt: skip
         assert tuple(row) == NAMES
-        rows.append(row)
+        rows.append({k: csv_text(v) if k in TEXT else v for k, v in row.items()})
     return rows

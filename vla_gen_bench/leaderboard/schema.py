@@ -98,6 +98,8 @@ RUN_KEY = ("policy_hash", "suite_hash", "asset_pack_hash", "variant")
 """Run rows: the same run (policy hash) may not appear twice under different names either."""
 PAIRED = ("paired_n", "paired_drop", "paired_drop_low", "paired_drop_high")
 FLOATS = tuple(c.name for c in COLUMNS if c.kind == "float")
+TEXT = tuple(c.name for c in COLUMNS if c.kind == "text")
+"""Free-text columns: written CSV-safe (a formula prefix gets a leading ``'``); the validator refuses one without."""
 
 
 def enum_values(name: str) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """``vgb leaderboard validate``: every problem of a leaderboard CSV, one line-numbered message each.
 
 Checks, per row: the columns of :mod:`.schema` (types, ranges, required cells per source), hash and date formats,
+no control characters in any cell and no text cell starting like a spreadsheet formula (``= + - @``),
 rate = successes / n, the Wilson interval recomputed, the paired drop's interval ordered and within range, the
 variant known to the catalog with its axis and split; across rows: no duplicate (policy, suite_hash,
 asset_pack_hash, variant) (nor, for runs, the same policy hash twice), one policy hash per policy name in a
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from vla_gen_bench.eval.escape import FORMULA_PREFIXES, control_chars
 from vla_gen_bench.leaderboard.schema import (
     BY_NAME,
     COLUMNS,
@@ -131,6 +133,15 @@ def check_row(row: Row, line: int, where: str) -> list[str]:
         if c.name not in row:
             continue  # reported once, on the header
         v = row[c.name]
+        bad = control_chars(v)
+        if bad:
+            out.append(f"{at} column {c.name!r} holds control character(s) {', '.join(bad)}: {v!r}; a cell is one "
+                       f"line of printable text (no NUL, tab or newline)")  # fmt: skip
+            continue
+        if c.kind == "text" and v.startswith(FORMULA_PREFIXES):
+            out.append(f"{at} column {c.name!r} starts with {v[0]!r}, which a spreadsheet runs as a formula: "
+                       f"{v!r}; start it with another character (or with ', as 'vgb leaderboard add' writes it)")  # fmt: skip
+            continue
         if v != v.strip():
             out.append(f"{at} column {c.name!r} has leading or trailing spaces: {v!r}")
             v = v.strip()
@@ -329,6 +340,10 @@ def check_submissions(rows: Sequence[tuple[int, Row]], where: str, root: Path) -
             csv_rows.setdefault(tuple(row.get(k, "").strip() for k in RUN_KEY), (line, row))
     derived_from: dict[tuple, str] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.is_symlink():
+            out.append(f"{folder}: a symlink (to {folder.resolve()}); a submission folder holds its own {RUN_JSON} "
+                       f"and {EPISODES}: replace the link with a copy")  # fmt: skip
+            continue
         missing = [f for f in (RUN_JSON, EPISODES) if not (folder / f).is_file()]
         if missing:
             out.append(
