@@ -92,6 +92,31 @@ def test_tokenizer_json_writes_merges_as_strings_that_read_back(tok32k, tmp_path
     assert back.backend.get_vocab() == tok32k.backend.get_vocab()
 
 
+def test_string_merges_leaves_pairs_it_cannot_express():
+    from vla_gen_bench.models.tokenizer import string_merges
+
+    ok = {"model": {"type": "BPE", "merges": [["\u2581", "t"], "h e"]}}
+    assert string_merges(ok)["model"]["merges"] == ["\u2581 t", "h e"]
+    spaced = {"model": {"type": "BPE", "merges": [["a b", "c"], ["d", "e"]]}}
+    assert string_merges(spaced)["model"]["merges"] == [["a b", "c"], ["d", "e"]]
+
+
+def test_tokenizer_config_gives_the_official_processor_llama_inputs(tok32k, tmp_path):
+    """The official PrismaticProcessor passes every tokenizer output to generate(), which refuses token_type_ids."""
+    tok32k.save(tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config["model_input_names"] == ["input_ids", "attention_mask"]
+    from vla_gen_bench._compat import ensure_torchvision
+
+    ensure_torchvision()
+    from transformers import AutoTokenizer
+
+    assert set(AutoTokenizer.from_pretrained(str(tmp_path))("In: push?\nOut:")) == {
+        "input_ids",
+        "attention_mask",
+    }
+
+
 # --- config and processor files ------------------------------------------------------------------------------------
 def test_official_presets_write_the_fields_the_official_loader_reads():
     for name in ("openvla-7b", "official-small"):
@@ -126,6 +151,22 @@ def test_official_format_checkpoint_files(official_ckpt):
     assert proc == {"auto_map": {"AutoProcessor": "processing_prismatic.PrismaticProcessor"},
                     "processor_class": "PrismaticProcessor"}  # fmt: skip
     assert json.loads((official_ckpt / "config.json").read_text())["auto_map"] == OFFICIAL_AUTO_MAP
+
+
+def test_format_check_names_what_the_official_code_would_trip_on(official_ckpt, tmp_path):
+    ck = copy_checkpoint(official_ckpt, tmp_path / "broken")
+    tok = json.loads((ck / "tokenizer.json").read_text(encoding="utf-8"))
+    tok["model"]["merges"] = [
+        m.split(" ") for m in tok["model"]["merges"]
+    ]  # as tokenizers >= 0.20 saves them
+    (ck / "tokenizer.json").write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+    pre = json.loads((ck / "preprocessor_config.json").read_text())
+    (ck / "preprocessor_config.json").write_text(
+        json.dumps({k: v for k, v in pre.items() if k != "auto_map"})
+    )
+    problems = official_format_problems(ck)
+    assert len(problems) == 2
+    assert "BPE merges are pairs" in problems[0] and "needs {'AutoImageProcessor'" in problems[1]
 
 
 def test_official_format_checkpoint_loads_back_and_decodes_both_ways(official_ckpt, images):

@@ -431,7 +431,7 @@ def official_format_problems(path: str | Path, need_code: bool = False) -> list[
         pairs = [m for m in model.get("merges") or [] if not isinstance(m, str)]
         if pairs:
             problems.append(f"tokenizer.json: {len(pairs)} BPE merges are pairs (e.g. {pairs[0]!r}); tokenizers 0.19 "
-                            "reads only 'a b' strings (re-save with vgb)")  # fmt: skip
+                            "reads only 'a b' strings (vgb writes those unless a token holds a space)")  # fmt: skip
         vocab = model.get("vocab") or {}
         if vocab.get(SEPARATOR) != LLAMA2_SEPARATOR_ID:
             problems.append(f"tokenizer.json: {SEPARATOR!r} has id {vocab.get(SEPARATOR)}; the official predict_action "

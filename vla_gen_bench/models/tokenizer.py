@@ -14,7 +14,7 @@ appends to every prompt; smaller vocabularies (the tiny presets, which load in v
 put it.
 
 ``tokenizer.json`` is written with BPE merges as ``"a b"`` strings, the form tokenizers 0.19 (the official OpenVLA
-stack) and newer versions both read; tokenizers >= 0.20 itself saves ``["a", "b"]`` pairs, which 0.19 rejects
+stack) and newer versions both read (:func:`string_merges`); tokenizers >= 0.20 itself saves ``["a", "b"]`` pairs, which 0.19 rejects
 (``data did not match any variant of untagged enum ModelWrapper``).
 """
 
@@ -139,10 +139,17 @@ class TextTokenizer:
     def save(self, path: str | Path) -> None:
         """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``.
 
-        The config names ``PreTrainedTokenizerFast``, so ``transformers.AutoTokenizer`` loads the folder too.
+        The config names ``PreTrainedTokenizerFast``, so ``transformers.AutoTokenizer`` loads the folder too (and the
+        official ``PrismaticProcessor``, which gets ``input_ids`` and ``attention_mask`` from it, as from Llama's).
         """
-        if not hasattr(self.backend, "save"):
+        if not hasattr(self.backend, "save"):  # a transformers tokenizer (SentencePiece-only folders)
             self.backend.save_pretrained(str(path))
+            f = Path(path) / "tokenizer.json"
+            if f.is_file():
+                d = json.loads(f.read_text(encoding="utf-8"))
+                f.write_text(
+                    json.dumps(string_merges(d), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+                )
             return
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -161,6 +168,8 @@ class TextTokenizer:
             "padding_side": "left",
             "model_max_length": 2048,
             "clean_up_tokenization_spaces": False,
+            # as Llama's tokenizer: no token_type_ids, which the official processor would pass on to generate()
+            "model_input_names": ["input_ids", "attention_mask"],
         }
         (path / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
         (path / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
@@ -186,25 +195,25 @@ def _special_tokens(path: Path) -> dict[str, str]:
 
 
 def tokenizer_json(backend: Any) -> str:
-    """``tokenizer.json`` text of a ``tokenizers.Tokenizer``, with BPE merges as ``"a b"`` strings.
+    """``tokenizer.json`` text of a ``tokenizers.Tokenizer``, with BPE merges as ``"a b"`` strings."""
+    return json.dumps(string_merges(json.loads(backend.to_str())), indent=2, ensure_ascii=False) + "\n"
 
-    Raises:
-        TokenizerError: a merge part contains a space, which the string form cannot express.
+
+def string_merges(d: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite the BPE merges of a ``tokenizer.json`` dict as ``"a b"`` strings (in place; returns ``d``).
+
+    Left as ``["a", "b"]`` pairs when a part is empty or holds a space, which the string form cannot express; such
+    a file does not load in tokenizers 0.19 (:func:`~vla_gen_bench.models.checkpoint.official_format_problems` says
+    so), and no Llama tokenizer has one.
     """
-    d = json.loads(backend.to_str())
     model = d.get("model") or {}
-    if model.get("type") == "BPE":
-        merges = []
-        for m in model.get("merges") or []:
-            parts = m.split(" ") if isinstance(m, str) else list(m)
-            if len(parts) != 2 or any(" " in x or not x for x in parts):
-                raise TokenizerError(
-                    f"BPE merge {m!r} cannot be written as an 'a b' string (a part is empty or holds a space); "
-                    "rename the tokens or keep the tokenizer files the checkpoint came with"
-                )
-            merges.append(" ".join(parts))
-        model["merges"] = merges
-    return json.dumps(d, indent=2, ensure_ascii=False) + "\n"
+    merges = model.get("merges")
+    if model.get("type") != "BPE" or not merges:
+        return d
+    pairs = [m.split(" ") if isinstance(m, str) else list(m) for m in merges]
+    if all(len(p) == 2 and all(x and " " not in x for x in p) for p in pairs):
+        model["merges"] = [" ".join(p) for p in pairs]
+    return d
 
 
 # --- offline tokenizer ---------------------------------------------------------------------------------------------
