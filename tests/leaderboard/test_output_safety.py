@@ -261,3 +261,15 @@ def test_add_holds_a_shared_lock_on_the_run_and_an_exclusive_one_on_the_submissi
         leaderboard_add(LeaderboardAdd(run, submitter="you", csv=csv_path, submission="s", replace=True)) == 0
     )
     assert sorted(os.listdir(dest)) == ["episodes.jsonl", "run.json"]  # the lock file goes with the writer
+
+
+def test_messages_print_no_terminal_escape_sequences(tmp_path, capsys):
+    csv_path = tmp_path / "lb.csv"
+    csv_path.write_text(to_csv([{**BASE, "notes": "\x1b[2Jgone"}]))
+    assert leaderboard_validate(LeaderboardValidate(csv_path)) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "holds control character(s) U+001B" in err
+    run = make_run(tmp_path / "run", policy="p\x1b[31m")
+    assert leaderboard_add(LeaderboardAdd(run, submitter="me", csv=tmp_path / "new.csv")) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "column 'policy' holds control character(s) U+001B" in err

@@ -22,6 +22,15 @@ def control_chars(text: str) -> list[str]:
     return list(dict.fromkeys(f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc"))
 
 
+def printable(text: object, newlines: bool = False) -> str:
+    """Text for a terminal: control characters (an ESC sequence could repaint the terminal) written as escapes
+    (``\\x1b``, ``\\n``); with ``newlines``, a message's own line breaks are kept."""
+    keep = "\n" if newlines else ""
+    return "".join(
+        repr(c)[1:-1] if unicodedata.category(c) == "Cc" and c not in keep else c for c in str(text)
+    )
+
+
 def md(text: object) -> str:
     """Text for one line of Markdown, table cells included: raw HTML neutralised (``& < >`` as entities), ``|``,
     backslashes and backticks escaped, control characters (newlines too) as spaces, and no link syntax (``](`` and

@@ -24,7 +24,7 @@ from typing import Any
 
 import tyro
 
-from vla_gen_bench.eval.escape import control_chars, csv_cell, md, md_code
+from vla_gen_bench.eval.escape import control_chars, csv_cell, md, md_code, printable
 from vla_gen_bench.eval.records import EPISODES, FIELDS, RUN_JSON, EpisodeRecord, RecordError, read, read_run
 from vla_gen_bench.eval.stats import (
     AXES,
@@ -326,8 +326,9 @@ def write_csvs(run: Run, s: Summary, out_dir: Path | None = None) -> dict[str, P
 
 
 def _plain(label: str) -> str:
-    """A tick label matplotlib shows as written: ``$`` would start mathtext (and a malformed formula raises)."""
-    return label.replace("$", r"\$")
+    """A tick label matplotlib shows as written: ``$`` would start mathtext (and a malformed formula raises), a control
+    character has no glyph."""
+    return printable(label).replace("$", r"\$")
 
 
 def make_plots(s: Summary, out_dir: Path) -> dict[str, Path]:
@@ -765,18 +766,18 @@ def report_command(cfg: Report) -> int:
             s = run.summary()
             written = write_run_outputs(run, s, elsewhere)
     except RunError as e:
-        console.print(str(e), style="red", markup=False)
+        console.print(printable(e), style="red", markup=False)
         return 1
     except RunLockedError as e:
-        console.print(f"refused: {e}", style="red", markup=False)
+        console.print(f"refused: {printable(e)}", style="red", markup=False)
         return 2
     except OSError as e:
-        console.print(_unwritable(e, out, hint), style="red", markup=False)
+        console.print(printable(_unwritable(e, out, hint)), style="red", markup=False)
         return 1
     for w in run.warnings + s.warnings:
-        console.print(f"warning: {w}", style="yellow", markup=False)
+        console.print(f"warning: {printable(w)}", style="yellow", markup=False)
     for p in written.values():
-        console.print(f"wrote {p}", markup=False)
+        console.print(f"wrote {printable(p)}", markup=False)
     return 0
 
 
@@ -787,7 +788,7 @@ def compare_command(cfg: Compare) -> int:
     try:
         table = compare(cfg.run_a, cfg.run_b)
     except RunError as e:
-        console.print(str(e), style="red", markup=False)
+        console.print(printable(e), style="red", markup=False)
         return 1
     print(table)
     if cfg.out is not None:

@@ -61,9 +61,10 @@ class LeaderboardShow:
 def _refused(console, message: str) -> None:
     from rich.text import Text
 
-    console.print(
-        Text.assemble(("refused: ", "red"), message)
-    )  # Text: names in the message are no rich markup
+    from vla_gen_bench.eval.escape import printable
+
+    # a Text is no rich markup, and printable() lets no ESC sequence of a name through to the terminal
+    console.print(Text.assemble(("refused: ", "red"), printable(message, newlines=True)))
 
 
 def leaderboard_add(cfg: LeaderboardAdd) -> int:
@@ -99,12 +100,13 @@ def leaderboard_add(cfg: LeaderboardAdd) -> int:
 
 
 def leaderboard_validate(cfg: LeaderboardValidate) -> int:
+    from vla_gen_bench.eval.escape import printable
     from vla_gen_bench.leaderboard.validate import read_rows, validate
 
     console = _console()
     problems = validate(cfg.csv, cfg.submissions)
     for p in problems:
-        console.print(p, style="red", markup=False)
+        console.print(printable(p), style="red", markup=False)
     if problems:
         console.print(f"{len(problems)} problem(s) in {cfg.csv}", style="red", markup=False)
         return 1
