@@ -709,6 +709,10 @@ def compare(run_a: Path | str, run_b: Path | str) -> str:
     if unmatched:
         out += ["", f"Note: some episodes have no counterpart in the other run ({md(', '.join(unmatched))}); the paired "
                     f"difference uses matched (variant, seed, episode) episodes only."]  # fmt: skip
+    from vla_gen_bench.eval.audit import contradiction_warning
+
+    if warning := contradiction_warning(a.records, b.records, a.config, b.config):  # same actions, other outcomes
+        out += ["", *map(md, warning)]
     return "\n".join(out) + "\n"
 
 
