@@ -181,9 +181,8 @@ def _add(run_dir: Path, path: Path, submitter: str, notes: str, policy: str | No
             _copy_submission(run_dir, dest)
             write_rows(path, rows)
         finally:
-            remove_lock_file(
-                dest
-            )  # a submission folder holds run.json and episodes.jsonl only (it is committed)
+            # a submission folder holds run.json and episodes.jsonl only (it is committed)
+            remove_lock_file(dest)
     return new
 
 
