@@ -13,7 +13,8 @@ class ModelInit:
     """Write a randomly initialised OpenVLA checkpoint (HF folder layout) for a model preset."""
 
     preset: str = "tiny"
-    """Model preset: tiny, tiny-conv or openvla-7b (the 7B needs ~15 GB of disk and ~30 GB of RAM)."""
+    """Model preset: tiny, tiny-conv, micro, official-small (loads in the official OpenVLA code too; 1.8 GB) or
+    openvla-7b (the 7B needs ~15 GB of disk and ~30 GB of RAM)."""
     out: Path = Path("checkpoints/tiny-init")
     """Output folder (created); it must not already hold a checkpoint unless --overwrite."""
     seed: int = 0
