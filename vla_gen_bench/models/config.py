@@ -160,7 +160,7 @@ class OpenVLAConfig:
                 f"{self.n_action_bins} action tokens"
             )
         if "auto_map" in self.extra:
-            check_official_label(self, self.extra["auto_map"])
+            check_official_label(self)
 
     # --- official loading ----------------------------------------------------------------------------------------
     def vgb_only_reasons(self) -> list[str]:
@@ -274,7 +274,7 @@ class OpenVLAConfig:
             extra={k: v for k, v in d.items() if k not in _KNOWN_KEYS},
         )
         if "auto_map" in d:
-            check_official_label(config, d["auto_map"])
+            check_official_label(config)
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -333,7 +333,7 @@ class OpenVLAConfig:
         return replace(self, norm_stats=copy.deepcopy(norm_stats))
 
 
-def check_official_label(config: OpenVLAConfig, auto_map: Any) -> None:
+def check_official_label(config: OpenVLAConfig) -> None:
     """Refuse an ``auto_map`` (the claim that the official code loads the checkpoint) on a vgb-only config.
 
     Raises:
