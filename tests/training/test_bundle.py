@@ -97,6 +97,9 @@ def test_bundle_writes_the_card_and_verifies(trained, tmp_path):
     assert (row["temperature"], row["camera"], row["checkpoint_sha256"]) == (0.6, "fast", sha)
     md = (out / "MODEL_CARD.md").read_text()
     assert sha in md and "sft_tiny.toml" in md and "| 1 / 3 | 33.3 % |" in md and str(ev) in md
+    # the tiny preset's CNN featurizer and small vocabulary: its card says the official OpenVLA code cannot load it
+    assert isinstance(card["compatibility"], list) and any("featurizer" in r for r in card["compatibility"])
+    assert "* loads in vgb only: " in md
     assert verify_bundle(out)["checkpoint_sha256"] == sha
     # bundling again into the same folder replaces the earlier bundle
     bundle_checkpoint(trained / "run" / "final", out)

@@ -50,6 +50,7 @@ _FILES = {
     "tokenizer.model",
     "generation_config.json",
     "preprocessor_config.json",
+    "processor_config.json",
     "value_head.safetensors",  # RL exports: the critic next to the policy (small; lets RL continue from it)
 }
 _SHARD = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
@@ -410,6 +411,8 @@ def bundle_checkpoint(
             "size_bytes": size,
             "preset": info["preset"],
             "action_chunk": int(getattr(config, "action_chunk", 1)),
+            # the official OpenVLA HF code loads it, or the options only vgb has (docs/openvla.md)
+            "compatibility": config.vgb_only_reasons() or "loads in the official OpenVLA code",
             "unnorm_keys": info["unnorm_keys"],
             "files": _file_table(tmp, keep),
             "source": str(checkpoint),
@@ -429,6 +432,16 @@ def bundle_checkpoint(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _compatibility(card: dict[str, Any]) -> list[str]:
+    """The card's line on which OpenVLA code loads the weights (none for cards written before it was recorded)."""
+    c = card.get("compatibility")
+    if c is None:
+        return []
+    if isinstance(c, list):
+        return [f"* loads in vgb only: {'; '.join(c)}"]
+    return [f"* {c}"]
 
 
 def read_card(folder: str | Path) -> dict[str, Any]:
@@ -529,6 +542,7 @@ def render_card(card: dict[str, Any], out: str | Path) -> str:
         f"* preset `{card.get('preset')}`, {card['parameters'] / 1e6:.2f} M parameters, {_mb(card['size_bytes'])} "
         f"in {len(card.get('files') or {})} files, action chunk {card.get('action_chunk', 1)}, unnorm keys "
         f"{', '.join(card.get('unnorm_keys') or []) or 'none'}",
+        *_compatibility(card),
         f"* copied from `{card.get('source')}` at {where} (vgb {card.get('vgb_version')}, {card.get('created')})",
         f"* evaluate: `vgb evaluate --policy openvla:{out} --suite ind --camera fast --policy-arg temperature=0.6 "
         f"--out runs/eval-{card['name']}`",
