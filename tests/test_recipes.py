@@ -1,13 +1,10 @@
 """Recipes are the tyro defaults of `vgb train-baseline`: every shipped `<algo>_<preset>.toml` builds, the CLI parses
-the recipe's fields directly, `--set` is the same override spelled the old way, and the wheel ships the recipes."""
+the recipe's fields directly, `--set` is the same override spelled the old way, and `init = "bundled:<name>"` names
+a reference checkpoint shipped with the package (tests/test_wheel_install.py: the installed wheel)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -113,47 +110,6 @@ def test_sft_command_takes_recipe_fields():
     assert (sft.max_steps, sft.init) == (2000, "checkpoints/openvla-7b")  # the warm-up recipe's
 
 
-def test_installed_wheel_ships_the_recipes(tmp_path):
-    """Build the wheel from a copy of the sources, install it into a bare folder and use it from elsewhere."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for f in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / f, src / f)
-    shutil.copytree(
-        REPO / "vla_gen_bench", src / "vla_gen_bench", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    run = dict(capture_output=True, text=True, timeout=300)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    r = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "w"), str(src)],
-                       **run)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    (wheel,) = (tmp_path / "w").glob("vla_gen_bench-*.whl")
-    site = tmp_path / "site"
-    r = subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], **run)
-    assert r.returncode == 0, r.stderr
-    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
-    cwd = tmp_path / "elsewhere"
-    cwd.mkdir()
-    r = subprocess.run([sys.executable, "-m", "vla_gen_bench.cli", "train-baseline", "sft", "--help"], cwd=cwd,
-                       env=env, **run)  # fmt: skip
-    assert r.returncode == 0 and "--collect.episodes" in r.stdout, r.stderr
-    code = (
-        "import vla_gen_bench, tests_probe\n"
-        f"assert vla_gen_bench.__file__.startswith({str(site)!r}), vla_gen_bench.__file__\n"
-        "print(len(tests_probe.load_every_recipe()))\n"
-    )
-    (cwd / "tests_probe.py").write_text(
-        Path(__file__)
-        .read_text()
-        .split("def test_every_recipe")[0]
-        .replace("from vla_gen_bench.cli import main\n", "")
-    )
-    r = subprocess.run([sys.executable, "-c", code], cwd=cwd, env={**env, "PYTHONPATH": f"{site}{os.pathsep}{cwd}"},
-                       **run)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    assert int(r.stdout.split()[-1]) == len(recipes.names())
-
-
 def test_tiny_sft_recipe_dagger_learner_is_a_bundled_checkpoint(monkeypatch):
     """v12's DAgger round starts from a checkpoint shipped in the repository, so a fresh clone reproduces the recipe
     without training the first stage, and the learner's checkpoint passes the command's own check."""
@@ -176,9 +132,55 @@ def test_tiny_rl_recipes_start_from_the_bundled_sft_reference():
     from vla_gen_bench.training.rl_commands import resolve_config
 
     for algo in ("ppo", "grpo", "dpo"):
-        init = REPO / resolve_config(algo, preset="tiny").model.init
-        assert init == REPO / "baselines" / "checkpoints" / "sft-tiny-v12", algo
+        name = resolve_config(algo, preset="tiny").model.init
+        assert str(name) == "bundled:sft-tiny-v12", algo  # a name, the same from a checkout and from a wheel
+        init = recipes.checkpoint(name)
+        assert init == (REPO / "baselines" / "checkpoints" / "sft-tiny-v12").resolve(), algo
         card = json.loads((init / "card.json").read_text())
         assert card["checkpoint_sha256"] and (init / "model.safetensors").is_file()
         stats = json.loads((init / "config.json").read_text())["norm_stats"]
         assert resolve_key(stats, None) == "vgb_demos"  # one unnorm key: RL needs no --unnorm-key
+
+
+def _strings(table) -> list[str]:
+    """Every string value of a (nested) TOML table."""
+    if isinstance(table, dict):
+        return [s for v in table.values() for s in _strings(v)]
+    if isinstance(table, list):
+        return [s for v in table for s in _strings(v)]
+    return [table] if isinstance(table, str) else []
+
+
+def test_bundled_init_resolves_by_name_and_a_path_stays_a_path():
+    """One lookup for `bundled:<name>`: every name a recipe uses ships, in the checkout as a link to the one copy in
+    baselines/checkpoints/ (no second copy in git); anything else is a path; an unknown name is one line naming
+    the folder it looked in, with a did-you-mean."""
+    used = {s[len(recipes.BUNDLED) :] for n in recipes.names() for s in _strings(recipes.read(*n.split("_", 1)))
+            if s.startswith(recipes.BUNDLED)}  # fmt: skip
+    assert used and used <= set(recipes.bundled())
+    for name in recipes.bundled():
+        link = recipes.bundled_root() / name
+        assert link.is_symlink() and link.resolve() == (REPO / "baselines" / "checkpoints" / name).resolve()
+        assert recipes.checkpoint(f"bundled:{name}") == link.resolve()
+        assert (link / "card.json").is_file()
+    run = "runs/baselines/sft-tiny/dagger1/final"
+    assert recipes.checkpoint(run) == Path(run)
+    assert recipes.checkpoint(Path("/abs/ckpt")) == Path("/abs/ckpt")
+    for wrong in ("bundled:sft-tiny-v2", "bundled:../sft-tiny-v12", "bundled:"):
+        with pytest.raises(FileNotFoundError) as e:
+            recipes.checkpoint(wrong)
+        msg = str(e.value)
+        assert "\n" not in msg and str(recipes.bundled_root()) in msg, msg
+        assert "shipped: ppo-tiny-v12, sft-tiny-v12" in msg, msg
+        assert ("did you mean 'bundled:sft-tiny-v12'?" in msg) == (wrong != "bundled:"), msg
+
+
+def test_rl_command_refuses_an_init_it_cannot_find_in_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-baseline", "ppo", "--model.init", "bundled:sft-tiny-v2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(recipes.bundled_root()) in err, err
+    assert "did you mean 'bundled:sft-tiny-v12'?" in err, err
+    assert main(["train-baseline", "grpo", "--init", "nowhere/final"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"not found at {tmp_path / 'nowhere' / 'final'}" in err

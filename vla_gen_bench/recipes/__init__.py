@@ -10,7 +10,9 @@ here and tyro parses the command line on top of it (``--lr 1e-4 --rollout.worker
   ``default_hparams``.
 
 Paths inside a recipe (``init``, ``out``, ``data/demos/...``) are run and data folders relative to the working
-directory, not recipe names.
+directory, not recipe names. The one exception is ``init = "bundled:<name>"``: a small reference checkpoint shipped
+with the package (:func:`checkpoint`), so the tiny RL recipes start the same way from a source checkout and from
+``pip install vla-gen-bench``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 ALGOS = ("sft", "warmup", "ppo", "grpo", "dpo")
+BUNDLED = "bundled:"
+"""Prefix of a checkpoint shipped with the package: ``init = "bundled:sft-tiny-v12"``."""
 
 
 def names() -> list[str]:
@@ -57,6 +61,42 @@ def read(algo: str, preset: str) -> dict[str, Any]:
 def read_file(path: Path) -> dict[str, Any]:
     """The raw TOML of a recipe file outside the package (``--recipe FILE``)."""
     return _parse(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def bundled_root() -> Path:
+    """Where the shipped reference checkpoints live: ``vla_gen_bench/checkpoints/<name>/``. In a source checkout each
+    is a symbolic link to ``baselines/checkpoints/<name>`` (one copy in git); the wheel holds the files."""
+    return Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def bundled() -> list[str]:
+    """The names of the reference checkpoints shipped with the package (``bundled:<name>``)."""
+    root = bundled_root()
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+
+
+def checkpoint(init: str | Path) -> Path:
+    """The checkpoint folder a recipe's ``init`` names: ``bundled:<name>`` is a reference checkpoint shipped with the
+    package (found the same way in a source checkout and an installed wheel); anything else is a path, returned
+    as it is (relative to the working directory).
+
+    Raises:
+        FileNotFoundError: ``bundled:<name>`` with no shipped checkpoint of that name (the message names the folder
+            it looked in, the shipped names and a did-you-mean).
+    """
+    text = str(init)
+    if not text.startswith(BUNDLED):
+        return Path(init)
+    name = text[len(BUNDLED) :]
+    have = bundled()
+    if name in have:
+        return (bundled_root() / name).resolve()
+    close = difflib.get_close_matches(name, have, n=1)
+    hint = f"did you mean '{BUNDLED}{close[0]}'? " if close else ""
+    raise FileNotFoundError(
+        f"no bundled checkpoint {name!r} in {bundled_root()}; {hint}shipped: {', '.join(have) or 'none'}; "
+        "or pass a checkpoint folder (--model.init DIR)"
+    )
 
 
 def _parse(text: str, where: str) -> dict[str, Any]:

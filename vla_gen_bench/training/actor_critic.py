@@ -175,15 +175,17 @@ def build_actor_critic(
 
     import torch
 
+    from vla_gen_bench import recipes
     from vla_gen_bench.models.checkpoint import load_openvla
     from vla_gen_bench.models.lora import attach_lora
     from vla_gen_bench.models.modeling import ValueHead
 
     if cfg.init is None:
         raise ValueError(
-            "model.init is required: the warm-up checkpoint folder (e.g. baselines/checkpoints/sft-tiny-v12 or runs/baselines/sft-tiny/dagger1/final)"
+            "model.init is required: the warm-up checkpoint folder (e.g. bundled:sft-tiny-v12 or runs/baselines/sft-tiny/dagger1/final)"
         )
-    vla = load_openvla(cfg.init, device=cfg.device, dtype=cfg.dtype)
+    init = recipes.checkpoint(cfg.init)  # bundled:<name> -> the shipped folder; a path stays a path
+    vla = load_openvla(init, device=cfg.device, dtype=cfg.dtype)
     key = resolve_key(vla.norm_stats, cfg.unnorm_key)
     vla.resolve_unnorm_key(key)  # fails early, listing the keys, when ambiguous or unknown
     execute = getattr(vla.config, "execute", 0)
@@ -200,7 +202,7 @@ def build_actor_critic(
         critic.model = attach_lora(
             copy.deepcopy(base), r=cfg.lora_r, alpha=cfg.lora_alpha, scope=cfg.lora_scope
         )
-    adapter = Path(cfg.init) / "adapter"
+    adapter = init / "adapter"
     if cfg.continue_adapter and not (adapter / "adapter_config.json").is_file():
         raise FileNotFoundError(f"model.continue_adapter = true needs the warm-up's LoRA adapter at {adapter}; "
                                 f"{cfg.init} has none (a full fine-tune or a merged-only checkpoint): set "
@@ -213,7 +215,7 @@ def build_actor_critic(
             vla.model = attach_lora(base, r=cfg.lora_r, alpha=cfg.lora_alpha, scope=cfg.lora_scope)
         head = ValueHead(vla.network.language_model.config.hidden_size, tuple(cfg.value_widths))
     head = head.to(vla.device) if with_value else None
-    saved_head = Path(cfg.init) / "value_head.safetensors"
+    saved_head = init / "value_head.safetensors"
     if head is not None and cfg.value_head_init and saved_head.is_file():
         load_value_head(head, saved_head)
     ac = ActorCritic(vla, head, critic, continued_adapter=cfg.continue_adapter)

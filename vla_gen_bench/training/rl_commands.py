@@ -28,7 +28,7 @@ class _TrainRL:
     """Recipe preset: tiny (CPU) or openvla-7b (one GPU); the defaults below are vla_gen_bench/recipes/<algo>_<preset>.toml
     (with --hparams picking its named hyper-parameter set)."""
     init: Path | None = None
-    """Shortcut for --model.init (warm-up checkpoint, an HF OpenVLA folder)."""
+    """Shortcut for --model.init (warm-up checkpoint: an HF OpenVLA folder or bundled:<name>)."""
     workers: int | None = None
     """Shortcut for --rollout.workers (CPU rollout worker processes)."""
     set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
@@ -116,6 +116,8 @@ def _run(algo: str, cmd: _TrainRL) -> int:
 
     from rich.console import Console
 
+    from vla_gen_bench import recipes
+    from vla_gen_bench.models.checkpoint import checkpoint_fingerprint
     from vla_gen_bench.training.run_dir import to_jsonable
     from vla_gen_bench.variants import TrainingPoolError
 
@@ -127,12 +129,20 @@ def _run(algo: str, cmd: _TrainRL) -> int:
     if cmd.dry_run:
         print(json.dumps(to_jsonable(cfg), indent=1))
         return 0
-    if cfg.model.init is None or not Path(cfg.model.init).is_dir():
-        console.print(f"[red]error:[/] warm-up checkpoint {cfg.model.init} not found; train one with "
+    try:  # bundled:<name> (a reference checkpoint shipped with the package) or a folder
+        init = recipes.checkpoint(cfg.model.init) if cfg.model.init is not None else None
+    except FileNotFoundError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    if init is None or not init.is_dir():
+        at = f" at {init.absolute()}" if init is not None else ""
+        console.print(f"[red]error:[/] warm-up checkpoint {cfg.model.init} not found{at}; train one with "
                       f"'vgb train-baseline sft --preset {cmd.preset}' or pass --model.init DIR")  # fmt: skip
         return 2
     train = importlib.import_module(f"vla_gen_bench.training.{algo}").train
     try:
+        sha = checkpoint_fingerprint(init)  # provenance: which weights the run starts from
+        console.print(f"model.init {cfg.model.init}: {init} (checkpoint_sha256 {sha})")
         out = train(cfg, console=console)
     except (TrainingPoolError, ValueError) as e:
         console.print(f"[red]refused:[/] {e}")

@@ -20,8 +20,8 @@ class ModelConfig:
     """The policy being fine-tuned."""
 
     init: Path | None = None
-    """Warm-up checkpoint (an HF OpenVLA folder, e.g. the bundled ``baselines/checkpoints/sft-tiny-v12`` or an SFT
-    run's ``<out>/dagger1/final``)."""
+    """Warm-up checkpoint: an HF OpenVLA folder (e.g. an SFT run's ``<out>/dagger1/final``) or ``bundled:<name>``, a
+    reference checkpoint shipped with the package (``bundled:sft-tiny-v12``; ``recipes.checkpoint`` resolves it)."""
     unnorm_key: str | None = None
     """Dataset statistics that de-normalise actions; None = the checkpoint's only key (``random_init`` ignored when
     another exists)."""
