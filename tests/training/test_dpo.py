@@ -79,16 +79,27 @@ def test_chunked_dpo_gradient_equals_the_direct_gradient():
 
 @pytest.mark.sim
 @pytest.mark.slow
-def test_dpo_smoke_on_the_real_env(env, tmp_path):
+def test_dpo_smoke_on_the_real_env_with_evaluation_during_training(env, tmp_path):
+    """Two DPO iterations on VgbPutOnReceptacle-v1, evaluated after iteration 1 (an exported checkpoint) and at the
+    end (the final policy) by ``vgb evaluate``: eval.jsonl holds the evaluator's own per-variant rates."""
     import csv
+    import json
 
     from tests.training.test_rl_shared import micro_ckpt
     from vla_gen_bench.training.dpo import DPOConfig, train
     from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
+    from vla_gen_bench.training.rl_eval import summarize_episodes
 
     cfg = DPOConfig(out=tmp_path / "dpo", model=ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32"),
-                    rollout=RolloutConfig(workers=0, horizon=4, camera="default"), eval=EvalConfig(at_end=False),
-                    iterations=1, groups_per_iter=1, group_size=2, min_return_gap=-1.0)  # fmt: skip
+                    rollout=RolloutConfig(workers=0, horizon=4, camera="default"),
+                    eval=EvalConfig(every=1, at_end=True, suite="ind", episodes=1, workers=1),
+                    iterations=2, groups_per_iter=1, group_size=2, min_return_gap=-1.0)  # fmt: skip
     train(cfg, env=env)  # min_return_gap < 0: the pair is formed even with equal (zero) returns
     rows = list(csv.DictReader((cfg.out / "metrics.csv").open()))
-    assert len(rows) == 1 and int(rows[0]["pairs"]) == 1 and float(rows[0]["grad_norm"]) >= 0
+    assert [int(r["pairs"]) for r in rows] == [1, 1] and float(rows[0]["grad_norm"]) >= 0
+    evals = [json.loads(line) for line in (cfg.out / "eval.jsonl").read_text().splitlines()]
+    assert [e["tag"] for e in evals] == ["iter_0001", "final"]
+    assert (cfg.out / "checkpoints" / "iter_0001" / "config.json").is_file()
+    for e in evals:
+        assert e["results"] == summarize_episodes(cfg.out / "eval" / e["tag"] / "episodes.jsonl")
+        assert list(e["results"]) == ["ind"] and e["results"]["ind"]["n"] == 1

@@ -240,3 +240,63 @@ def test_rl_exports_whole_chunk_decisions_from_a_receding_horizon_init(tmp_path,
     out = export_policy(ac, tmp_path / "policy")
     assert "execute" not in json.loads((out / "config.json").read_text())["vgb"]
     assert OpenVLAPolicy.from_path(out).spec.chunk == 3
+
+
+def test_summarize_episodes_gives_the_evaluators_per_variant_rates(tmp_path):
+    """RL evaluation's per-variant rates are the evaluation report's (eval/stats.py): hand-computed rates and
+    Wilson intervals, each episode once, a torn last line skipped, variants in order of first appearance."""
+    import json
+    import math
+
+    from vla_gen_bench.eval.records import EpisodeRecord
+    from vla_gen_bench.training.rl_eval import summarize_episodes
+
+    def line(variant, k, success, grasped):
+        axis, split = ("in-distribution", "train") if variant == "ind" else ("semantics", "test")
+        rec = EpisodeRecord(variant=variant, axis=axis, split=split, seed=0, episode=k, policy="openvla:x",
+                            success=success, success_once=success, grasped=grasped,
+                            failure="success" if success else "never_grasped", instruction="put it on the plate")  # fmt: skip
+        return json.dumps(rec.to_dict(chain=False))
+
+    rows = [line("unseen_objects", 0, False, True), line("ind", 0, True, True), line("ind", 1, True, True),
+            line("ind", 2, False, False), line("ind", 1, True, True),  # a repeat: counted once
+            line("ind", 3, True, True), line("unseen_objects", 1, False, False)]  # fmt: skip
+    jsonl = tmp_path / "episodes.jsonl"
+    jsonl.write_text("\n".join(rows) + "\n" + line("unseen_objects", 2, True, True))  # torn: no newline
+
+    def wilson(s, n, z=1.959963984540054):
+        centre, half = (s + z * z / 2) / (n + z * z), z * math.sqrt(s * (n - s) / n + z * z / 4) / (n + z * z)
+        return centre - half, centre + half
+
+    res = summarize_episodes(jsonl)
+    assert list(res) == ["unseen_objects", "ind"]
+    for variant, (s, n, grasps) in {"ind": (3, 4, 3), "unseen_objects": (0, 2, 1)}.items():
+        lo, hi = wilson(s, n)
+        assert res[variant] == pytest.approx(
+            {"n": n, "successes": s, "rate": s / n, "ci_low": lo, "ci_high": hi, "grasp_rate": grasps / n}
+        )
+
+
+def test_one_loop_rolls_out_checkpoints_and_evaluates_for_every_algorithm():
+    """PPO, GRPO and DPO bring their own learning step (an ``Algorithm``); only rl_loop.py rolls out, saves state
+    and evaluates, and no RL module imports another module's private names."""
+    import ast
+    import importlib
+
+    from vla_gen_bench.training import rl_loop
+
+    loop_calls = {"collect", "save_state", "evaluate_during_training", "training_items"}
+    for name in ("ppo", "grpo", "dpo", "rl_loop", "rl_eval"):
+        mod = importlib.import_module(f"vla_gen_bench.training.{name}")
+        tree = ast.parse(Path(mod.__file__).read_text())
+        private = [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                   for a in n.names if a.name.startswith("_") and (n.module or "").startswith("vla_gen_bench")]  # fmt: skip
+        assert not private, (name, private)
+        calls = [n.func for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        called = {getattr(f, "attr", getattr(f, "id", None)) for f in calls}
+        if name in ("ppo", "grpo", "dpo"):
+            assert not called & loop_calls, (name, called & loop_calls)
+            algo = getattr(mod, name.upper())
+            assert isinstance(algo, rl_loop.Algorithm) and algo.name == name and algo.learn is mod.learn
+    assert [importlib.import_module(f"vla_gen_bench.training.{a}").__dict__[a.upper()].critic
+            for a in ("ppo", "grpo", "dpo")] == [True, False, False]  # fmt: skip

@@ -1,5 +1,5 @@
 """From trajectories to policy updates: generalised advantage estimation (:func:`compute_gae`) and the flattened
-transitions an update reads (:class:`Batch`).
+transitions an update reads in shuffled minibatches (:class:`Batch`).
 """
 
 from __future__ import annotations
@@ -51,3 +51,16 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def minibatches(self, epochs: int, size: int, accumulate: int, generator):
+        """``epochs`` passes over the rows in a fresh random order (``generator``), as ``(indices, step)`` pairs:
+        a tensor of at most ``size`` row indices, and whether an optimizer step follows this minibatch (every
+        ``accumulate`` minibatches and after the last one of each pass)."""
+        import torch
+
+        n = len(self)
+        for _epoch in range(epochs):
+            order = torch.randperm(n, generator=generator)
+            mbs = [order[i : i + size] for i in range(0, n, size)]
+            for j, idx in enumerate(mbs):
+                yield idx, (j + 1) % accumulate == 0 or j == len(mbs) - 1

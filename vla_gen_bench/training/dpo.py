@@ -12,18 +12,20 @@ the paper's description (trajectory preference pairs built from rewards, a froze
 Memory: a trajectory is 80 steps, so log pi(tau) is summed over chunks. The loss depends on the two sums only, so
 its exact gradient is c * (grad log pi(tau_w) - grad log pi(tau_l)) with c = -beta * sigmoid(-z): the sums are
 first computed without gradients, then each chunk is back-propagated with weight +-c.
+
+The loop (rollout -> :func:`learn` -> metrics -> checkpoint -> evaluation) is the one PPO and GRPO use, rl_loop.py.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.actor_critic import update_mode
+from vla_gen_bench.training import rl_loop
+from vla_gen_bench.training.actor_critic import make_optimizer, update_mode
 from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
 
@@ -149,71 +151,30 @@ def dpo_update(
     return {k: float(np.mean(v)) if v else 0.0 for k, v in stats.items()}
 
 
+def learn(ac, optimizer, trajs, cfg: DPOConfig, iteration: int, generator) -> dict[str, float]:
+    """One iteration's learning: preference pairs from returns, the reference log-probs of their trajectories
+    (the actor with its adapters off), then the DPO steps. Returns the iteration's metrics: the number of pairs
+    and the update's diagnostics (0 without pairs)."""
+    pairs = preference_pairs(trajs, cfg.min_return_gap, cfg.pairing)
+    used = sorted({i for p in pairs for i in p})
+    with ac.reference():
+        ref = {i: trajectory_logp(ac, trajs[i], cfg.rollout.temperature, cfg.chunk_size) for i in used}
+    upd = dpo_update(ac, optimizer, trajs, pairs, ref, cfg, generator) if pairs else {}
+    return {"pairs": len(pairs), **{k: upd.get(k, 0.0) for k in ("loss", "accuracy", "margin", "grad_norm")}}
+
+
+DPO = rl_loop.Algorithm(
+    name="dpo",
+    critic=False,
+    episodes=lambda cfg: (cfg.groups_per_iter, cfg.group_size),
+    optimizer=lambda ac, cfg: make_optimizer(ac, cfg.lr),
+    learn=learn,
+    shown=("pairs", "loss"),
+)
+"""Online trajectory DPO in the shared training loop (rl_loop.py)."""
+
+
 def train(cfg: DPOConfig, env=None, console=None) -> Path:
-    """Run (or resume) online trajectory DPO; returns the run directory."""
-    import torch
-    from rich.console import Console
-
-    from vla_gen_bench.training.actor_critic import build_actor_critic, export_policy, make_optimizer
-    from vla_gen_bench.training.ppo import _evaluate
-    from vla_gen_bench.training.rollouts import Rollouts, rollout_stats, training_items
-    from vla_gen_bench.training.run_dir import MetricsLog, Timer, prepare_run_dir, restore_state, save_state
-
-    console = console or Console(stderr=True)
-    if not torch.cuda.is_available():
-        torch.set_num_threads(1)
-    # 1. run directory, actor (its LoRA-off self is the reference), optimiser, resume point
-    state = prepare_run_dir(cfg.out, cfg, "dpo")
-    ac = build_actor_critic(cfg.model, with_value=False, seed=cfg.seed)
-    optimizer = make_optimizer(ac, cfg.lr)
-    start, env_steps = restore_state(state, ac, optimizer) if state else (0, 0)
-    metrics = MetricsLog(cfg.out / "metrics.csv")
-    rollouts = Rollouts(cfg.model, cfg.rollout, ac, env=env) if start < cfg.iterations else None
-    t_run = time.perf_counter()
-    try:
-        for it in range(start, cfg.iterations):
-            timer = Timer()
-            # 2. rollouts: group_size trajectories per initial configuration
-            items = training_items(cfg.rollout.variant, cfg.rollout.seed, it * cfg.groups_per_iter,
-                                   cfg.groups_per_iter, repeats=cfg.group_size)  # fmt: skip
-            with timer("rollout"):
-                trajs = rollouts.collect(items, it, cfg.seed)
-            steps = len(trajs) * cfg.rollout.horizon  # env steps (a trajectory has one row per decision)
-            env_steps += steps
-            # 3. preference pairs from returns; reference log-probs with the adapters off
-            pairs = preference_pairs(trajs, cfg.min_return_gap, cfg.pairing)
-            with timer("update"):
-                used = sorted({i for p in pairs for i in p})
-                with ac.reference():
-                    ref = {
-                        i: trajectory_logp(ac, trajs[i], cfg.rollout.temperature, cfg.chunk_size)
-                        for i in used
-                    }
-                # 4. DPO steps
-                gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
-                upd = dpo_update(ac, optimizer, trajs, pairs, ref, cfg, gen) if pairs else {}
-            row = {"iteration": it + 1, "env_steps": env_steps, **rollout_stats(trajs), "pairs": len(pairs),
-                   **{k: upd.get(k, 0.0) for k in ("loss", "accuracy", "margin", "grad_norm")},
-                   "rollout_s": timer.marks["rollout"], "update_s": timer.marks["update"],
-                   "env_steps_per_s": steps / timer.marks["rollout"]}  # fmt: skip
-            metrics.log(row)
-            console.print(f"iter {it + 1}/{cfg.iterations} env_steps {env_steps} success {row['success']:.2f} "
-                          f"return {row['return_mean']:.3f} pairs {len(pairs)} loss {row['loss']:.4f}")  # fmt: skip
-            done = it + 1 == cfg.iterations
-            out_of_budget = (cfg.max_env_steps is not None and env_steps >= cfg.max_env_steps) or (
-                cfg.max_minutes is not None and (time.perf_counter() - t_run) / 60 >= cfg.max_minutes
-            )
-            if (it + 1) % cfg.save_every == 0 or done or out_of_budget:
-                save_state(cfg.out, "dpo", cfg, ac, optimizer, it + 1, env_steps)
-            if cfg.eval.every and (it + 1) % cfg.eval.every == 0 and not done:
-                _evaluate(ac, cfg, it + 1, console)
-            if out_of_budget:
-                break
-    finally:
-        if rollouts is not None:
-            rollouts.close()
-    export_policy(ac, cfg.out / "policy")
-    console.print(f"wrote {cfg.out / 'policy'}, {cfg.out / 'metrics.csv'}")
-    if cfg.eval.at_end:
-        _evaluate(ac, cfg, None, console)
-    return cfg.out
+    """Run (or resume) online trajectory DPO; returns the run directory. ``env`` (optional): an env to roll out
+    in-process."""
+    return rl_loop.train(DPO, cfg, env, console)

@@ -6,19 +6,20 @@ Differences from the released RL4VLA code (shared/spec/rl4vla.md §7.2), on purp
 non-zero per-step rewards over the whole batch and groups either nothing or all 64 envs (``use_same_init``); the
 paper's GRPO compares a group of trajectories from one initial state, which is what this file does. The policy loss
 is PPO's clipped surrogate (same ``clip_mode`` options); an optional KL penalty to the warm-up policy (the actor
-with its LoRA switched off) is off by default, as in RL4VLA.
+with its LoRA switched off) is off by default, as in RL4VLA. The loop (rollout -> :func:`learn` -> metrics ->
+checkpoint -> evaluation) is the one PPO and DPO use, rl_loop.py.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.actor_critic import update_mode
+from vla_gen_bench.training import rl_loop
+from vla_gen_bench.training.actor_critic import make_optimizer, update_mode
 from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
 
@@ -123,105 +124,54 @@ def grpo_update(ac, optimizer, batch, cfg: GRPOConfig, generator) -> dict[str, f
         "clipfrac": [],
         "grad_norm": [],
     }
-    n = len(batch)
     update_mode(ac.vla.model)
-    for _epoch in range(cfg.update_epochs):
-        order = torch.randperm(n, generator=generator)
-        mbs = [order[i : i + cfg.minibatch_size] for i in range(0, n, cfg.minibatch_size)]
-        optimizer.zero_grad(set_to_none=True)
-        for j, idx in enumerate(mbs):
-            ix = idx.numpy()
-            imgs, ins, toks = batch.images[ix], [batch.instructions[i] for i in ix], batch.tokens[ix]
-            new_logp, _, _ = score(ac, imgs, ins, toks, cfg.rollout.temperature, with_values=False)
-            loss, clipfrac, kl = clipped_surrogate(new_logp, old_logp[idx.to(dev)], adv[idx.to(dev)], cfg.clip_coef,
-                                                   cfg.clip_mode)  # fmt: skip
-            stats["pg_loss"].append(float(loss.detach()))
-            if cfg.kl_coef > 0:
-                with torch.no_grad(), ac.reference():
-                    ref_logp, _, _ = score(ac, imgs, ins, toks, cfg.rollout.temperature, with_values=False)
-                d = (ref_logp - new_logp).sum(-1)
-                kl_ref = (d.exp() - d - 1).mean()
-                loss = loss + cfg.kl_coef * kl_ref
-                stats["kl_ref"].append(float(kl_ref.detach()))
-            (loss * len(idx) / (cfg.minibatch_size * cfg.grad_accum)).backward()
-            if (j + 1) % cfg.grad_accum == 0 or j == len(mbs) - 1:
-                stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)))
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            stats["approx_kl"].append(float(kl))
-            stats["clipfrac"].append(float(clipfrac))
+    optimizer.zero_grad(set_to_none=True)
+    for idx, step in batch.minibatches(cfg.update_epochs, cfg.minibatch_size, cfg.grad_accum, generator):
+        ix = idx.numpy()
+        imgs, ins, toks = batch.images[ix], [batch.instructions[i] for i in ix], batch.tokens[ix]
+        new_logp, _, _ = score(ac, imgs, ins, toks, cfg.rollout.temperature, with_values=False)
+        loss, clipfrac, kl = clipped_surrogate(new_logp, old_logp[idx.to(dev)], adv[idx.to(dev)], cfg.clip_coef,
+                                               cfg.clip_mode)  # fmt: skip
+        stats["pg_loss"].append(float(loss.detach()))
+        if cfg.kl_coef > 0:
+            with torch.no_grad(), ac.reference():
+                ref_logp, _, _ = score(ac, imgs, ins, toks, cfg.rollout.temperature, with_values=False)
+            d = (ref_logp - new_logp).sum(-1)
+            kl_ref = (d.exp() - d - 1).mean()
+            loss = loss + cfg.kl_coef * kl_ref
+            stats["kl_ref"].append(float(kl_ref.detach()))
+        (loss * len(idx) / (cfg.minibatch_size * cfg.grad_accum)).backward()
+        if step:
+            stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        stats["approx_kl"].append(float(kl))
+        stats["clipfrac"].append(float(clipfrac))
     ac.vla.model.eval()
     return {k: float(np.mean(v)) if v else 0.0 for k, v in stats.items()}
 
 
-def learn(ac, optimizer, trajs, cfg: GRPOConfig, iteration: int):
-    """One iteration's learning: group advantages, then the clipped-surrogate update (minibatch order seeded by
-    (seed, iteration)). Returns ``(batch or None, update diagnostics)``; no update when no group carries signal."""
-    import torch
-
+def learn(ac, optimizer, trajs, cfg: GRPOConfig, iteration: int, generator) -> dict[str, float]:
+    """One iteration's learning: group advantages, then the clipped-surrogate update; no update when no group
+    carries signal. Returns the iteration's metrics: the transitions that carried signal and the update's
+    diagnostics (0 without an update)."""
     batch = make_batch(trajs, cfg.adv_eps)
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + iteration)
-    return batch, (grpo_update(ac, optimizer, batch, cfg, gen) if batch is not None else {})
+    upd = grpo_update(ac, optimizer, batch, cfg, generator) if batch is not None else {}
+    return {"signal_transitions": 0 if batch is None else len(batch),
+            **{k: upd.get(k, 0.0) for k in ("pg_loss", "kl_ref", "approx_kl", "clipfrac", "grad_norm")}}  # fmt: skip
+
+
+GRPO = rl_loop.Algorithm(
+    name="grpo",
+    critic=False,
+    episodes=lambda cfg: (cfg.groups_per_iter, cfg.group_size),
+    optimizer=lambda ac, cfg: make_optimizer(ac, cfg.lr, weight_decay=cfg.weight_decay),
+    learn=learn,
+    shown=("signal_transitions", "pg_loss"),
+)
+"""GRPO in the shared training loop (rl_loop.py)."""
 
 
 def train(cfg: GRPOConfig, env=None, console=None) -> Path:
-    """Run (or resume) GRPO; returns the run directory."""
-    import torch
-    from rich.console import Console
-
-    from vla_gen_bench.training.actor_critic import build_actor_critic, export_policy, make_optimizer
-    from vla_gen_bench.training.ppo import _evaluate
-    from vla_gen_bench.training.rollouts import Rollouts, rollout_stats, training_items
-    from vla_gen_bench.training.run_dir import MetricsLog, Timer, prepare_run_dir, restore_state, save_state
-
-    console = console or Console(stderr=True)
-    if not torch.cuda.is_available():
-        torch.set_num_threads(1)
-    # 1. run directory, actor (no critic), optimiser, resume point
-    state = prepare_run_dir(cfg.out, cfg, "grpo")
-    ac = build_actor_critic(cfg.model, with_value=False, seed=cfg.seed)
-    optimizer = make_optimizer(ac, cfg.lr, weight_decay=cfg.weight_decay)
-    start, env_steps = restore_state(state, ac, optimizer) if state else (0, 0)
-    metrics = MetricsLog(cfg.out / "metrics.csv")
-    rollouts = Rollouts(cfg.model, cfg.rollout, ac, env=env) if start < cfg.iterations else None
-    t_run = time.perf_counter()
-    try:
-        for it in range(start, cfg.iterations):
-            timer = Timer()
-            # 2. rollouts: group_size trajectories from each of groups_per_iter initial configurations
-            items = training_items(cfg.rollout.variant, cfg.rollout.seed, it * cfg.groups_per_iter,
-                                   cfg.groups_per_iter, repeats=cfg.group_size)  # fmt: skip
-            with timer("rollout"):
-                trajs = rollouts.collect(items, it, cfg.seed)
-            steps = len(trajs) * cfg.rollout.horizon  # env steps (a trajectory has one row per decision)
-            env_steps += steps
-            # 3. group-normalised returns as advantages; 4. clipped-surrogate update
-            with timer("update"):
-                batch, upd = learn(ac, optimizer, trajs, cfg, it)
-            row = {"iteration": it + 1, "env_steps": env_steps, **rollout_stats(trajs),
-                   "signal_transitions": 0 if batch is None else len(batch),
-                   **{k: upd.get(k, 0.0) for k in ("pg_loss", "kl_ref", "approx_kl", "clipfrac", "grad_norm")},
-                   "rollout_s": timer.marks["rollout"], "update_s": timer.marks.get("update", 0.0),
-                   "env_steps_per_s": steps / timer.marks["rollout"]}  # fmt: skip
-            metrics.log(row)
-            console.print(f"iter {it + 1}/{cfg.iterations} env_steps {env_steps} success {row['success']:.2f} "
-                          f"return {row['return_mean']:.3f} signal {row['signal_transitions']} "
-                          f"pg {row['pg_loss']:.4f}")  # fmt: skip
-            done = it + 1 == cfg.iterations
-            out_of_budget = (cfg.max_env_steps is not None and env_steps >= cfg.max_env_steps) or (
-                cfg.max_minutes is not None and (time.perf_counter() - t_run) / 60 >= cfg.max_minutes
-            )
-            if (it + 1) % cfg.save_every == 0 or done or out_of_budget:
-                save_state(cfg.out, "grpo", cfg, ac, optimizer, it + 1, env_steps)
-            if cfg.eval.every and (it + 1) % cfg.eval.every == 0 and not done:
-                _evaluate(ac, cfg, it + 1, console)
-            if out_of_budget:
-                break
-    finally:
-        if rollouts is not None:
-            rollouts.close()
-    export_policy(ac, cfg.out / "policy")
-    console.print(f"wrote {cfg.out / 'policy'}, {cfg.out / 'metrics.csv'}")
-    if cfg.eval.at_end:
-        _evaluate(ac, cfg, None, console)
-    return cfg.out
+    """Run (or resume) GRPO; returns the run directory. ``env`` (optional): an env to roll out in-process."""
+    return rl_loop.train(GRPO, cfg, env, console)

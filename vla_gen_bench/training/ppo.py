@@ -1,4 +1,5 @@
-"""PPO fine-tuning of OpenVLA, RL4VLA's recipe (shared/spec/rl4vla.md §7.1), in one readable file.
+"""PPO fine-tuning of OpenVLA, RL4VLA's recipe (shared/spec/rl4vla.md §7.1): its config, loss and update, plugged
+into the training loop GRPO and DPO share (rl_loop.py: rollout -> :func:`learn` -> metrics -> checkpoint -> eval).
 
 * actor = OpenVLA with LoRA on the whole backbone; the action is 7 tokens, each drawn from the softmax over the 256
   action-token logits; log pi(a|s) = the sum of the 7 token log-probs (the joint log-prob).
@@ -21,14 +22,14 @@ clip 0.1). docs/training_rl.md §1 tabulates the differences.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from vla_gen_bench.training.actor_critic import update_mode
+from vla_gen_bench.training import rl_loop
+from vla_gen_bench.training.actor_critic import make_optimizer, update_mode
 from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
 
@@ -187,137 +188,61 @@ def ppo_update(
     update_mode(ac.vla.model)
     stats: dict[str, list[float]] = {"pg_loss": [], "v_loss": [], "entropy": [], "approx_kl": [], "clipfrac": [],
                                      "grad_norm": []}  # fmt: skip
-    n = len(batch)
-    for _epoch in range(cfg.update_epochs):
-        order = torch.randperm(n, generator=generator)
-        mbs = [order[i : i + cfg.minibatch_size] for i in range(0, n, cfg.minibatch_size)]
-        optimizer.zero_grad(set_to_none=True)
-        for j, idx in enumerate(mbs):
-            ix = idx.numpy()
-            new_logp, entropy, values = score(ac, batch.images[ix], [batch.instructions[i] for i in ix],
-                                              batch.tokens[ix], cfg.rollout.temperature,
-                                              detach_values=policy_weight == 0)  # fmt: skip
-            pg, clipfrac, kl = clipped_surrogate(new_logp, old_logp[idx.to(dev)], adv[idx.to(dev)], cfg.clip_coef,
-                                                 cfg.clip_mode)  # fmt: skip
-            vl = value_loss(values, old_values[idx.to(dev)], returns[idx.to(dev)], cfg.value_clip)
-            ent = entropy.mean()
-            loss = policy_weight * (cfg.pg_coef * pg - cfg.ent_coef * ent) + cfg.vf_coef * vl
-            (loss * len(idx) / (cfg.minibatch_size * cfg.grad_accum)).backward()
-            if (j + 1) % cfg.grad_accum == 0 or j == len(mbs) - 1:
-                gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                stats["grad_norm"].append(float(gn))
-            for k, v in (
-                ("pg_loss", pg),
-                ("v_loss", vl),
-                ("entropy", ent),
-                ("approx_kl", kl),
-                ("clipfrac", clipfrac),
-            ):
-                stats[k].append(float(v.detach()))
+    optimizer.zero_grad(set_to_none=True)
+    for idx, step in batch.minibatches(cfg.update_epochs, cfg.minibatch_size, cfg.grad_accum, generator):
+        ix = idx.numpy()
+        new_logp, entropy, values = score(ac, batch.images[ix], [batch.instructions[i] for i in ix],
+                                          batch.tokens[ix], cfg.rollout.temperature,
+                                          detach_values=policy_weight == 0)  # fmt: skip
+        pg, clipfrac, kl = clipped_surrogate(new_logp, old_logp[idx.to(dev)], adv[idx.to(dev)], cfg.clip_coef,
+                                             cfg.clip_mode)  # fmt: skip
+        vl = value_loss(values, old_values[idx.to(dev)], returns[idx.to(dev)], cfg.value_clip)
+        ent = entropy.mean()
+        loss = policy_weight * (cfg.pg_coef * pg - cfg.ent_coef * ent) + cfg.vf_coef * vl
+        (loss * len(idx) / (cfg.minibatch_size * cfg.grad_accum)).backward()
+        if step:
+            gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            stats["grad_norm"].append(float(gn))
+        for k, v in (
+            ("pg_loss", pg),
+            ("v_loss", vl),
+            ("entropy", ent),
+            ("approx_kl", kl),
+            ("clipfrac", clipfrac),
+        ):
+            stats[k].append(float(v.detach()))
     ac.vla.model.eval()
     return {k: float(np.mean(v)) if v else 0.0 for k, v in stats.items()}
 
 
-def learn(ac, optimizer, trajs, cfg: PPOConfig, iteration: int):
-    """One iteration's learning from its trajectories: GAE batch, then the PPO update (minibatch order seeded by
-    (seed, iteration), so a resumed run shuffles the same way; the first ``critic_warmup_iters`` train the critic
-    only). Returns ``(batch, update diagnostics)``."""
-    import torch
-
+def learn(ac, optimizer, trajs, cfg: PPOConfig, iteration: int, generator) -> dict[str, float]:
+    """One iteration's learning from its trajectories: GAE batch, then the PPO update (the first
+    ``critic_warmup_iters`` train the critic only). Returns the iteration's metrics: the critic's mean value and
+    return target, and the update's diagnostics."""
     batch = make_batch(trajs, cfg.gamma, cfg.gae_lambda, cfg.truncation)
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + iteration)
     upd = ppo_update(
-        ac, optimizer, batch, cfg, gen, policy_weight=float(iteration >= cfg.critic_warmup_iters)
+        ac, optimizer, batch, cfg, generator, policy_weight=float(iteration >= cfg.critic_warmup_iters)
     )
-    return batch, upd
+    return {
+        "value_mean": float(batch.values.mean()),
+        "return_target_mean": float(batch.returns.mean()),
+        **upd,
+    }
 
 
-# ------------------------------------------------------------------------------------------ training loop
+PPO = rl_loop.Algorithm(
+    name="ppo",
+    critic=True,
+    episodes=lambda cfg: (cfg.episodes_per_iter, 1),
+    optimizer=lambda ac, cfg: make_optimizer(ac, cfg.lr, cfg.value_lr, cfg.weight_decay),
+    learn=learn,
+    shown=("pg_loss", "v_loss", "approx_kl", "clipfrac"),
+)
+"""PPO in the shared training loop (rl_loop.py)."""
+
+
 def train(cfg: PPOConfig, env=None, console=None) -> Path:
     """Run (or resume) PPO; returns the run directory. ``env`` (optional): an env to roll out in-process."""
-    import torch
-    from rich.console import Console
-
-    from vla_gen_bench.training.actor_critic import build_actor_critic, export_policy, make_optimizer
-    from vla_gen_bench.training.rollouts import Rollouts, rollout_stats, training_items
-    from vla_gen_bench.training.run_dir import MetricsLog, Timer, prepare_run_dir, restore_state, save_state
-
-    console = console or Console(stderr=True)
-    if not torch.cuda.is_available():
-        torch.set_num_threads(1)  # 2-core CPU: one thread per process (env workers take the other core)
-    # 1. run directory (config written before any work), actor-critic, optimiser, resume point
-    state = prepare_run_dir(cfg.out, cfg, "ppo")
-    ac = build_actor_critic(cfg.model, with_value=True, seed=cfg.seed)
-    optimizer = make_optimizer(ac, cfg.lr, cfg.value_lr, cfg.weight_decay)
-    start, env_steps = restore_state(state, ac, optimizer) if state else (0, 0)
-    metrics = MetricsLog(cfg.out / "metrics.csv")
-    if start:
-        console.print(f"resuming {cfg.out} after iteration {start} ({env_steps} env steps)")
-    if start >= cfg.iterations:
-        console.print(f"{cfg.out} already ran {start} iterations")
-    rollouts = Rollouts(cfg.model, cfg.rollout, ac, env=env) if start < cfg.iterations else None
-    t_run = time.perf_counter()
-    try:
-        for it in range(start, cfg.iterations):
-            timer = Timer()
-            # 2. rollouts: fresh training-pool configurations every iteration, checked against the test pools
-            items = training_items(cfg.rollout.variant, cfg.rollout.seed, it * cfg.episodes_per_iter,
-                                   cfg.episodes_per_iter)  # fmt: skip
-            with timer("rollout"):
-                trajs = rollouts.collect(items, it, cfg.seed)
-            steps = len(trajs) * cfg.rollout.horizon  # env steps (a trajectory has one row per decision)
-            env_steps += steps
-            # 3. advantages (GAE; the horizon bootstrapped or terminal) and 4. the PPO update
-            with timer("update"):
-                batch, upd = learn(ac, optimizer, trajs, cfg, it)
-            row = {"iteration": it + 1, "env_steps": env_steps, **rollout_stats(trajs),
-                   "value_mean": float(batch.values.mean()), "return_target_mean": float(batch.returns.mean()),
-                   **upd, "rollout_s": timer.marks["rollout"], "update_s": timer.marks["update"],
-                   "env_steps_per_s": steps / timer.marks["rollout"]}  # fmt: skip
-            metrics.log(row)
-            console.print(f"iter {it + 1}/{cfg.iterations} env_steps {env_steps} success {row['success']:.2f} "
-                          f"grasp {row['grasp']:.2f} return {row['return_mean']:.3f} pg {upd['pg_loss']:.4f} "
-                          f"v {upd['v_loss']:.4f} kl {upd['approx_kl']:.4f} clip {upd['clipfrac']:.3f} | "
-                          f"rollout {timer.marks['rollout']:.0f} s, update {timer.marks['update']:.0f} s")  # fmt: skip
-            done = it + 1 == cfg.iterations
-            out_of_budget = (cfg.max_env_steps is not None and env_steps >= cfg.max_env_steps) or (
-                cfg.max_minutes is not None and (time.perf_counter() - t_run) / 60 >= cfg.max_minutes
-            )
-            if (it + 1) % cfg.save_every == 0 or done or out_of_budget:
-                save_state(cfg.out, "ppo", cfg, ac, optimizer, it + 1, env_steps)
-            # 5. periodic evaluation on train and test pools (exported, merged policy; the eval runner)
-            if cfg.eval.every and (it + 1) % cfg.eval.every == 0 and not done:
-                _evaluate(ac, cfg, it + 1, console)
-            if out_of_budget:
-                console.print(f"budget reached after iteration {it + 1} ({env_steps} env steps)")
-                break
-    finally:
-        if rollouts is not None:
-            rollouts.close()
-    export_policy(ac, cfg.out / "policy")
-    console.print(
-        f"wrote {cfg.out / 'policy'} (merged policy), {cfg.out / 'metrics.csv'}, {cfg.out / 'state.pt'}"
-    )
-    if cfg.eval.at_end:
-        _evaluate(ac, cfg, None, console)
-    return cfg.out
-
-
-def _evaluate(ac, cfg, iteration: int | None, console) -> None:
-    import json
-
-    from vla_gen_bench.training.actor_critic import export_policy
-    from vla_gen_bench.training.rl_eval import evaluate_policy
-    from vla_gen_bench.training.run_dir import MetricsLog
-
-    tag = f"iter_{iteration:04d}" if iteration is not None else "final"
-    ckpt = export_policy(ac, cfg.out / "checkpoints" / tag) if iteration is not None else cfg.out / "policy"
-    res = evaluate_policy(ckpt, cfg.out / "eval" / tag, cfg.eval, cfg.rollout.camera, ac.unnorm_key,
-                          cfg.rollout.sim_freq)  # fmt: skip
-    with (cfg.out / "eval.jsonl").open("a") as f:
-        f.write(json.dumps({"tag": tag, "results": res}) + "\n")
-    MetricsLog(cfg.out / "metrics.csv").replot()
-    console.print(f"eval {tag}: " + ", ".join(f"{v} {r['successes']}/{r['n']} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
-                                              for v, r in res.items()))  # fmt: skip
+    return rl_loop.train(PPO, cfg, env, console)

@@ -184,8 +184,8 @@ def collect(env, policy: RolloutPolicy, items: list[EpisodeItem], horizon: int,
             out.append(Trajectory(
                 images=images[i], instruction=recs[0]["instructions"][i], tokens=tokens[i].astype(np.int64),
                 log_probs=logps[i].astype(np.float32), values=None if values is None else values[i].astype(np.float32),
-                rewards=rew[i], last_value=float(last["v"][i]), success=bool(res.success_at_end),
-                grasped=bool(res.ever_grasped), seed=it.seed, episode=it.episode, group=it.group,
+                rewards=rew[i], last_value=float(last["v"][i]), success=bool(res.success),
+                grasped=bool(res.grasped), seed=it.seed, episode=it.episode, group=it.group,
             ))  # fmt: skip
     return out
 
@@ -267,8 +267,8 @@ class _SimWorker:
 
             res = run_batch(self.env, [self.policy], [it.seed], [it.spec], max_steps=horizon, on_step=on_step,
                             episode_keys=[key])[0]  # fmt: skip
-            out.append({"rewards": np.asarray(rewards, np.float32), "success": res.success_at_end,
-                        "grasped": res.ever_grasped, "last_image": last["image"]})  # fmt: skip
+            out.append({"rewards": np.asarray(rewards, np.float32), "success": res.success,
+                        "grasped": res.grasped, "last_image": last["image"]})  # fmt: skip
         return out
 
     def close(self) -> None:
