@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from dataclasses import dataclass, replace
@@ -47,6 +48,9 @@ NEAR_RECEPTACLE = 0.05  # m: a release this close to a receptacle counts as "mis
 
 TABLE_RECT = (-0.95, 0.55, -0.75, 0.75)  # x0, x1, y0, y1 of the table top (z = 0)
 PARK_X = 20.0  # unused objects wait on a shelf far outside every camera
+# a scene rebuild frees the old scene only through Python's cyclic GC; ManiSkill collects at every rebuild (a full
+# collection: ~0.13 s in a process holding torch + ManiSkill, more beside a policy), this task every GC_EVERY rebuilds
+GC_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,13 @@ class PutOnReceptacleEnv(BaseEnv):
     The target object's centre is within (receptacle's largest half extent + 1 cm) of the receptacle's centre in
     xy, above it with a vertical gap of at most 5 cm between their facing surfaces, and in contact with it
     (> 0.03 N). Success is read at the final step (``success_at_end``); ``success_once`` is also reported.
+
+    **Episode independence:**
+    With CPU physics every ``reset`` builds a fresh scene (``reconfiguration_freq=1``): PhysX keeps state across
+    teleports that no API clears (contact pairs, island/sleep graph, id free lists that order the solver's
+    constraints), so on a reused scene an episode's trajectory depends on the episodes before it. A rebuild costs
+    ~0.1 s per episode (see ``tests/envs/test_episode_independence.py``). GPU simulation keeps ManiSkill's default
+    (build once; a GPU rebuild re-initialises PhysX on the device); pass ``reconfiguration_freq`` to choose.
     """
 
     SUPPORTED_ROBOTS = ["vgb_panda", "vgb_panda_stock", "vgb_widowx250s"]
@@ -143,6 +154,7 @@ class PutOnReceptacleEnv(BaseEnv):
         variant=None,
         lighting: str = "default",
         shader: str | None = None,
+        reconfiguration_freq: int | None = None,
         **kwargs,
     ):
         register_agents()
@@ -169,17 +181,24 @@ class PutOnReceptacleEnv(BaseEnv):
         self.object_ids = self.store.ids("object")
         self.receptacle_ids = self.store.ids("receptacle")
         self._table_images: dict[str, torch.Tensor] = {}
+        self._cam_intrinsic: np.ndarray | None = None  # (3, 3), set by every scene build
+        self._cam2world_cv: np.ndarray | None = None  # (4, 4)
+        self._clears = 0
         self._overlay_images: dict[str, torch.Tensor] = {}
         uid = resolve_robot(robot_uids)  # raises with what to download before ManiSkill could prompt
         self.robot_spec = ROBOT_SPECS[uid]
         try:
-            super().__init__(*args, robot_uids=uid, obs_mode=obs_mode, control_mode=control_mode, **kwargs)
+            super().__init__(*args, robot_uids=uid, obs_mode=obs_mode, control_mode=control_mode,
+                             reconfiguration_freq=reconfiguration_freq, **kwargs)  # fmt: skip
         except RuntimeError as e:
             if any(m in str(e) for m in ("rendering device", "vk::", "Vulkan", "IncompatibleDriver")):
                 from vla_gen_bench.envs.probe import HOW_TO_FIX
 
                 raise RuntimeError(f"{HOW_TO_FIX} (SAPIEN said: {e})") from e
             raise
+        if reconfiguration_freq is None:
+            # set after the constructor's own build, so the first reset builds a fresh scene too (see the docstring)
+            self.reconfiguration_freq = 0 if self.gpu_sim_enabled else 1
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -306,6 +325,25 @@ class PutOnReceptacleEnv(BaseEnv):
         b.initial_pose = sapien.Pose(self._park_pose(park_slot))
         return b.build(name=asset_id)
 
+    def _clear(self, collect: bool = False):
+        """ManiSkill 3.0.1's ``BaseEnv._clear`` with its ``gc.collect()`` run every ``GC_EVERY`` scene builds (and at
+        ``close``) instead of at every one: with a rebuild per episode the full collection would be half its cost.
+        GPU simulation collects at every build (that is what frees the old scene's device memory)."""
+        self._clears += 1
+        old = getattr(self, "scene", None)
+        collect = collect or (old is not None and old.gpu_sim_enabled) or self._clears % GC_EVERY == 0
+        self._close_viewer()
+        self.agent = None
+        self._sensors = dict()
+        self._human_render_cameras = dict()
+        self.scene = None
+        self._hidden_objects = []
+        if collect:
+            gc.collect()
+
+    def close(self):
+        self._clear(collect=True)
+
     def _after_reconfigure(self, options):
         ids = [i for i, o in self.segmentation_id_map.items()
                if isinstance(o, Link) or (isinstance(o, Actor) and o.name in set(self.object_ids + self.receptacle_ids))]  # fmt: skip
@@ -314,9 +352,12 @@ class PutOnReceptacleEnv(BaseEnv):
         extr = params["extrinsic_cv"][0].cpu().numpy()
         world2cam = np.eye(4)
         world2cam[:3] = extr
-        self._cam_intrinsic = params["intrinsic_cv"][0].cpu().numpy()
-        self._cam2world_cv = np.linalg.inv(world2cam)
-        self._table_images.clear()
+        intrinsic, cam2world = params["intrinsic_cv"][0].cpu().numpy(), np.linalg.inv(world2cam)
+        # a rebuild per episode keeps the camera: the table views stay valid unless it moved
+        same = self._cam_intrinsic is not None and np.array_equal(intrinsic, self._cam_intrinsic)
+        if not (same and np.array_equal(cam2world, self._cam2world_cv)):
+            self._table_images.clear()
+        self._cam_intrinsic, self._cam2world_cv = intrinsic, cam2world
 
     def table_image(self, table_id: str) -> torch.Tensor:
         """(H, W, 3) uint8 view of the table appearance from the policy camera (cached per table)."""
