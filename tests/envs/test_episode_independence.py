@@ -29,9 +29,8 @@ def run(env, store, key) -> dict:
     """What the runner records of one scripted episode (all but its wall time), plus a hash of every policy image."""
     variant, seed, k = key
     r = run_episode(env, ScriptedPolicy(), seed, episode(variant, seed, k, store), record_frames=True)
-    out = {
-        k: v for k, v in r.record().items() if k != "wall_s"
-    }  # action_digest, outcome, grasp flags, return
+    # action_digest, outcome, grasp flags, return, the episode's spec
+    out = {k: v for k, v in r.record().items() if k != "wall_s"}
     out["frames"] = hashlib.sha256(np.stack(r.frames).tobytes()).hexdigest()[:16]
     return out
 
@@ -53,9 +52,7 @@ def test_episode_is_the_same_first_after_others_and_in_another_env(env, fresh_en
     other_repo = run(fresh_env, store, REPOSITION)  # first episode of a new env
     other_ind = run(fresh_env, store, IND)
 
-    assert shared_first["failure"] == shared_repo["failure"] == "success", (
-        "the oracle should solve both episodes"
-    )
+    assert shared_first["failure"] == shared_repo["failure"] == "success", "the oracle solves both"
     assert shared_again == shared_first, "same episode, same env, after another episode"
     assert other_ind == shared_first, "same episode in another env instance, after a different history"
     assert other_repo == shared_repo, "reposition episode first in a new env vs after another episode"
