@@ -38,9 +38,10 @@ def _setup(ckpt: Path, separate: bool, transitions: int, minibatch: int, epochs:
     import numpy as np
     import torch
 
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.actor_critic import build_actor_critic, make_optimizer
     from vla_gen_bench.training.ppo import PPOConfig, make_batch
-    from vla_gen_bench.training.rl_config import ModelConfig
+    from vla_gen_bench.training.rl_config import ModelConfig, RolloutConfig
     from vla_gen_bench.training.rollouts import RolloutPolicy, Trajectory
 
     torch.set_num_threads(1)
@@ -60,7 +61,10 @@ def _setup(ckpt: Path, separate: bool, transitions: int, minibatch: int, epochs:
                       grasped=False, seed=1000, episode=0, group=0)  # fmt: skip
     batch = make_batch([traj], 0.99, 0.95)
     cfg = PPOConfig(
-        minibatch_size=minibatch, grad_accum=max(1, transitions // minibatch // 2), update_epochs=epochs
+        rollout=RolloutConfig(policy=PolicyOptions(temperature=1.0)),  # RL4VLA's rollout temperature
+        minibatch_size=minibatch,
+        grad_accum=max(1, transitions // minibatch // 2),
+        update_epochs=epochs,
     )
     return ac, make_optimizer(ac, 1e-4, 3e-3), batch, cfg
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from vla_gen_bench.cli import main
 
@@ -64,20 +65,52 @@ def test_cards_check_detects_stale_cards(tmp_path, capsys):
     assert "reposition.md" in capsys.readouterr().err
 
 
-def test_repeated_key_value_flags_accumulate():
-    """`--set a=1 --set b=2` keeps both (tyro's default for a tuple would keep only the last flag)."""
+def test_every_deprecated_spelling_still_works_and_says_the_new_one(capsys):
+    """One release of aliases: --policy-arg, --unnorm-key, --profile name:k=v, --set and the shortcut flags parse to
+    the same typed config as the new spelling, printing one line each naming it."""
     import tyro
 
+    from vla_gen_bench.cli import DEPRECATED, _recipe_default, upgrade
     from vla_gen_bench.eval.evaluate import Evaluate
-    from vla_gen_bench.policies.serve import Serve
-    from vla_gen_bench.training.commands import TrainSFT
+    from vla_gen_bench.training.commands import TrainSFT, build_configs
     from vla_gen_bench.training.rl_commands import TrainPPO
 
-    assert tyro.cli(TrainSFT, args=["--set", "lr=1", "--set", "seed=2"]).set == ("lr=1", "seed=2")
-    assert tyro.cli(TrainPPO, args=["--set", "lr=1", "--set", "seed=2"]).set == ("lr=1", "seed=2")
-    for cls, required in ((Evaluate, ["--out", "x"]), (Serve, [])):
-        args = ["--policy", "scripted", *required, "--policy-arg", "a=1", "--policy-arg", "b=2"]
-        assert tyro.cli(cls, args=args).policy_arg == ("a=1", "b=2")
+    def parse(cls, command, args):
+        args = upgrade(command, cls, args)
+        return tyro.cli(cls, args=args, default=_recipe_default(cls, args))
+
+    old = ["--policy", "openvla:ck", "--out", "x", "--policy-arg", "temperature=0.6", "--policy-arg", "speed=2",
+           "--unnorm-key", "k", "--profile", "rl4vla:random_episodes=true"]  # fmt: skip
+    new = ["--policy", "openvla:ck", "--out", "x", "--policy.temperature", "0.6", "--policy.extra", "speed=2",
+           "--policy.unnorm-key", "k", "--profile", "rl4vla", "--profile.random-episodes", "True"]  # fmt: skip
+    assert parse(Evaluate, "evaluate", old) == parse(Evaluate, "evaluate", new)
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 4 and "use --profile rl4vla --profile.random-episodes True" in err
+
+    old = ["--preset", "tiny", "--init", "ck", "--workers", "1", "--set", "gamma=0.5", "--rollout.temperature", "0.9",
+           "--eval.temperature", "0"]  # fmt: skip
+    new = ["--preset", "tiny", "--model.init", "ck", "--rollout.workers", "1", "--gamma", "0.5",
+           "--rollout.policy.temperature", "0.9", "--eval.policy.temperature", "0"]  # fmt: skip
+    assert parse(TrainPPO, "train-baseline ppo", old) == parse(TrainPPO, "train-baseline ppo", new)
+    assert "--init is deprecated; use --model.init ck" in capsys.readouterr().err
+
+    old = ["--data", "d", "--workers", "3", "--demos", "2000", "--set", "lr=0.5", "--eval-temperature", "0.2",
+           "--dagger.temperature", "0.3"]  # fmt: skip
+    new = ["--collect.out", "d", "--collect.workers", "3", "--num-demos", "2000", "--lr", "0.5",
+           "--eval-policy.temperature", "0.2", "--dagger.learner-policy.temperature", "0.3"]  # fmt: skip
+    cmd = parse(TrainSFT, "train-baseline sft", old)
+    assert cmd == parse(TrainSFT, "train-baseline sft", new)
+    _, demo, sft = build_configs(cmd)
+    assert (demo.out, demo.workers, demo.episodes, sft.num_demos, sft.lr) == (Path("d"), 3, 2000, 2000, 0.5)
+    assert (sft.eval_policy.temperature, cmd.dagger.learner_policy.temperature) == (0.2, 0.3)
+    assert set(DEPRECATED) <= {f"{g} {c}" for g in ("train-baseline",) for c in ("sft", "ppo", "grpo", "dpo")} | {
+        "evaluate", "serve", "collect-demos"}  # fmt: skip
+
+
+def test_a_bad_deprecated_option_is_one_line(capsys):
+    assert main(["evaluate", "--policy", "zero", "--out", "x", "--policy-arg", "seed"]) == 2
+    err = capsys.readouterr().err
+    assert "--policy-arg must be key=value, got 'seed'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_assets_list_by_pool_and_the_deprecated_split_alias(capsys, store):

@@ -98,7 +98,7 @@ def test_sft_command_takes_recipe_fields():
     from vla_gen_bench.cli import _recipe_default
     from vla_gen_bench.training.commands import TrainSFT, build_configs
 
-    args = ["--preset", "openvla-7b", "--warmup", "--lr", "3e-4", "--collect.episodes", "20", "--demos", "10"]
+    args = ["--preset", "openvla-7b", "--warmup", "--lr", "3e-4", "--collect.episodes", "20", "--num-demos", "10"]  # fmt: skip
     name, demo, sft = build_configs(tyro.cli(TrainSFT, args=args, default=_recipe_default(TrainSFT, args)))
     assert (name, sft.lr, sft.num_demos, demo.episodes, demo.camera) == (
         "warmup_openvla7b",
@@ -181,6 +181,6 @@ def test_rl_command_refuses_an_init_it_cannot_find_in_one_line(capsys, tmp_path,
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(recipes.bundled_root()) in err, err
     assert "did you mean 'bundled:sft-tiny-v12'?" in err, err
-    assert main(["train-baseline", "grpo", "--init", "nowhere/final"]) == 2
+    assert main(["train-baseline", "grpo", "--model.init", "nowhere/final"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"not found at {tmp_path / 'nowhere' / 'final'}" in err

@@ -12,7 +12,8 @@ import pytest
 
 from vla_gen_bench.eval.guard import PolicyCallError, construct
 from vla_gen_bench.eval.policy_process import PolicyProcess, PolicyProcessError
-from vla_gen_bench.policies.registry import PolicyError
+from vla_gen_bench.options import PolicyOptions
+from vla_gen_bench.policies.registry import PolicyError, PolicySpec
 from vla_gen_bench.policies.serve import Serve, serve_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,14 +65,18 @@ def test_evaluate_with_a_constructor_that_never_returns_exits_1_with_one_line(tm
 def test_policy_process_load_that_never_finishes_times_out_and_is_ended():
     t0 = time.monotonic()
     with pytest.raises(PolicyProcessError, match=rf"{HANGS}: building the policy in the policy process did not finish within 2 s") as e:  # fmt: skip
-        PolicyProcess(HANGS, {}, max_batch=4, max_wait_ms=None, start_timeout_s=2.0)
+        PolicyProcess(
+            PolicySpec.parse(HANGS), PolicyOptions(), max_batch=4, max_wait_ms=None, start_timeout_s=2.0
+        )
     assert "\n" not in str(e.value)
     assert time.monotonic() - t0 < 120
     assert not [c for c in multiprocessing.active_children() if c.name == "vgb-policy"], (
         "the child was left running"
     )
     with pytest.raises(PolicyProcessError, match=r"raised FileNotFoundError: weights.bin is missing on purpose \(.*policies_for_tests\.py:\d+\).*policy process"):  # fmt: skip
-        PolicyProcess(RAISES, {}, max_batch=4, max_wait_ms=None, start_timeout_s=60.0)
+        PolicyProcess(
+            PolicySpec.parse(RAISES), PolicyOptions(), max_batch=4, max_wait_ms=None, start_timeout_s=60.0
+        )
 
 
 def test_serve_with_a_constructor_that_raises_is_one_line(capsys):

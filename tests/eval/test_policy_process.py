@@ -16,6 +16,7 @@ from vla_gen_bench.eval.evaluate import (
     evaluate_command,
 )
 from vla_gen_bench.eval.policy_process import PolicyProcessError, batchable, wants_policy_process
+from vla_gen_bench.options import PolicyOptions
 
 BATCHED = "tests.eval.policies_for_tests:BatchedWanderer"
 
@@ -70,7 +71,7 @@ def test_batched_sampling_matches_per_worker_models_episode_by_episode(tmp_path,
     both in batches give the same executed actions (action digests) and outcomes on the same episodes. (Each worker
     runs the probe and then one episode in both runs, so the simulators' histories match too.)"""
     common = dict(policy=f"openvla:{tiny_ckpt}", suite="ind", episodes=2, seeds=(0,), camera="fast", videos=0,
-                  report=False, workers=2, policy_arg=("temperature=0.6", "seed=5"))  # fmt: skip
+                  report=False, workers=2, policy_options=PolicyOptions(temperature=0.6, seed=5))  # fmt: skip
     copies = by_key(evaluate(Evaluate(out=tmp_path / "copies", policy_server="off", **common)))
     served = evaluate(Evaluate(out=tmp_path / "served", max_batch=4, policy_server="on", **common))
     batched = by_key(served)
@@ -93,7 +94,7 @@ def test_a_dead_simulator_worker_is_replaced_and_nothing_is_lost_or_doubled(tmp_
     marker.touch()
     out = evaluate(Evaluate(policy="tests.eval.policies_for_tests:Wanderer", out=tmp_path / "w", suite="ind",
                             episodes=3, workers=2, camera="fast", videos=0, report=False,
-                            policy_arg=(f"marker={json.dumps(str(marker))}", "after=30")))  # fmt: skip
+                            policy_options=PolicyOptions(extra={"marker": str(marker), "after": 30})))  # fmt: skip
     assert not marker.exists(), "the fault never fired"
     assert sorted(k[2] for k in by_key(out)) == [0, 1, 2]
 
@@ -104,7 +105,7 @@ def test_policy_process_death_stops_the_run_and_a_rerun_resumes(tmp_path, capsys
     marker = tmp_path / "die"
     marker.touch()
     cfg = Evaluate(policy=BATCHED, out=tmp_path / "p", suite="ind", episodes=3, workers=2, camera="fast", videos=0,
-                   report=False, policy_server="on", policy_arg=(f"marker={json.dumps(str(marker))}", "after=100", "mode=crash"))  # fmt: skip
+                   report=False, policy_server="on", policy_options=PolicyOptions(extra={"marker": str(marker), "after": 100, "mode": "crash"}))  # fmt: skip
     with pytest.raises(PolicyProcessError, match="re-run the same command to resume"):
         evaluate(cfg)
     kept = lines(cfg.out) if (cfg.out / EPISODES).exists() else []
@@ -120,7 +121,7 @@ def test_a_hung_policy_hits_the_timeout_with_a_resume_hint(tmp_path, capsys):
     marker.touch()
     cfg = Evaluate(policy=BATCHED, out=tmp_path / "h", suite="ind", episodes=2, workers=2, camera="fast", videos=0,
                    report=False, policy_timeout=3.0, policy_server="on",
-                   policy_arg=(f"marker={json.dumps(str(marker))}", "after=50", "mode=hang"))  # fmt: skip
+                   policy_options=PolicyOptions(extra={"marker": str(marker), "after": 50, "mode": "hang"}))  # fmt: skip
     assert evaluate_command(cfg) == 1
     err = capsys.readouterr().err
     assert "within 3 s" in err and "re-run the same command to resume" in err

@@ -109,3 +109,68 @@ def test_vgb_evaluate_and_serve_refuse_a_broken_module_in_one_line(user_modules,
     assert p.returncode == 2, err
     assert "Traceback" not in err and len(err.splitlines()) == 1 and expected in err, err
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------------------- the --policy string
+@pytest.mark.parametrize(
+    "text, fields",
+    [("scripted", {"kind": "scripted"}), ("scripted-smooth", {"kind": "scripted-smooth"}),
+     ("openvla:runs/x/final", {"kind": "openvla", "path": "runs/x/final"}),
+     ("openvla:/abs/a:b", {"kind": "openvla", "path": "/abs/a:b"}),
+     ("ws://h:8000?timeout=7", {"kind": "ws", "url": "ws://h:8000?timeout=7"}),
+     ("wss://h:1", {"kind": "ws", "url": "wss://h:1"}),
+     ("pkg.mod:Outer.Cls", {"kind": "plugin", "module": "pkg.mod", "cls": "Outer.Cls"})],
+)  # fmt: skip
+def test_policy_string_is_parsed_once_into_a_spec_and_given_back(text, fields):
+    from vla_gen_bench.policies.registry import PolicySpec
+
+    spec = PolicySpec.parse(text)
+    assert {k: getattr(spec, k) for k in fields} == fields
+    assert str(spec) == text and PolicySpec.parse(spec) is spec  # run.json's "policy" stays the string given
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [("openvla:", "needs the checkpoint folder"), ("pkg mod:C", "dotted Python names"), ("mod:", "dotted"),
+     ("/abs/path", "unknown policy"), ("zeros", "did you mean 'zero'")],
+)  # fmt: skip
+def test_bad_policy_strings_are_refused_by_the_parser(text, match):
+    from vla_gen_bench.policies.registry import PolicySpec
+
+    with pytest.raises(PolicyError, match=match):
+        PolicySpec.parse(text)
+
+
+def test_policy_spec_round_trips_any_accepted_string():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from vla_gen_bench.policies.registry import PolicySpec
+
+    name = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True)
+    texts = st.one_of(
+        st.sampled_from(["scripted", "scripted-smooth", "random", "zero"]),
+        st.text(min_size=1, max_size=12).map(lambda p: "openvla:" + p),
+        st.from_regex(r"wss?://[a-z0-9.]{1,8}:\d{1,5}(\?timeout=\d{1,3})?", fullmatch=True),
+        st.tuples(st.lists(name, min_size=1, max_size=3), st.lists(name, min_size=1, max_size=2)).map(
+            lambda t: ".".join(t[0]) + ":" + ".".join(t[1])
+        ),
+    )
+
+    @given(texts)
+    def check(text):
+        spec = PolicySpec.parse(text)
+        assert str(spec) == text and PolicySpec.parse(str(spec)) == spec
+
+    check()
+
+
+def test_options_reach_the_adapter_typed():
+    from vla_gen_bench.options import PolicyOptions
+
+    a = resolve_policy("random", PolicyOptions(seed=3)).act({})
+    assert np.array_equal(a, resolve_policy("random", seed=3).act({}))
+    with pytest.raises(
+        PolicyError, match=r"does not accept option\(s\) 'temperature' \(--policy.temperature\)"
+    ):
+        resolve_policy("tests.policies.test_registry:Constant", PolicyOptions(temperature=0.6))

@@ -367,18 +367,29 @@ def test_serve_command_subprocess_and_server_death_mid_episode(tmp_path):
         proc.wait(10)
 
 
-def test_serve_config_parses_with_tyro_and_policy_args():
+def test_serve_config_parses_typed_policy_options_and_the_deprecated_spelling(capsys):
     import tyro
 
-    from vla_gen_bench.policies.serve import parse_policy_args
+    from vla_gen_bench.cli import upgrade
+    from vla_gen_bench.options import PolicyOptions
+    from vla_gen_bench.policies.registry import PolicyError
 
-    cfg = tyro.cli(Serve, args=["--policy", "zero", "--port", "9001", "--max-message-bytes", "1000",
-                                "--policy-arg", "seed=3", "--policy-arg", "name=x"])  # fmt: skip
-    assert cfg == Serve(policy="zero", port=9001, max_message_bytes=1000, policy_arg=("seed=3", "name=x"))
-    assert parse_policy_args(cfg.policy_arg) == {"seed": 3, "name": "x"}
+    want = Serve(policy="zero", port=9001, max_message_bytes=1000,
+                 policy_options=PolicyOptions(seed=3, unnorm_key="k", extra={"name": "x"}))  # fmt: skip
+    new = ["--policy", "zero", "--port", "9001", "--max-message-bytes", "1000", "--policy.seed", "3",
+           "--policy.unnorm-key", "k", "--policy.extra", "name=x"]  # fmt: skip
+    assert tyro.cli(Serve, args=new) == want
+    old = ["--policy", "zero", "--port", "9001", "--max-message-bytes", "1000", "--policy-arg", "seed=3",
+           "--unnorm-key", "k", "--policy-arg", "name=x"]  # fmt: skip
+    assert tyro.cli(Serve, args=upgrade("serve", Serve, old)) == want
+    err = capsys.readouterr().err
+    assert (
+        "--policy-arg seed=3 is deprecated; use --policy.seed 3" in err and "use --policy.unnorm-key k" in err
+    )
     with pytest.raises(ValueError, match="key=value"):
-        parse_policy_args(["seed"])
-    assert serve_command(Serve(policy="zero", policy_arg=("oops",))) == 2
+        upgrade("serve", Serve, ["--policy", "zero", "--policy-arg", "seed"])
+    with pytest.raises(PolicyError, match="zero does not accept option"):  # refused before anything is served
+        serve_command(Serve(policy="zero", policy_options=PolicyOptions(seed=3)))
 
 
 def test_serve_command_reports_a_busy_port(served, capsys):

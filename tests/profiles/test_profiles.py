@@ -9,6 +9,7 @@ import pytest
 
 from vla_gen_bench.envs.rl4vla import RL4VLA_CAMERA_POSE, _qrot
 from vla_gen_bench.eval.profiles import PAPER_QUIRKS, PROFILES, ProfileError, Quirks, get_profile
+from vla_gen_bench.options import PolicyOptions, ProfileOptions
 from vla_gen_bench.variants import CATALOG, catalog_hash, episode
 
 
@@ -57,12 +58,24 @@ def test_bad_profile_strings_say_what_is_allowed(spec, match):
 
 
 def test_temperature_quirk_applies_to_openvla_only_and_never_overrides_the_user():
+    none, greedy = PolicyOptions(), PolicyOptions(temperature=0)
     p = get_profile("rl4vla-paper")
-    assert p.policy_kwargs("openvla:/ckpt", {})["temperature"] == 0.6
-    assert p.policy_kwargs("openvla:/ckpt", {"temperature": 0.0})["temperature"] == 0.0
-    assert "temperature" not in p.policy_kwargs("scripted", {})
-    assert get_profile("rl4vla").policy_kwargs("openvla:/ckpt", {})["temperature"] == 0.6
-    assert "temperature" not in get_profile("rl4vla:eval_temperature=0").policy_kwargs("openvla:/ckpt", {})
+    assert p.policy_options("openvla:/ckpt", none).temperature == 0.6
+    assert p.policy_options("openvla:/ckpt", greedy).temperature == 0.0
+    assert p.policy_options("scripted", none) == none
+    assert get_profile("rl4vla").policy_options("openvla:/ckpt", none).kwargs() == {"temperature": 0.6}
+    assert get_profile("rl4vla:eval_temperature=0").policy_options("openvla:/ckpt", none) == none
+
+
+def test_typed_profile_options_give_run_json_string_and_read_back():
+    """--profile rl4vla --profile.random-episodes True is the typed spelling of rl4vla:random_episodes=true; run.json
+    records the canonical string, which get_profile reads back to the same profile."""
+    typed = get_profile("rl4vla", ProfileOptions(random_episodes=True, reposition="place"))
+    assert typed.name == "rl4vla:random_episodes=true,reposition=place"
+    assert get_profile(typed.name) == typed == get_profile("rl4vla:reposition=place, random_episodes=true")
+    assert (typed.quirks.random_episodes, typed.reposition, typed.robot) == (True, "place", "widowx250s")
+    assert get_profile("rl4vla:success=once", ProfileOptions(success="at_end")).quirks.success == "at_end"
+    assert get_profile("vgb", ProfileOptions()) is PROFILES["vgb"]
 
 
 def test_success_quirk():
@@ -128,22 +141,22 @@ def test_the_papers_protocol_is_the_rl4vla_default_and_run_json_says_so(rl4vla_s
     from vla_gen_bench.eval.evaluate import Evaluate, plan, run_config
 
     cfg = Evaluate(policy="openvla:/ckpt", out=tmp_path, suite="ind,reposition", profile="rl4vla")
-    run = json.loads(json.dumps(run_config(cfg, rl4vla_store, {}), default=str))
+    run = json.loads(json.dumps(run_config(cfg, rl4vla_store, {}).to_dict(), default=str))
     assert (run["episodes_per_seed"], run["seeds"], run["policy_args"]["temperature"]) == (64, [0, 1, 2], 0.6)
     assert run["defaults_from_profile"] == ["episodes", "seeds", "temperature"]
     ps = run["profile_settings"]
     assert (ps["episodes"], ps["seeds"], ps["quirks"]["eval_temperature"]) == (64, [0, 1, 2], 0.6)
     assert (ps["shader"], ps["reposition"], ps["third_cells"]) == ("default", "drop", "rl4vla")
     fast = Evaluate(policy="random", out=tmp_path, suite="ind", profile="rl4vla", camera="fast")
-    assert run_config(fast, rl4vla_store, {})["profile_settings"]["shader"] == "minimal"  # the camera in use
+    assert run_config(fast, rl4vla_store, {}).profile_settings["shader"] == "minimal"  # the camera in use
     assert len(plan(cfg, rl4vla_store)) == 2 * 3 * 64
     mine = Evaluate(policy="openvla:/ckpt", out=tmp_path, suite="ind", profile="rl4vla-paper", episodes=2,
-                    seeds=(5,), policy_arg=("temperature=0",))  # fmt: skip
-    run = run_config(mine, rl4vla_store, {})
+                    seeds=(5,), policy_options=PolicyOptions(temperature=0))  # fmt: skip
+    run = run_config(mine, rl4vla_store, {}).to_dict()
     assert (run["episodes_per_seed"], run["seeds"], run["policy_args"]["temperature"]) == (2, [5], 0)
     assert run["defaults_from_profile"] == [] and len(plan(mine, rl4vla_store)) == 2
     ours = Evaluate(policy="random", out=tmp_path, suite="ind")  # vgb keeps its own defaults
-    run = run_config(ours, store, {})
+    run = run_config(ours, store, {}).to_dict()
     assert (run["episodes_per_seed"], run["seeds"], run["profile_settings"]) == (8, [0], None)
     vgb = get_profile("vgb")
     assert (vgb.episodes, vgb.seeds) == (8, (0,))  # what evaluate.protocol assumes without importing profiles

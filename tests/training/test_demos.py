@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from vla_gen_bench.options import PolicyOptions
 from vla_gen_bench.training.demos import IdleFilter, action_statistics
 
 
@@ -154,7 +155,7 @@ def test_dagger_runs_the_learner_and_labels_with_the_demonstrator(tmp_path):
     learner = Path(__file__).resolve().parents[2] / "baselines" / "checkpoints" / "sft-tiny"
     out = tmp_path / "dagger"
     cfg = DemoConfig(episodes=1, workers=1, out=out, camera="fast", seed=1001, oracle="scripted-smooth",
-                     learner=learner, learner_temperature=0.6, filter=IdleFilter(enabled=False))  # fmt: skip
+                     learner=learner, learner_policy=PolicyOptions(temperature=0.6), filter=IdleFilter(enabled=False))  # fmt: skip
     card = collect(cfg, progress=False)
     assert card["episodes_kept"] == 1 and card["episodes_failed"] == 0  # kept even when the learner failed
     assert card["learner_success_rate"] in (0.0, 1.0)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.training.test_rl_shared import fake_trajectories, micro_ac
+from tests.training.test_rl_shared import SAMPLED, fake_trajectories, micro_ac
 
 
 def test_dpo_loss_sign_on_a_constructed_pair():
@@ -70,7 +70,7 @@ def test_chunked_dpo_gradient_equals_the_direct_gradient():
             pass
 
     opt = NoStep(params, lr=0.0)
-    cfg = DPOConfig(beta=0.1, chunk_size=2, pairs_per_step=1, max_grad_norm=1e9)
+    cfg = DPOConfig(rollout=SAMPLED, beta=0.1, chunk_size=2, pairs_per_step=1, max_grad_norm=1e9)
     stats = dpo_update(ac, opt, trajs, [(0, 1)], ref, cfg, torch.Generator().manual_seed(0))
     for a, b in zip(opt.kept, direct, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
@@ -86,12 +86,13 @@ def test_dpo_smoke_on_the_real_env_with_evaluation_during_training(env, tmp_path
     import json
 
     from tests.training.test_rl_shared import micro_ckpt
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.dpo import DPOConfig, train
     from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
     from vla_gen_bench.training.rl_eval import summarize_episodes
 
     cfg = DPOConfig(out=tmp_path / "dpo", model=ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32"),
-                    rollout=RolloutConfig(workers=0, horizon=4, camera="default"),
+                    rollout=RolloutConfig(workers=0, horizon=4, camera="default", policy=PolicyOptions(temperature=1.0)),
                     eval=EvalConfig(every=1, at_end=True, suite="ind", episodes=1, workers=1),
                     iterations=2, groups_per_iter=1, group_size=2, min_return_gap=-1.0)  # fmt: skip
     train(cfg, env=env)  # min_return_gap < 0: the pair is formed even with equal (zero) returns

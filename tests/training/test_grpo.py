@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.training.test_rl_shared import fake_trajectories, micro_ac
+from tests.training.test_rl_shared import SAMPLED, fake_trajectories, micro_ac
 
 
 def test_group_normalisation():
@@ -38,7 +38,7 @@ def test_grpo_batch_and_update():
     assert len(batch) == 6  # group 1 (equal returns) dropped; 2 trajectories x 3 steps
     np.testing.assert_allclose(batch.advantages, [1, 1, 1, -1, -1, -1], rtol=1e-5)
     before = ac.trainable_state()["actor"]
-    stats = grpo_update(ac, make_optimizer(ac, 1e-3), batch, GRPOConfig(minibatch_size=3, grad_accum=10, kl_coef=0.1),
+    stats = grpo_update(ac, make_optimizer(ac, 1e-3), batch, GRPOConfig(rollout=SAMPLED, minibatch_size=3, grad_accum=10, kl_coef=0.1),
                         torch.Generator().manual_seed(0))  # fmt: skip
     assert (
         stats["approx_kl"] < 1e-6 and stats["kl_ref"] > 0
@@ -54,11 +54,12 @@ def test_grpo_smoke_on_the_real_env(env, tmp_path):
     import csv
 
     from tests.training.test_rl_shared import micro_ckpt
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.grpo import GRPOConfig, train
     from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
     cfg = GRPOConfig(out=tmp_path / "grpo", model=ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32"),
-                     rollout=RolloutConfig(workers=0, horizon=4, camera="default"), eval=EvalConfig(at_end=False),
+                     rollout=RolloutConfig(workers=0, horizon=4, camera="default", policy=PolicyOptions(temperature=1.0)), eval=EvalConfig(at_end=False),
                      iterations=1, groups_per_iter=1, group_size=2, minibatch_size=4, grad_accum=1)  # fmt: skip
     train(cfg, env=env)
     rows = list(csv.DictReader((cfg.out / "metrics.csv").open()))

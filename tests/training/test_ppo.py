@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.training.test_rl_shared import fake_trajectories, images, micro_ac, micro_ckpt
+from tests.training.test_rl_shared import SAMPLED, fake_trajectories, images, micro_ac, micro_ckpt
 
 
 @pytest.mark.parametrize("mode", ["joint", "per_dim"])
@@ -81,7 +81,7 @@ def test_ppo_update_first_minibatch_is_on_policy_and_moves_lora_and_value_head()
     before = ac.trainable_state()
     opt = make_optimizer(ac, 1e-3, 1e-2)
     # one optimizer step at the end: every minibatch is scored with the rollout weights -> ratio 1 exactly
-    cfg = PPOConfig(minibatch_size=4, grad_accum=100)
+    cfg = PPOConfig(rollout=SAMPLED, minibatch_size=4, grad_accum=100)
     stats = ppo_update(ac, opt, batch, cfg, torch.Generator().manual_seed(0))
     assert stats["approx_kl"] < 1e-6 and stats["clipfrac"] == 0.0
     after = ac.trainable_state()
@@ -100,7 +100,7 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path):
     from vla_gen_bench.training.ppo import PPOConfig, make_batch, ppo_update
     from vla_gen_bench.training.run_dir import prepare_run_dir, restore_state, save_state
 
-    cfg = PPOConfig(out=tmp_path / "run", minibatch_size=4, grad_accum=1)
+    cfg = PPOConfig(out=tmp_path / "run", rollout=SAMPLED, minibatch_size=4, grad_accum=1)
     ac = micro_ac()
     batch = make_batch(fake_trajectories(ac, 2, horizon=4, returns=[1.0, 0.0]), 0.99, 0.95)
     opt = make_optimizer(ac, 1e-3, 1e-2)
@@ -130,11 +130,12 @@ def test_ppo_smoke_on_the_real_env_and_resume(env, tmp_path):
     import csv
 
     from vla_gen_bench.models.checkpoint import load_openvla
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.ppo import PPOConfig, train
     from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
     model = ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32")
-    cfg = PPOConfig(out=tmp_path / "ppo", model=model, rollout=RolloutConfig(workers=0, horizon=5, camera="default"),
+    cfg = PPOConfig(out=tmp_path / "ppo", model=model, rollout=RolloutConfig(workers=0, horizon=5, camera="default", policy=PolicyOptions(temperature=1.0)),
                     eval=EvalConfig(at_end=False), iterations=1, episodes_per_iter=2, minibatch_size=5, grad_accum=1)  # fmt: skip
     train(cfg, env=env)
     rows = list(csv.DictReader((cfg.out / "metrics.csv").open()))
@@ -158,7 +159,7 @@ def test_critic_warmup_leaves_the_policy_unchanged():
     ac = micro_ac()
     batch = make_batch(fake_trajectories(ac, 2, horizon=4, returns=[1.0, 0.0]), 0.99, 0.95)
     before = ac.trainable_state()
-    ppo_update(ac, make_optimizer(ac, 1e-2, 1e-2), batch, PPOConfig(minibatch_size=4, grad_accum=1),
+    ppo_update(ac, make_optimizer(ac, 1e-2, 1e-2), batch, PPOConfig(rollout=SAMPLED, minibatch_size=4, grad_accum=1),
                torch.Generator().manual_seed(0), policy_weight=0.0)  # fmt: skip
     after = ac.trainable_state()
     assert all(torch.equal(before["actor"][k], after["actor"][k]) for k in before["actor"])
@@ -177,7 +178,8 @@ def test_ppo_updates_raise_the_log_prob_of_rewarded_actions():
     trajs = fake_trajectories(ac, 2, horizon=4, returns=[1.0, 0.0])
     batch = make_batch(trajs, 0.99, 0.95)
     opt = make_optimizer(ac, 3e-3, 1e-2)
-    cfg = PPOConfig(minibatch_size=8, grad_accum=1, update_epochs=1, vf_coef=0.0)  # policy gradient alone
+    # policy gradient alone
+    cfg = PPOConfig(rollout=SAMPLED, minibatch_size=8, grad_accum=1, update_epochs=1, vf_coef=0.0)
     for k in range(4):
         ppo_update(ac, opt, batch, cfg, torch.Generator().manual_seed(k))
     with torch.no_grad():
@@ -219,7 +221,9 @@ def test_pg_coef_scales_the_policy_gradient_of_the_update():
     batch = make_batch(fake_trajectories(ac, 2, horizon=3, returns=[1.0, 0.0]), 0.99, 0.95, "terminal")
     norms = []
     for coef in (1.0, 7.0):
-        cfg = PPOConfig(minibatch_size=6, grad_accum=10, vf_coef=0.0, pg_coef=coef, max_grad_norm=1e9)
+        cfg = PPOConfig(
+            rollout=SAMPLED, minibatch_size=6, grad_accum=10, vf_coef=0.0, pg_coef=coef, max_grad_norm=1e9
+        )
         norms.append(ppo_update(ac, make_optimizer(ac, 0.0, 0.0), batch, cfg, torch.Generator().manual_seed(0))
                      ["grad_norm"])  # fmt: skip
     assert norms[0] > 0 and norms[1] == pytest.approx(7 * norms[0], rel=1e-4)

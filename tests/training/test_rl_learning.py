@@ -102,11 +102,12 @@ def run_ppo(tmp_path: Path, **overrides) -> list[float]:
     """``ppo.train`` on the colour task; rollout success per iteration."""
     from rich.console import Console
 
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.ppo import PPOConfig, train
     from vla_gen_bench.training.rl_config import EvalConfig, RolloutConfig
 
     n = 64
-    cfg = PPOConfig(out=tmp_path / "ppo", model=_model(), rollout=RolloutConfig(workers=0, horizon=2),
+    cfg = PPOConfig(out=tmp_path / "ppo", model=_model(), rollout=RolloutConfig(workers=0, horizon=2, policy=PolicyOptions(temperature=1.0)),
                     eval=EvalConfig(at_end=False), iterations=PPO_ITERS, episodes_per_iter=n, minibatch_size=32,
                     grad_accum=1, update_epochs=2, lr=1e-3, value_lr=1e-2, critic_warmup_iters=1,
                     save_every=10_000, **overrides)  # fmt: skip
@@ -118,10 +119,11 @@ def run_grpo(tmp_path: Path, **overrides) -> list[float]:
     """``grpo.train`` on the colour task (groups of 8 from one initial colour); rollout success per iteration."""
     from rich.console import Console
 
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.grpo import GRPOConfig, train
     from vla_gen_bench.training.rl_config import EvalConfig, RolloutConfig
 
-    cfg = GRPOConfig(out=tmp_path / "grpo", model=_model(), rollout=RolloutConfig(workers=0, horizon=2),
+    cfg = GRPOConfig(out=tmp_path / "grpo", model=_model(), rollout=RolloutConfig(workers=0, horizon=2, policy=PolicyOptions(temperature=1.0)),
                      eval=EvalConfig(at_end=False), iterations=GRPO_ITERS, groups_per_iter=8, group_size=8,
                      minibatch_size=32, grad_accum=1, update_epochs=2, lr=1e-3, save_every=10_000,
                      **overrides)  # fmt: skip
@@ -156,6 +158,7 @@ def test_a_resumed_run_continues_as_the_uninterrupted_one(algo, tmp_path):
     import torch
     from rich.console import Console
 
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.rl_config import EvalConfig, ModelConfig, RolloutConfig
 
     mod = importlib.import_module(f"vla_gen_bench.training.{algo}")
@@ -164,7 +167,7 @@ def test_a_resumed_run_continues_as_the_uninterrupted_one(algo, tmp_path):
              "dpo": dict(groups_per_iter=2, group_size=4, min_return_gap=0.01)}[algo]  # fmt: skip
     model = ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32")
     whole = getattr(mod, f"{algo.upper()}Config")(out=tmp_path / "whole", model=model, iterations=3, lr=1e-2,
-                                                   rollout=RolloutConfig(workers=0, horizon=2),
+                                                   rollout=RolloutConfig(workers=0, horizon=2, policy=PolicyOptions(temperature=1.0)),
                                                    eval=EvalConfig(at_end=False), **sizes)  # fmt: skip
     parts = replace(whole, out=tmp_path / "parts")
     quiet = Console(quiet=True)

@@ -10,6 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vla_gen_bench.options import PolicyOptions
+from vla_gen_bench.training.rl_config import RolloutConfig
+
+SAMPLED = RolloutConfig(policy=PolicyOptions(temperature=1.0))
+"""Rollout settings of the unit tests: RL samples, at RL4VLA's 1.0 (an RL config always says its temperature)."""
+
 
 @functools.lru_cache(maxsize=1)
 def micro_ckpt() -> Path:
@@ -85,6 +91,7 @@ def test_training_items_refuse_test_pools_and_eval_seeds():
 
 def test_training_config_on_a_test_pool_is_refused(tmp_path):
     """train() checks every episode before rolling out: a test-pool variant never reaches the simulator."""
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.ppo import PPOConfig, train
     from vla_gen_bench.training.rl_config import ModelConfig, RolloutConfig
     from vla_gen_bench.variants import TrainingPoolError
@@ -94,7 +101,7 @@ def test_training_config_on_a_test_pool_is_refused(tmp_path):
             num_envs = 1
 
     cfg = PPOConfig(out=tmp_path / "run", model=ModelConfig(init=micro_ckpt(), lora_r=4, device="cpu", dtype="float32"),
-                    rollout=RolloutConfig(variant="unseen_objects", workers=0), iterations=1)  # fmt: skip
+                    rollout=RolloutConfig(variant="unseen_objects", workers=0, policy=PolicyOptions(temperature=1.0)), iterations=1)  # fmt: skip
     with pytest.raises(TrainingPoolError):
         train(cfg, env=NoEnv())
 
@@ -119,12 +126,12 @@ def test_recipes_hold_ours_released_and_text_values():
         assert txt.update_epochs == 1 and txt.rollout.temperature == 1.0
     assert resolve_config("ppo", preset="openvla-7b").model.continue_adapter  # LoRA warm-up
     assert not resolve_config("ppo", preset="tiny", hparams="released").model.continue_adapter  # full FT
-    cfg = resolve_config("ppo", set=("gamma=0.5", "rollout.workers=1", "eval.seeds=[0,1]"), iterations=3)
+    cfg = resolve_config("ppo", gamma=0.5, rollout={"workers": 1}, eval={"seeds": [0, 1]}, iterations=3)
     assert (cfg.gamma, cfg.rollout.workers, cfg.eval.seeds, cfg.iterations) == (0.5, 1, (0, 1), 3)
     with pytest.raises(ValueError, match="did you mean 'released'"):
         resolve_config("ppo", hparams="releasd")
     with pytest.raises(ValueError, match="did you mean 'gamma'"):
-        resolve_config("ppo", set=("gama=0.5",))
+        resolve_config("ppo", gama=0.5)
     with pytest.raises(FileNotFoundError, match="available: openvla-7b, tiny"):
         resolve_config("grpo", preset="huge")
 
@@ -180,7 +187,7 @@ def test_continue_adapter_trains_the_warmup_adapter_from_the_warmup_policy(tmp_p
     assert all(torch.equal(state[n], trained[n]) for n in trained)
     assert all(not p.any() for n, p in fresh.trainable_state()["actor"].items() if "lora_B" in n)
     imgs, ins = images(3), ["put red cube on plate"] * 3
-    pol = RolloutPolicy(fresh, seed=0)
+    pol = RolloutPolicy(fresh, temperature=1.0, seed=0)
     pol.act_batch(imgs, ins)
     with torch.no_grad():
         a = score(fresh, imgs, ins, pol.records[0]["tokens"], 1.0, with_values=False)[0]

@@ -12,6 +12,7 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 
 def test_rollouts_are_the_same_in_process_per_worker_and_served():
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.rl_config import ModelConfig, RolloutConfig
     from vla_gen_bench.training.rollouts import Rollouts, training_items
 
@@ -21,7 +22,9 @@ def test_rollouts_are_the_same_in_process_per_worker_and_served():
     out = {}
     for name, kw in {"in-process": dict(workers=0), "per-worker": dict(workers=1),
                      "served": dict(workers=2, policy_server=True)}.items():  # fmt: skip
-        r = Rollouts(model, RolloutConfig(camera="fast", horizon=12, temperature=1.0, **kw), ac)
+        r = Rollouts(
+            model, RolloutConfig(camera="fast", horizon=12, policy=PolicyOptions(temperature=1.0), **kw), ac
+        )
         try:
             out[name] = r.collect(items, iteration=3, seed=7)
             if name == "served":  # every step went through the learner's server (batch sizes vary)
@@ -49,6 +52,7 @@ def test_chunked_checkpoint_rolls_out_one_decision_per_chunk_in_process_and_serv
     import tempfile
     from pathlib import Path
 
+    from vla_gen_bench.options import PolicyOptions
     from vla_gen_bench.training.actor_critic import build_actor_critic
     from vla_gen_bench.training.rl_config import ModelConfig, RolloutConfig
     from vla_gen_bench.training.rollouts import Rollouts, training_items
@@ -64,7 +68,9 @@ def test_chunked_checkpoint_rolls_out_one_decision_per_chunk_in_process_and_serv
     items = training_items("ind", 1000, 0, 2)
     out = {}
     for name, kw in {"in-process": dict(workers=0), "served": dict(workers=2, policy_server=True)}.items():
-        r = Rollouts(model, RolloutConfig(camera="fast", horizon=12, temperature=1.0, **kw), ac)
+        r = Rollouts(
+            model, RolloutConfig(camera="fast", horizon=12, policy=PolicyOptions(temperature=1.0), **kw), ac
+        )
         try:
             out[name] = r.collect(items, iteration=0, seed=1)
             if name == "served":

@@ -141,11 +141,16 @@ def test_recipes_parse_and_overrides_apply():
             name, demo, sft = build_configs(TrainSFT.from_recipe(preset=preset, warmup=warmup))
             assert demo.variant == "ind" and demo.seed not in (0, 1, 2)
             assert sft.eval_camera == demo.camera and sft.demos == demo.out
-    cmd = TrainSFT.from_recipe(preset="tiny", demos=50, set=("lr=3e-4",))
-    name, demo, sft = build_configs(replace(cmd, sft=replace(cmd.sft, out=Path("x"))))
-    assert (sft.lr, sft.num_demos, sft.out, name) == (3e-4, 50, Path("x"), "sft_tiny")
+    cmd = TrainSFT.from_recipe(preset="tiny")
+    name, demo, sft = build_configs(
+        replace(cmd, sft=replace(cmd.sft, out=Path("x"), lr=3e-4, num_demos=5000))
+    )
+    assert (sft.lr, sft.num_demos, demo.episodes, sft.out, name) == (3e-4, 5000, 5000, Path("x"), "sft_tiny")
+    from vla_gen_bench.cli import upgrade
+
+    # the deprecated --set, checked before tyro runs
     with pytest.raises(ValueError, match="did you mean 'lr'"):
-        TrainSFT.from_recipe(set=("lrr=1",))
+        upgrade("train-baseline sft", TrainSFT, ["--set", "lrr=1"])
     assert replace(sft, lr=1.0).lr == 1.0
 
 

@@ -9,7 +9,6 @@ workers; the server holds only the model.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 import urllib.request
@@ -23,9 +22,7 @@ class PolicyProcessError(RuntimeError):
 BIG_CHECKPOINT_BYTES = 2 * 2**30  # N copies of a bigger model would not fit in a CPU machine's memory
 
 
-def wants_policy_process(
-    policy: str, workers: int, num_envs: int, mode: str, gpu: bool | None = None
-) -> bool:
+def wants_policy_process(policy, workers: int, num_envs: int, mode: str, gpu: bool | None = None) -> bool:
     """Whether ``vgb evaluate`` should serve the policy from one process (``--policy-server auto|on|off``).
 
     ``auto``: yes for ``openvla:<dir>`` and ``module:Class`` policies whose class defines ``act_batch``, when there
@@ -33,7 +30,8 @@ def wants_policy_process(
     checkpoint is over 2 GiB (one copy per worker would not fit). Without a GPU a small model is cheaper copied into
     each worker: on a 2-core machine the extra process competes with the simulators for the cores (measured in
     ``benchmarks/eval_throughput.py``). Scripted, random and remote policies keep running in the workers.
-    ``on`` asks for it and refuses a policy that cannot be batched.
+    ``on`` asks for it and refuses a policy that cannot be batched. ``policy``: the run's ``PolicySpec`` (or its
+    ``--policy`` string).
     """
     if mode == "off" or workers < 2 or num_envs > 1:
         if mode == "on" and (workers < 2 or num_envs > 1):
@@ -53,34 +51,34 @@ def wants_policy_process(
     return gpu or checkpoint_bytes(policy) > BIG_CHECKPOINT_BYTES
 
 
-def checkpoint_bytes(policy: str) -> int:
+def checkpoint_bytes(policy) -> int:
     """Size of the weights an ``openvla:<dir>`` policy loads (0 for other policies or a missing folder)."""
     from pathlib import Path
 
-    if not policy.startswith("openvla:"):
+    from vla_gen_bench.policies.registry import PolicySpec
+
+    spec = PolicySpec.parse(policy)
+    if spec.kind != "openvla":
         return 0
-    folder = Path(policy.split(":", 1)[1])
+    folder = Path(spec.path)
     return sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
 
 
-def batchable(policy: str) -> bool:
-    """Whether the ``--policy`` string names a policy that declares batches (checked without building it)."""
+def batchable(policy) -> bool:
+    """Whether the policy (a ``PolicySpec`` or ``--policy`` string) declares batches (checked without building it)."""
     from vla_gen_bench.policies.base import supports_batches
-    from vla_gen_bench.policies.registry import BUILTIN
+    from vla_gen_bench.policies.registry import PolicyError, PolicySpec, policy_class
 
-    if policy.startswith("openvla:"):
-        return True
-    if policy in BUILTIN or policy.startswith(("ws://", "wss://")) or ":" not in policy:
-        return False
-    module, _, name = policy.partition(":")
     try:
-        cls = getattr(importlib.import_module(module), name, None)
-    except Exception:  # noqa: BLE001 - check_policy / resolve_policy report the import error properly
+        spec = PolicySpec.parse(policy)
+        if spec.kind != "plugin":
+            return spec.kind == "openvla"
+        return supports_batches(policy_class(spec))
+    except PolicyError:  # check_policy / resolve_policy report it properly
         return False
-    return cls is not None and supports_batches(cls)
 
 
-def _main(policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float | None, conn) -> None:
+def _main(spec, options, max_batch: int, max_wait_ms: float | None, conn) -> None:
     """Child process: build the policy once, serve it on 127.0.0.1, report the port (or the error) to the parent.
 
     Messages: ``("loading",)`` once vgb is imported, ``("built",)`` once the policy is built (the parent's
@@ -97,9 +95,9 @@ def _main(policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: floa
 
         conn.send(("loading",))
         # no watchdog here: the parent times the load and ends this process
-        p = construct(lambda: resolve_policy(policy, **kwargs), policy, None)
+        p = construct(lambda: resolve_policy(spec, options), str(spec), None)
         conn.send(("built",))
-        server = PolicyServer(p, "127.0.0.1", 0, name=policy, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        server = PolicyServer(p, "127.0.0.1", 0, name=str(spec), max_batch=max_batch, max_wait_ms=max_wait_ms,
                               on_ready=lambda port: conn.send(("ready", port, server.metadata)))  # fmt: skip
         server.serve_forever()
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which decides
@@ -116,11 +114,13 @@ STARTUP_S = 300.0
 class PolicyProcess:
     """The child process holding the model; ``url`` is what the workers connect to."""
 
-    def __init__(self, policy: str, kwargs: dict[str, Any], max_batch: int, max_wait_ms: float | None,
-                 start_timeout_s: float = 600.0):  # fmt: skip
+    def __init__(
+        self, spec, options, max_batch: int, max_wait_ms: float | None, start_timeout_s: float = 600.0
+    ):
         """Start the child and wait until it serves.
 
         Args:
+            spec / options: the policy (a ``PolicySpec``) and its ``PolicyOptions``, handed to the child as they are.
             start_timeout_s: seconds building the policy may take (``--policy-timeout``; a 7B checkpoint can take
                 minutes). The child's own start-up (importing vgb) may take at least :data:`STARTUP_S`.
 
@@ -132,8 +132,8 @@ class PolicyProcess:
 
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe(duplex=False)
-        self.policy = policy
-        self.proc = ctx.Process(target=_main, args=(policy, kwargs, max_batch, max_wait_ms, child), daemon=True,
+        self.policy = str(spec)
+        self.proc = ctx.Process(target=_main, args=(spec, options, max_batch, max_wait_ms, child), daemon=True,
                                 name="vgb-policy")  # fmt: skip
         self.proc.start()
         child.close()
@@ -156,7 +156,7 @@ class PolicyProcess:
                 raise PolicyError(text)
             if kind == "PolicyCallError":  # the constructor raised: the message names it and its file:line
                 raise PolicyProcessError(f"{text} (in the policy process); nothing was run")
-            raise PolicyProcessError(f"the policy process for {policy} failed while starting: {msg[1]}; nothing was "
+            raise PolicyProcessError(f"the policy process for {self.policy} failed while starting: {msg[1]}; nothing was "
                                      "run")  # fmt: skip
         self.port, self.metadata = msg[1], msg[2]
         self.url = f"ws://127.0.0.1:{self.port}"

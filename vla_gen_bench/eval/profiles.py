@@ -10,8 +10,9 @@ catalog is the same under every profile; a profile only changes what RL4VLA did 
   bugs and unmatched draws) stay at our fixed behaviour.
 * ``rl4vla-paper``: ``rl4vla`` with every quirk as the paper had it.
 
-Quirks and the switchable settings can be set one by one: ``rl4vla:random_episodes=true,reposition=place`` (see
-:class:`Quirks` and :data:`SWITCHES`).
+Quirks and the switchable settings can be set one by one, as typed fields (:class:`ProfileOptions`):
+``--profile rl4vla --profile.random-episodes True --profile.reposition place``. run.json records the result as one
+string, ``rl4vla:random_episodes=true,reposition=place`` (:attr:`Profile.name`), which :func:`get_profile` reads back.
 This module is plain data plus pure functions (it imports the scene constants of :mod:`vla_gen_bench.envs.rl4vla`,
 never builds an env); ``docs/paper_profile.md`` explains each field.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from vla_gen_bench.envs.rl4vla import (
@@ -29,6 +30,7 @@ from vla_gen_bench.envs.rl4vla import (
     RL4VLA_SIM_FREQ,
     camera_shader,
 )
+from vla_gen_bench.options import ProfileError, ProfileOptions
 
 # The paper's evaluation protocol: 64 parallel envs x seeds {0, 1, 2}, OpenVLA sampled at temperature 0.6.
 RL4VLA_EPISODES = 64
@@ -36,18 +38,14 @@ RL4VLA_SEEDS = (0, 1, 2)
 RL4VLA_EVAL_TEMPERATURE = 0.6
 
 
-class ProfileError(ValueError):
-    """Unknown profile or quirk, or a profile whose files are missing; the message says what to do."""
-
-
 @dataclass(frozen=True)
 class Quirks:
     """Where RL4VLA's evaluation differs from ours. Defaults are our fixed behaviour; the paper's value is named."""
 
-    eval_temperature: float = 0.0
-    """OpenVLA sampling temperature at evaluation: 0 = greedy (the quirk's neutral value); the paper samples at 0.6,
-    which both rl4vla profiles use. Applied to ``openvla:`` policies that were not given
-    ``--policy-arg temperature=...``; other policies set their own."""
+    eval_temperature: float | None = None
+    """The sampling temperature of the protocol: given to ``openvla:`` policies whose ``--policy.temperature`` is
+    not given (other policies set their own). None (or 0) = none: the policy option's own default (greedy); the
+    paper samples at 0.6, which both rl4vla profiles use."""
     success: Literal["at_end", "once"] = "at_end"
     """Which success a record scores: at the final step (ours and the paper's) or at any step (``once``)."""
     duplicate_target: bool = False
@@ -60,7 +58,7 @@ class Quirks:
     on = each variant draws independently (still deterministic from the seed, so resumable)."""
 
     def __post_init__(self):
-        if self.eval_temperature < 0:
+        if self.eval_temperature is not None and not self.eval_temperature >= 0:
             raise ProfileError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
         if self.success not in ("at_end", "once"):
             raise ProfileError(f"success must be 'at_end' or 'once', got {self.success!r}")
@@ -146,12 +144,14 @@ class Profile:
     def success(self, success_at_end: bool, success_once: bool) -> bool:
         return bool(success_at_end if self.quirks.success == "at_end" else success_once)
 
-    def policy_kwargs(self, policy: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The policy adapter's keyword arguments with the profile's evaluation temperature (OpenVLA only)."""
-        out = dict(kwargs)
-        if self.quirks.eval_temperature and policy.startswith("openvla:") and "temperature" not in out:
-            out["temperature"] = self.quirks.eval_temperature
-        return out
+    def policy_options(self, spec, options):
+        """The run's policy options (a ``PolicyOptions``) with the protocol's temperature where the command gave
+        none (``openvla:`` policies only; ``spec`` is the run's ``PolicySpec`` or ``--policy`` string)."""
+        from vla_gen_bench.policies.registry import PolicySpec
+
+        if self.quirks.eval_temperature and PolicySpec.parse(spec).kind == "openvla":
+            return options.with_defaults(temperature=self.quirks.eval_temperature)
+        return options
 
 
 def independent_seed(variant: str, seed: int) -> int:
@@ -197,49 +197,27 @@ PROFILES: dict[str, Profile] = {
 }  # fmt: skip
 
 
-def get_profile(spec: str | Profile) -> Profile:
-    """A profile by name, optionally with quirks or switches: ``"rl4vla:random_episodes=true,reposition=place"``."""
+def get_profile(spec: str | Profile, options: ProfileOptions | None = None) -> Profile:
+    """A profile by name (or run.json's ``name:key=value,...`` string), with ``options`` changing its settings.
+
+    Raises:
+        ProfileError: an unknown profile (did-you-mean) or setting, a value it does not take.
+    """
     if isinstance(spec, Profile):
-        return spec
-    name, _, rest = str(spec).partition(":")
-    name = name.strip()
-    if name not in PROFILES:
-        close = difflib.get_close_matches(name, list(PROFILES), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ProfileError(f"unknown profile {name!r}{hint}; allowed: {', '.join(PROFILES)}")
-    prof = PROFILES[name]
-    if not rest.strip():
-        return prof
-    names = [f.name for f in fields(Quirks)] + list(SWITCHES)
-    changes: dict[str, Any] = {}
-    settings: dict[str, Any] = {}
-    for item in rest.split(","):
-        key, eq, raw = item.partition("=")
-        key = key.strip()
-        if key not in names or not eq:
-            close = difflib.get_close_matches(key, names, n=1)
+        name, given, prof = spec.name.partition(":")[0], {}, spec
+    else:
+        name, _, rest = str(spec).partition(":")
+        name = name.strip()
+        if name not in PROFILES:
+            close = difflib.get_close_matches(name, list(PROFILES), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ProfileError(
-                f"bad quirk {item.strip()!r}{hint}: expected key=value with key in {', '.join(names)}"
-            )
-        if key in SWITCHES:
-            settings[key] = raw.strip()
-        else:
-            changes[key] = _parse_quirk(key, raw.strip())
-    return replace(prof, name=f"{name}:{rest.strip()}", quirks=replace(prof.quirks, **changes), **settings)
-
-
-def _parse_quirk(key: str, raw: str) -> Any:
-    kind = type(getattr(Quirks(), key))
-    if kind is bool:
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ProfileError(f"quirk {key} is true/false, got {raw!r}")
-    if kind is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ProfileError(f"quirk {key} is a number, got {raw!r}") from None
-    return raw
+            raise ProfileError(f"unknown profile {name!r}{hint}; allowed: {', '.join(PROFILES)}")
+        prof = PROFILES[name]
+        given = ProfileOptions.parse(rest).given() if rest.strip() else {}
+    given = {**given, **(options.given() if options is not None else {})}
+    if not given:
+        return prof
+    merged = ProfileOptions(**given)
+    quirks = {k: v for k, v in given.items() if k not in SWITCHES}
+    switches = {k: v for k, v in given.items() if k in SWITCHES}
+    return replace(prof, name=f"{name}:{merged.text()}", quirks=replace(prof.quirks, **quirks), **switches)

@@ -12,7 +12,7 @@ Action mapping (OpenVLA -> the benchmark's env convention, ``policies/base.py``)
 
 Decoding: by default only the 256 action tokens can be emitted (``decode="actions"``); the official OpenVLA
 ``predict_action`` takes the arg-max over the whole vocabulary and decodes a non-action token by clipping it to an
-edge bin. ``--policy-arg decode=unconstrained`` decodes that way (docs/openvla.md §4).
+edge bin. ``--policy.decode unconstrained`` decodes that way (docs/openvla.md §4).
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ GRIPPER_THRESHOLD = 0.5
 
 
 class OpenVLAPolicy:
-    """Closed-loop OpenVLA policy: one image + instruction -> one (7,) action (or a (chunk, 7) chunk)."""
+    """Closed-loop OpenVLA policy: one image + instruction -> one (7,) action (or a (chunk, 7) chunk).
+
+    The defaults of ``temperature`` (0 = greedy), ``seed``, ``execute`` and ``decode`` are the ones
+    :class:`vla_gen_bench.options.PolicyOptions` documents (``--policy.<name>``); they are declared here only.
+    """
 
     def __init__(
         self,
@@ -99,30 +103,22 @@ class OpenVLAPolicy:
         unnorm_key: str | None = None,
         device: str = "auto",
         dtype: str | None = "auto",
-        temperature: float = 0.0,
         lora: str | Path | None = None,
-        seed: int = 0,
         center_crop: bool = False,
         fingerprint: bool = True,
-        execute: int | None = None,
-        decode: str = "actions",
-        **ignored: Any,
+        **options: Any,
     ) -> OpenVLAPolicy:
         """Load ``path`` (an HF OpenVLA folder) for evaluation.
 
         Args:
             unnorm_key: dataset statistics to de-normalise with; required when the checkpoint has several.
             device / dtype: ``"auto"`` = CUDA + bf16 when present, else CPU + fp32.
-            temperature: 0 = greedy; > 0 samples (RL4VLA evaluates at 0.6), seeded by ``seed``.
             lora: optional peft adapter folder, merged into the weights.
             center_crop: crop 90 % of the image area first (for fine-tunes trained with random crops, e.g. LIBERO).
             fingerprint: record a sha256 of the checkpoint files in ``metadata`` (reads the weights once more).
-            execute: for a chunking checkpoint, run only the first ``execute`` actions of each decoded chunk, then
-                decode a new chunk from the next image (receding horizon; 0 = the whole chunk; None = the
-                checkpoint's ``vgb.execute``, which the training recipe sets, else the whole chunk).
-            decode: ``"actions"`` (only the 256 action tokens can be emitted) or ``"unconstrained"`` (any token,
-                decoded as the official ``predict_action`` does: non-action ids clip to an edge bin).
-            ignored: other runner options (e.g. ``seed`` for other adapters) are accepted and ignored.
+            options: ``temperature``, ``seed``, ``execute``, ``decode`` (the policy's own, see ``__init__``;
+                :class:`vla_gen_bench.options.PolicyOptions` documents each); other runner options (e.g. a ws://
+                client's ``timeout_s``) are accepted and ignored.
         """
         from dataclasses import replace
 
@@ -131,9 +127,8 @@ class OpenVLAPolicy:
         vla = load_openvla(path, unnorm_key=unnorm_key, device=device, dtype=dtype, lora=lora)
         if center_crop:
             vla.processor = replace(vla.processor, center_crop_scale=0.9)
-        policy = cls(
-            vla, unnorm_key=unnorm_key, temperature=temperature, seed=seed, execute=execute, decode=decode
-        )
+        own = {k: options[k] for k in ("temperature", "seed", "execute", "decode") if k in options}
+        policy = cls(vla, unnorm_key=unnorm_key, **own)
         policy.metadata["lora"] = str(lora) if lora is not None else None
         policy.metadata["center_crop"] = center_crop
         if fingerprint:

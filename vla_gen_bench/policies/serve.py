@@ -54,6 +54,7 @@ from typing import Annotated, Any
 import numpy as np
 import tyro
 
+from vla_gen_bench.options import PolicyOptions
 from vla_gen_bench.policies.base import Policy, supports_batches, takes_sample_keys
 from vla_gen_bench.policies.remote import packb, unpackb
 
@@ -446,16 +447,16 @@ class Serve:
 
     policy: str
     """scripted | scripted-smooth | random | zero | openvla:<dir> | package.module:ClassName (anything --policy accepts)"""
+    policy_options: Annotated[PolicyOptions, tyro.conf.arg(name="policy")] = field(
+        default_factory=PolicyOptions
+    )
+    """The policy's options (--policy.unnorm-key K, --policy.extra key=value ...), as in 'vgb evaluate'."""
     host: str = "127.0.0.1"
     """Interface to bind: local clients only by default; 0.0.0.0 accepts clients from other machines (anyone who
     can reach the port can then query the policy)."""
     port: int = 8000
     max_message_bytes: int = DEFAULT_SERVE_MAX_BYTES
     """Largest observation frame accepted; bigger ones close the connection with code 1009."""
-    unnorm_key: str | None = None
-    """Passed to the OpenVLA adapter (dataset statistics used to de-normalise actions)."""
-    policy_arg: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """key=value options for the policy's constructor (value parsed as JSON when it is JSON), as in 'vgb evaluate'."""
     max_batch: int = DEFAULT_MAX_BATCH
     """Largest batch of observations answered by one act_batch call (policies with act_batch, e.g. openvla:<dir>);
     1 turns batching off."""
@@ -464,30 +465,17 @@ class Serve:
     of the recent forward-pass time (at most 250 ms)."""
 
 
-def parse_policy_args(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``["seed=3", "name=x"]`` -> ``{"seed": 3, "name": "x"}``; ValueError on an item without '='."""
-    from vla_gen_bench.options import parse_key_values
-
-    return parse_key_values(items, "--policy-arg")
-
-
 def serve_command(cfg: Serve) -> int:
     from rich.console import Console
 
     from vla_gen_bench.policies.base import describe_exception
-    from vla_gen_bench.policies.registry import PolicyError, check_policy, resolve_policy
+    from vla_gen_bench.policies.registry import PolicyError, PolicySpec, check_policy, resolve_policy
 
     console = Console(stderr=True)
-    try:
-        kwargs = parse_policy_args(cfg.policy_arg)
-    except ValueError as e:
-        console.print(str(e), style="red", markup=False)
-        return 2
-    if cfg.unnorm_key is not None:
-        kwargs["unnorm_key"] = cfg.unnorm_key
-    check_policy(cfg.policy, kwargs)  # a bad string or a module that does not import: one line, exit 2
+    spec = PolicySpec.parse(cfg.policy)
+    check_policy(spec, cfg.policy_options)  # a bad string or a module that does not import: one line, exit 2
     try:  # a constructor that raises is one line too (there is no timeout here: Ctrl-C stops a load that hangs)
-        policy = resolve_policy(cfg.policy, **kwargs)
+        policy = resolve_policy(spec, cfg.policy_options)
     except PolicyError:
         raise
     except KeyboardInterrupt:

@@ -180,35 +180,44 @@ def _default(cls, name: str):
     return None
 
 
-def overrides(items, flag: str = "--set") -> dict[str, Any]:
-    """``("gamma=0.96", "rollout.workers=1")`` -> nested dict (values parsed as JSON when they are JSON).
+class RecipeCommand:
+    """Base of the ``vgb train-baseline`` commands, whose default instance is a recipe.
 
-    The deprecated ``--set key=value`` spelling of ``--key value``; kept for one release.
+    ``PICK`` names the options that choose the recipe (``--preset``, ``--warmup``, ``--recipe``, ``--hparams``): they
+    are read from the command line first (:meth:`from_recipe`), the recipe becomes tyro's ``default=``, and tyro
+    parses every option on top of it. A subclass builds its instance from the picked recipe in :meth:`from_picked`.
     """
-    from vla_gen_bench.options import parse_key_values
 
-    out: dict[str, Any] = {}
-    for key, value in parse_key_values(items, f"{flag} (e.g. lr=1e-4, rollout.workers=1)").items():
-        d = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            d = d.setdefault(p, {})
-        d[leaf] = value
-    return out
+    PICK: tuple[str, ...] = ()
+
+    @classmethod
+    def from_recipe(cls, args: list[str] | None = None, **options):
+        """The command with the recipe its ``args`` (or ``options``) pick as defaults; the other ``options`` are
+        field values of the command.
+
+        Raises:
+            FileNotFoundError: no such recipe; ValueError: unknown keys in it (did-you-mean).
+        """
+        picked = {k: v for k, v in _preparse(cls, list(args or [])).items() if v is not None}
+        picked.update({k: v for k, v in options.items() if k in cls.PICK})
+        return cls.from_picked(picked, **{k: v for k, v in options.items() if k not in cls.PICK})
+
+    @classmethod
+    def from_picked(cls, picked: dict[str, Any], **rest):  # pragma: no cover - every command defines it
+        raise NotImplementedError
 
 
-def preparse(args: list[str], flags: dict[str, str]) -> dict[str, Any]:
-    """The options that pick a recipe (``--preset``, ``--hparams``, ``--recipe``, ``--warmup``, ``--set``), read
-    before tyro parses the rest with the recipe as its default. ``flags``: option name -> ``value|flag|append``."""
+def _preparse(cls, args: list[str]) -> dict[str, Any]:
+    """The ``PICK`` options of ``args`` (a field with a bool default is a ``--x/--no-x`` flag, the others take a
+    value); everything else is left to tyro."""
     import argparse
 
+    own = {f.name: f for f in fields(cls)} if is_dataclass(cls) else {}
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for name, kind in flags.items():
+    for name in cls.PICK:
         opt = "--" + name.replace("_", "-")
-        if kind == "flag":
+        if name in own and isinstance(own[name].default, bool):
             p.add_argument(opt, action=argparse.BooleanOptionalAction, default=None, dest=name)
-        elif kind == "append":
-            p.add_argument(opt, action="append", default=[], dest=name)
         else:
             p.add_argument(opt, default=None, dest=name)
     known, _ = p.parse_known_args([a for a in args if a not in ("-h", "--help")])

@@ -12,10 +12,12 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import tyro
 
+from vla_gen_bench.options import PolicyOptions
+from vla_gen_bench.recipes import RecipeCommand
 from vla_gen_bench.training.demos import DemoConfig
 from vla_gen_bench.training.sft import SFTConfig
 
@@ -51,9 +53,6 @@ def collect_demos(cfg: CollectDemos) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- train-baseline sft
-_PREPARSE = {"preset": "value", "warmup": "flag", "recipe": "value", "set": "append"}
-
-
 @dataclass(frozen=True)
 class DaggerConfig:
     """DAgger rounds after the first SFT (the recipe's [dagger] table; Ross et al. 2011): each round runs the latest
@@ -67,8 +66,9 @@ class DaggerConfig:
     """Learner episodes per round (every one is kept: the labels are the demonstrator's)."""
     seed: int = 1001
     """Manifest seed of round 1's episodes (round r uses seed + r - 1); not an evaluation seed, not the demos'."""
-    temperature: float = 0.6
-    """The learner's sampling temperature while it collects (the recipe's evaluation temperature)."""
+    learner_policy: PolicyOptions = field(default_factory=PolicyOptions)
+    """Options of the learner while it collects (``temperature``: not given = greedy; the recipe samples at its
+    evaluation temperature)."""
     first_learner: Path | None = None
     """Use this checkpoint as the first SFT's result instead of training it (e.g. the bundled
     baselines/checkpoints/sft-tiny, trained by this recipe's first stage); recorded in DONE."""
@@ -79,7 +79,7 @@ def _default_sft() -> SFTConfig:
 
 
 @dataclass(frozen=True)
-class TrainSFT:
+class TrainSFT(RecipeCommand):
     """Train the SFT baseline of a preset from its recipe (vla_gen_bench/recipes/sft_<preset>.toml): collect the
     demos it needs (resumable), fine-tune, evaluate, and write <out>/final (+ <out>/DONE when finished)."""
 
@@ -90,34 +90,26 @@ class TrainSFT:
     """Use the warm-up recipe instead (RL4VLA's 140-trajectory warm-up: recipes/warmup_<preset>.toml)."""
     recipe: Path | None = None
     """An explicit recipe TOML file (overrides --preset / --warmup)."""
-    demos: int | None = None
-    """Demonstrations to use (episodes; collected if missing): sets --num-demos and raises --collect.episodes."""
-    data: Path | None = None
-    """Shortcut for --collect.out (the demonstration folder)."""
-    workers: int | None = None
-    """Shortcut for --collect.workers (simulator processes for collection)."""
-    set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """Deprecated (use --key value): any SFT field as key=value (JSON values), e.g. --set label_sigma=0."""
     sft: Annotated[SFTConfig, tyro.conf.arg(name="")] = field(default_factory=_default_sft)
     collect: DemoConfig = DemoConfig()
-    """The demonstrations to collect (the recipe's [demos] table)."""
+    """The demonstrations to collect (the recipe's [demos] table); at least --num-demos episodes."""
     dagger: DaggerConfig = DaggerConfig()
     """DAgger rounds after the first SFT (the recipe's [dagger] table)."""
     name: tyro.conf.Suppress[str] = "sft_tiny"
     """The recipe's name (recorded in config.json)."""
     recipe_file: tyro.conf.Suppress[str] = ""
 
+    PICK = ("preset", "warmup", "recipe")
+
     @classmethod
-    def from_recipe(cls, args: list[str] | None = None, **options) -> TrainSFT:
-        """The command with the recipe its ``args`` (or ``options``) name as defaults: tyro's ``default=``.
+    def from_picked(cls, picked: dict[str, Any], **rest) -> TrainSFT:
+        """The command with the recipe ``picked`` names (``--recipe`` file, else ``--warmup`` / ``--preset``).
 
         Raises:
-            FileNotFoundError: no recipe; ValueError: unknown keys in it or in --set (did-you-mean).
+            FileNotFoundError: no recipe; ValueError: unknown keys in it (did-you-mean).
         """
         from vla_gen_bench import recipes
 
-        picked = recipes.preparse(list(args or []), _PREPARSE)
-        picked = {**{k: v for k, v in picked.items() if v not in (None, [])}, **options}
         preset, warmup = picked.get("preset") or "tiny", bool(picked.get("warmup"))
         if picked.get("recipe"):
             where = str(picked["recipe"])
@@ -136,27 +128,20 @@ class TrainSFT:
         collect = recipes.build(DemoConfig, d, where=f"{where} [demos] ")
         s = dict(raw.get("sft", {}))
         s.setdefault("out", f"runs/baselines/{name.replace('_', '-')}")
-        sets = tuple(picked.get("set") or ())
-        s = recipes.merge(s, recipes.overrides(sets))
         if "demos" in s or "extra" in s:
             raise ValueError(f"{where}: [sft] demos / extra are set by the command, not the recipe")
         sft = recipes.build(SFTConfig, {"demos": str(collect.out), **s}, where=f"{where} [sft] ")
         dagger = recipes.build(DaggerConfig, dict(raw.get("dagger", {})), where=f"{where} [dagger] ")
-        rest = {k: v for k, v in options.items() if k not in ("preset", "warmup", "recipe", "set")}
-        return cls(preset=preset, warmup=warmup, recipe=picked.get("recipe"), set=sets, sft=sft, collect=collect,
+        return cls(preset=preset, warmup=warmup, recipe=picked.get("recipe"), sft=sft, collect=collect,
                    dagger=dagger, name=name, recipe_file=where, **rest)  # fmt: skip
 
 
 def build_configs(cfg: TrainSFT):
-    """(recipe name, DemoConfig, SFTConfig) for a parsed TrainSFT command, with its shortcuts applied."""
+    """(recipe name, DemoConfig, SFTConfig) for a parsed TrainSFT command: the SFT trains on the collected
+    demonstrations (at least --num-demos episodes are attempted), evaluated with their camera."""
     demo, sft = cfg.collect, cfg.sft
-    if cfg.data is not None:
-        demo = replace(demo, out=cfg.data)
-    if cfg.workers is not None:
-        demo = replace(demo, workers=cfg.workers)
-    if cfg.demos is not None:
-        demo = replace(demo, episodes=max(demo.episodes, cfg.demos))
-        sft = replace(sft, num_demos=cfg.demos)
+    if sft.num_demos is not None and sft.num_demos > demo.episodes:
+        demo = replace(demo, episodes=sft.num_demos)
     extra = {**sft.extra, "recipe": cfg.recipe_file, "recipe_name": cfg.name}
     sft = replace(sft, demos=demo.out, out=Path(sft.out), extra=extra, eval_camera=demo.camera)
     return cfg.name, demo, sft
@@ -191,7 +176,7 @@ def check_sft(sft: SFTConfig) -> None:
 def dagger_round(dagger: DaggerConfig, demo: DemoConfig, out: Path, r: int, learner: Path) -> DemoConfig:
     """The collection of DAgger round ``r``: the recipe's demonstrator, camera and filter, the learner acting."""
     return replace(demo, out=Path(out) / f"dagger{r}" / "demos", seed=dagger.seed + r - 1, episodes=dagger.episodes,
-                   learner=Path(learner), learner_temperature=dagger.temperature, noise_xyz=0.0, noise_yaw=0.0,
+                   learner=Path(learner), learner_policy=dagger.learner_policy, noise_xyz=0.0, noise_yaw=0.0,
                    noise_gripper=0.0)  # fmt: skip
 
 

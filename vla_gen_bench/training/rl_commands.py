@@ -3,63 +3,42 @@
 A run's settings are the algorithm's config dataclass whose default instance is the recipe
 ``vla_gen_bench/recipes/<algo>_<preset>.toml`` (its ``[config]`` table overridden by the named hyper-parameter set
 ``[hparams.<name>]``); tyro parses every field on top of it: ``vgb train-baseline ppo --preset tiny --lr 1e-4
---rollout.workers 1 --hparams released``. ``--set key=value`` (nested keys with dots) is the deprecated spelling
-of the same overrides, kept for one release.
+--rollout.workers 1 --hparams released``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import tyro
 
+from vla_gen_bench.recipes import RecipeCommand
 from vla_gen_bench.training.dpo import DPOConfig
 from vla_gen_bench.training.grpo import GRPOConfig
 from vla_gen_bench.training.ppo import PPOConfig
 
-_PREPARSE = {"preset": "value", "hparams": "value", "set": "append"}
-
 
 @dataclass(frozen=True)
-class _TrainRL:
+class _TrainRL(RecipeCommand):
     preset: str = "tiny"
     """Recipe preset: tiny (CPU) or openvla-7b (one GPU); the defaults below are vla_gen_bench/recipes/<algo>_<preset>.toml
     (with --hparams picking its named hyper-parameter set)."""
-    init: Path | None = None
-    """Shortcut for --model.init (warm-up checkpoint: an HF OpenVLA folder or bundled:<name>)."""
-    workers: int | None = None
-    """Shortcut for --rollout.workers (CPU rollout worker processes)."""
-    set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """Deprecated (use --key value): overrides as key=value (nested with dots), e.g. --set gamma=0.96."""
     dry_run: bool = False
     """Print the resolved configuration and exit."""
 
+    PICK = ("preset", "hparams")
+
     @classmethod
-    def from_recipe(cls, args: list[str] | None = None, **options):
-        """The command with the recipe its ``args`` (or ``options``) name as defaults: tyro's ``default=``."""
+    def from_picked(cls, picked: dict[str, Any], **rest):
+        """The command with the recipe of ``picked["preset"]`` and its hyper-parameter set ``picked["hparams"]``."""
         from vla_gen_bench import recipes
 
-        picked = recipes.preparse(list(args or []), _PREPARSE)
-        picked = {**picked, **{k: v for k, v in options.items() if k in _PREPARSE}}
         preset = picked.get("preset") or "tiny"
         raw = recipes.read(cls.algo, preset)
         data = recipes.rl_settings(raw, picked.get("hparams"), where=f"{cls.algo}_{preset}.toml")
-        sets = tuple(picked.get("set") or ())
-        data = recipes.merge(data, recipes.overrides(sets))
         config = recipes.build(type(cls.__dataclass_fields__["config"].default_factory()), data)
-        rest = {k: v for k, v in options.items() if k not in _PREPARSE and k != "config"}
-        return cls(config=config, preset=preset, set=sets, **rest)
-
-    def resolved(self):
-        """The config to run: ``config`` with the --init / --workers shortcuts applied."""
-        cfg = self.config
-        if self.init is not None:
-            cfg = replace(cfg, model=replace(cfg.model, init=self.init))
-        if self.workers is not None:
-            cfg = replace(cfg, rollout=replace(cfg.rollout, workers=self.workers))
-        return cfg
+        return cls(config=config, preset=preset, **{k: v for k, v in rest.items() if k != "config"})
 
 
 @dataclass(frozen=True)
@@ -91,7 +70,7 @@ COMMANDS = {"ppo": TrainPPO, "grpo": TrainGRPO, "dpo": TrainDPO}
 
 def resolve_config(algo: str, cmd: _TrainRL | None = None, **options):
     """The algorithm's config: ``cmd`` as parsed by the CLI, or the recipe with ``options`` applied
-    (``resolve_config("ppo", preset="tiny", hparams="released", set=("gamma=0.5",), iterations=3)``).
+    (``resolve_config("ppo", preset="tiny", hparams="released", gamma=0.5, rollout={"workers": 1})``).
 
     Raises:
         FileNotFoundError: no recipe for the preset; ValueError: an unknown setting or hyper-parameter set.
@@ -100,14 +79,14 @@ def resolve_config(algo: str, cmd: _TrainRL | None = None, **options):
         raise ValueError(f"unknown RL algorithm {algo!r}; allowed: {', '.join(COMMANDS)}")
     if cmd is None:
         cls = COMMANDS[algo]
-        own = set(cls.__dataclass_fields__) | set(_PREPARSE)
+        own = set(cls.__dataclass_fields__) | set(cls.PICK)
         cmd = cls.from_recipe(**{k: v for k, v in options.items() if k in own})
         extra = {k: v for k, v in options.items() if k not in own}
         if extra:
             from vla_gen_bench import recipes
 
             cmd = replace(cmd, config=recipes.build(type(cmd.config), extra, base=cmd.config))
-    return cmd.resolved()
+    return cmd.config
 
 
 def _run(algo: str, cmd: _TrainRL) -> int:
@@ -122,13 +101,15 @@ def _run(algo: str, cmd: _TrainRL) -> int:
     from vla_gen_bench.variants import TrainingPoolError
 
     console = Console(stderr=True, soft_wrap=True)
-    cfg = cmd.resolved()
-    if cmd.set:
-        console.print("[yellow]--set is deprecated: pass the field directly (--set rollout.workers=1 -> "
-                      "--rollout.workers 1)[/]")  # fmt: skip
+    cfg = cmd.config
     if cmd.dry_run:
         print(json.dumps(to_jsonable(cfg), indent=1))
         return 0
+    try:  # RL samples its rollouts: refused before anything loads when the recipe gives no temperature
+        _ = cfg.rollout.temperature
+    except ValueError as e:
+        console.print(f"refused: {e}", style="red", markup=False)
+        return 2
     try:  # bundled:<name> (a reference checkpoint shipped with the package) or a folder
         init = recipes.checkpoint(cfg.model.init) if cfg.model.init is not None else None
     except FileNotFoundError as e:

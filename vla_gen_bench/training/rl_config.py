@@ -5,10 +5,11 @@ its periodic evaluation (:class:`EvalConfig`); plus the seed line between traini
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vla_gen_bench.cameras import CameraName
+from vla_gen_bench.options import PolicyOptions
 
 MIN_TRAIN_SEED = 1000
 """Training manifests use seeds >= 1000; evaluation uses the small seeds (0, 1, 2, ...)."""
@@ -69,14 +70,35 @@ class RolloutConfig:
     """Policy camera (fast = 128x128, default = 224x224, paper = 640x480): match the warm-up's."""
     sim_freq: int = 100
     """Physics rate (Hz)."""
-    temperature: float = 1.0
-    """Sampling temperature of rollouts (RL4VLA: 1.0)."""
+    policy: PolicyOptions = field(default_factory=PolicyOptions)
+    """How rollouts sample: ``temperature`` only (> 0, which the recipe sets with its reason; RL4VLA: 1.0). The
+    model's other settings are the model block's (--model.device, --model.unnorm-key)."""
     policy_server: bool = False
     """With workers > 0: keep the only copy of the policy in the learner, which answers the simulator workers in
     dynamic batches (the ``vgb serve`` path; the workers hold no model). Same trajectories as per-worker copies;
     pays off when the model is big or on a GPU (CPU simulators + one batched GPU policy)."""
     policy_timeout: float = 600.0
     """With policy_server: seconds a worker waits for the learner to answer one observation."""
+
+    def __post_init__(self):
+        other = [k for k in self.policy.kwargs() if k != "temperature"]
+        if other:
+            raise ValueError(f"rollout.policy takes only temperature (rollouts run the model block's settings: "
+                             f"--model.device, --model.unnorm-key ...); got {', '.join(other)}")  # fmt: skip
+
+    @property
+    def temperature(self) -> float:
+        """The rollouts' sampling temperature, ``policy.temperature``: RL samples, so it must be given and > 0.
+
+        Raises:
+            ValueError: not given, or 0 (greedy).
+        """
+        t = self.policy.temperature
+        if t is None or t <= 0:
+            raise ValueError(f"rollout.policy.temperature is {t}: RL samples its rollouts, so it must be > 0; set "
+                             "[config.rollout.policy] temperature in the recipe or pass --rollout.policy.temperature "
+                             "(RL4VLA: 1.0)")  # fmt: skip
+        return t
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,7 @@ class EvalConfig:
     """Episodes per variant and seed."""
     seeds: tuple[int, ...] = (0,)
     """Evaluation manifest seeds (small seeds; training uses >= 1000)."""
-    temperature: float = 0.6
-    """Action sampling temperature at evaluation (RL4VLA: 0.6; 0 = greedy)."""
+    policy: PolicyOptions = field(default_factory=PolicyOptions)
+    """Options of the evaluated policy (``temperature``: the recipe sets RL4VLA's 0.6; not given = greedy)."""
     workers: int = 2
     """Evaluation worker processes."""

@@ -68,7 +68,7 @@ class RolloutPolicy(OpenVLAPolicy):
     """The ``openvla`` policy adapter (same action mapping as evaluation) that also records, for every forward
     pass, the images, instructions, action tokens, their log-probs and the critic's values."""
 
-    def __init__(self, ac: ActorCritic, temperature: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, ac: ActorCritic, temperature: float, seed: int = 0) -> None:
         super().__init__(ac.vla, unnorm_key=ac.unnorm_key, temperature=temperature, seed=seed)
         self.ac = ac
         self.records: list[dict[str, Any]] = []
