@@ -405,6 +405,47 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+# Spellings kept for one release: each is rewritten to its typed flag, with one line on stderr naming the new one.
+_POLICY_FLAGS = {"renames": {"--unnorm-key": "--policy.unnorm-key"}, "policy_arg": "--policy."}
+_RL_FLAGS = {
+    "--init": "--model.init",
+    "--workers": "--rollout.workers",
+    "--rollout.temperature": "--rollout.policy.temperature",
+    "--eval.temperature": "--eval.policy.temperature",
+}
+DEPRECATED: dict[str, dict] = {
+    "evaluate": {**_POLICY_FLAGS, "profile": True},
+    "serve": _POLICY_FLAGS,
+    "collect-demos": {"renames": {"--learner-temperature": "--learner-policy.temperature"}},
+    "train-baseline sft": {
+        "renames": {"--data": "--collect.out", "--workers": "--collect.workers", "--demos": "--num-demos",
+                    "--eval-temperature": "--eval-policy.temperature",
+                    "--dagger.temperature": "--dagger.learner-policy.temperature"},
+        "sets": lambda cls: type(cls.__dataclass_fields__["sft"].default_factory()),
+    },
+    **{f"train-baseline {algo}": {"renames": _RL_FLAGS,
+                                  "sets": lambda cls: type(cls.__dataclass_fields__["config"].default_factory())}
+       for algo in ("ppo", "grpo", "dpo")},
+}  # fmt: skip
+
+
+def upgrade(command: str, cls, args: list[str]) -> list[str]:
+    """``args`` with the deprecated spellings of ``command`` rewritten to the typed flags; one line on stderr each.
+
+    Raises:
+        ValueError: a malformed deprecated option or an unknown ``--set`` key (the message says what is allowed).
+    """
+    from vla_gen_bench.options import upgrade_args
+
+    how = dict(DEPRECATED.get(command, {}))
+    if "sets" in how:
+        how["sets"] = how["sets"](cls)
+    args, notes = upgrade_args(args, **how)
+    for note in notes:
+        console.print(note, style="yellow", markup=False, soft_wrap=True)
+    return args
+
+
 def _recipe_default(cls, args: list[str]):
     """A command whose defaults come from a recipe (``train-baseline``) builds them from the options that pick it
     (``--preset``, ``--hparams``, ...); tyro then parses every other option on top of that instance."""
@@ -414,10 +455,11 @@ def _recipe_default(cls, args: list[str]):
 def _user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean 'bad input': printed as one clear line, exit code 2, no traceback."""
     from vla_gen_bench.assets.store import AssetError
+    from vla_gen_bench.options import PolicyOptionError, ProfileError
     from vla_gen_bench.policies.registry import PolicyError
     from vla_gen_bench.variants import TrainingPoolError, VariantError
 
-    return (AssetError, PolicyError, VariantError, TrainingPoolError)
+    return (AssetError, PolicyError, PolicyOptionError, ProfileError, VariantError, TrainingPoolError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,15 +485,21 @@ def _main(argv: list[str] | None = None) -> int:
             return 0 if rest and rest[0] in ("-h", "--help") else 2
         cls, fn = _entry(subs[rest[0]])
         try:
-            default = _recipe_default(cls, rest[1:])
+            args = upgrade(f"{head} {rest[0]}", cls, rest[1:])
+            default = _recipe_default(cls, args)
         except (FileNotFoundError, ValueError) as e:
             console.print(f"error: {e}", style="red", markup=False, soft_wrap=True)
             return 2
-        cfg = tyro.cli(cls, args=rest[1:], prog=f"vgb {head} {rest[0]}", default=default)
+        cfg = tyro.cli(cls, args=args, prog=f"vgb {head} {rest[0]}", default=default)
         return fn(cfg)
     if head in COMMANDS:
         cls, fn = _entry(COMMANDS[head])
-        return fn(tyro.cli(cls, args=rest, prog=f"vgb {head}"))
+        try:
+            args = upgrade(head, cls, rest)
+        except ValueError as e:
+            console.print(f"error: {e}", style="red", markup=False, soft_wrap=True)
+            return 2
+        return fn(tyro.cli(cls, args=args, prog=f"vgb {head}"))
     import difflib
 
     options = list(GROUPS) + list(COMMANDS)

@@ -34,13 +34,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from vla_gen_bench.cameras import CameraName
+from vla_gen_bench.options import PolicyOptions
 
 STATS_NAME = "dataset_statistics.json"
 CARD_NAME = "dataset.json"
@@ -161,8 +162,9 @@ class DemoConfig:
     labels. The data then cover the states the learner itself reaches (hovering beside the object, closing too
     early) with the demonstrator's correction. Every episode is kept, succeeded or not (the labels are the
     demonstrator's either way); DART noise does not apply. None = the demonstrator acts (plain demonstrations)."""
-    learner_temperature: float = 0.6
-    """Sampling temperature of the learner (0 = greedy); its random numbers are keyed by (seed, episode, step)."""
+    learner_policy: PolicyOptions = field(default_factory=PolicyOptions)
+    """Options of the learner (``temperature``: not given = greedy; the DAgger recipe samples at 0.6, its random
+    numbers keyed by (seed, episode, step)); it runs on the CPU without a fingerprint unless given here."""
 
 
 class DemoConfigError(ValueError):
@@ -220,11 +222,10 @@ class DemoWorker:
         )
         self.learner = None
         if self.cfg.learner is not None:
-            from vla_gen_bench.policies.openvla import OpenVLAPolicy
+            from vla_gen_bench.policies.registry import PolicySpec, resolve_policy
 
-            self.learner = OpenVLAPolicy.from_path(
-                self.cfg.learner, device="cpu", temperature=self.cfg.learner_temperature, fingerprint=False
-            )
+            options = self.cfg.learner_policy.with_defaults(device="cpu", fingerprint=False)
+            self.learner = resolve_policy(PolicySpec("openvla", path=str(self.cfg.learner)), options)
 
     def collect(self, k: int) -> dict[str, Any]:
         """Run episode ``k`` with the oracle and write it; returns a short record."""
@@ -410,7 +411,12 @@ def collect(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             "noise_gripper",
             "learner",
             "learner_temperature",
+            "learner_policy",
         ):
+            if (
+                f == "learner_policy" and f not in prev
+            ):  # a card written before the learner's options were typed
+                continue
             if prev.get(f) != card_cfg.get(f):
                 raise DemoConfigError(
                     f"{root} holds a dataset with {f}={prev.get(f)!r}, this command asks for {card_cfg.get(f)!r}; "
@@ -446,8 +452,6 @@ def _check_learner(cfg: DemoConfig) -> None:
             f"--learner {cfg.learner}: not an OpenVLA checkpoint folder (no config.json); pass the folder that "
             "'vgb train-baseline sft' wrote as <out>/final"
         )
-    if cfg.learner_temperature < 0:
-        raise DemoConfigError(f"--learner-temperature must be >= 0, got {cfg.learner_temperature}")
     if cfg.oracle != "scripted-smooth":
         raise DemoConfigError(
             f"--learner needs --oracle scripted-smooth (got {cfg.oracle!r}): the waypoint oracle plans from its own "
@@ -528,9 +532,12 @@ def _cfg_dict(cfg: DemoConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["out"] = str(cfg.out)
     if cfg.learner is None:  # plain demonstrations: the card (and its fingerprint) as before DAgger existed
-        d.pop("learner"), d.pop("learner_temperature")
+        d.pop("learner"), d.pop("learner_policy")
     else:
         d["learner"] = str(cfg.learner)
+        d["learner_policy"] = cfg.learner_policy.kwargs()
+        # the temperature it sampled at, as cards have said since DAgger existed (0 = greedy)
+        d["learner_temperature"] = cfg.learner_policy.temperature or 0.0
     d["camera_size"] = list(cfg.camera_size) if cfg.camera_size else None
     return d
 
