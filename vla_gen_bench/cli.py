@@ -299,7 +299,7 @@ def run_episode(cfg: RunEpisode) -> int:
         cfg.video.parent.mkdir(parents=True, exist_ok=True)
         write_video(res.frames, cfg.video)
         console.print(f"wrote {cfg.video} ({len(res.frames)} frames)")
-    print(json.dumps({k: v for k, v in res.record().items() if k != "episode"}))
+    print(json.dumps({k: v for k, v in res.record().items() if k != "spec"}))
     return 0
 
 

@@ -19,6 +19,9 @@ GRID_N = 6
 MIN_PAIR_DIST = 0.07
 YAWS = (0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4)
 TRAIN_TEMPLATE = "put {object} on {receptacle}"
+FAILURE_LABELS = ("success", "never_grasped", "wrong_object", "dropped", "misplaced", "timeout")
+"""The task's outcome labels, defined once: the env's ``info["failure"]`` indexes them, episode records name them
+(``failure``) and every reader (report, leaderboard) checks against them."""
 
 
 def grid_cells(

@@ -69,8 +69,9 @@ def write_run(
 ) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     config = {
-        "policy": policy, "suite": "default", "suite_hash": "s" * 8, "catalog_hash": "c" * 8,
-        "asset_pack_hash": "a" * 8, "control": "ind", "variants": VARIANTS,
+        "policy": policy, "policy_id": "p" * 16, "suite": "default", "suite_hash": "s" * 8,
+        "catalog_hash": "c" * 8, "asset_pack_hash": "a" * 8, "control": "ind", "variants": VARIANTS, "seeds": [0],
+        "episodes_per_seed": 10,
         "versions": {"vla_gen_bench": "0.1.0", "mani_skill": "3.0.1"}, "created": "2025-01-01T00:00:00",
     }  # fmt: skip
     config.update(cfg)

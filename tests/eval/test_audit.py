@@ -153,10 +153,14 @@ def test_bad_input_is_refused_with_exit_2(tmp_path, capsys, args, message):
 def test_the_run_is_rebuilt_from_run_json():
     from vla_gen_bench.eval.audit import evaluate_config
     from vla_gen_bench.eval.evaluate import env_settings, policy_kwargs
+    from vla_gen_bench.eval.records import RunInfo
 
-    run = {"policy": "random", "policy_args": {"seed": 3, "name": "a b"}, "suite": "ind,reposition", "seeds": [0, 2],
-           "episodes_per_seed": 5, "camera": "fast", "robot": "panda", "sim_freq": 200, "profile": "vgb",
-           "asset_pack": "procedural", "config": {"asset_pack": None, "num_envs": 1, "policy_timeout": 30.0}}  # fmt: skip
+    run = RunInfo(policy="random", policy_id="0" * 16, policy_args={"seed": 3, "name": "a b"},
+                  suite="ind,reposition", suite_hash="s", catalog_hash="c", asset_pack_hash="a", control="ind",
+                  variants={"ind": {}}, seeds=(0, 2), episodes_per_seed=5, camera="fast", robot="panda",
+                  sim_freq=200, profile="vgb", asset_pack="procedural",
+                  config={"asset_pack": None, "num_envs": 1, "policy_timeout": 30.0}, versions={},
+                  created="2026-01-01T00:00:00+00:00")  # fmt: skip
     cfg = evaluate_config(run, Path("r"))
     assert policy_kwargs(cfg) == {"seed": 3, "name": "a b"}
     assert env_settings(cfg) == {"camera": "fast", "robot": "panda", "sim_freq": 200, "lighting": "default"}
@@ -218,7 +222,7 @@ def test_a_forged_run_with_a_recomputed_chain_fails_the_audit(random_run, tmp_pa
 
     forged = forge(random_run, tmp_path / "forged")
     # the chain cannot catch it: it verifies and matches run.json
-    assert chain_state(forged / EPISODES, read_run(forged)) == read_run(forged)["episodes_chain"]
+    assert chain_state(forged / EPISODES, read_run(forged)) == read_run(forged).episodes_chain
     failed = [json.loads(x) for x in (random_run / EPISODES).read_text().splitlines()]
     assert not all(r["success"] for r in failed), "the random policy succeeded everywhere; nothing was forged"
     before = files(forged)

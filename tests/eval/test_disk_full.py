@@ -185,17 +185,20 @@ def test_append_keeps_whole_lines_only(tmp_path, monkeypatch, mode):
 
 
 def test_run_json_is_replaced_whole_or_kept(tmp_path, monkeypatch):
-    records.write_run(tmp_path, {"a": 1})
+    first = records.RunInfo(policy="random", policy_id="p", suite="ind", suite_hash="s", catalog_hash="c",
+                            asset_pack_hash="a", control="ind", variants={"ind": {}}, seeds=(0,), episodes_per_seed=1,
+                            versions={}, created="2026-01-01")  # fmt: skip
+    records.write_run(tmp_path, first)
 
     def disk_full(fd):  # the new file's data cannot be flushed to disk
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(records.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left") as e:
-        records.write_run(tmp_path, {"a": 2})
+        records.write_run(tmp_path, replace(first, episodes_per_seed=2))
     monkeypatch.undo()
     assert e.value.filename == str(tmp_path / RUN_JSON), "the error names run.json, not the temporary file"
-    assert json.loads((tmp_path / RUN_JSON).read_text()) == {"a": 1}
+    assert records.read_run(tmp_path) == first
     assert os.listdir(tmp_path) == [RUN_JSON], "the temporary file is removed"
 
 

@@ -25,7 +25,7 @@ from vla_gen_bench.eval.evaluate import (
     read_done,
 )
 from vla_gen_bench.eval.guard import GuardedPolicy, PolicyCallError
-from vla_gen_bench.eval.records import EpisodeRecord, append
+from vla_gen_bench.eval.records import EpisodeRecord, append, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -263,8 +263,8 @@ def test_a_policy_that_raises_or_hangs_mid_episode_is_named_and_the_run_resumes_
                                 r"re-run the same command to resume", err), err  # fmt: skip
         assert len((c.out / EPISODES).read_text().splitlines()) == 1  # episode 0 kept, nothing half-written
     assert evaluate_command(c) == 0  # the marker is gone: the same command finishes the run
-    run = json.loads((c.out / "run.json").read_text())
-    assert run["policy_timeout_s"] == 2.0 and run["episodes_chain"]["lines"] == 2
+    run = read_run(c.out)
+    assert run.policy_timeout_s == 2.0 and run.episodes_chain["lines"] == 2
     assert verify_run(c.out, run) == "verified"
 
 

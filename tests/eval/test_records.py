@@ -13,7 +13,19 @@ import pytest
 
 from vla_gen_bench.eval.chain import genesis, verify
 from vla_gen_bench.eval.evaluate import RunDirError, read_done
-from vla_gen_bench.eval.records import EPISODES, EpisodeRecord, RecordError, append, cut_torn, read
+from vla_gen_bench.eval.records import (
+    EPISODES,
+    RUN_REQUIRED,
+    RUN_TYPES,
+    EpisodeRecord,
+    RecordError,
+    RunInfo,
+    append,
+    cut_torn,
+    read,
+    read_run,
+    write_run,
+)
 from vla_gen_bench.eval.report import RunError, load_run, write_csvs
 
 from .conftest import record
@@ -88,7 +100,7 @@ def test_every_committed_line_round_trips_byte_for_byte():
 
 
 def test_the_record_written_has_the_fields_and_names_it_always_had():
-    res = SimpleNamespace(success_at_end=False, success_once=True, ever_grasped=True, consecutive_grasp=False,
+    res = SimpleNamespace(success=True, success_once=True, grasped=True, consecutive_grasp=False,
                           failure="dropped", steps=80, return_=0.1, wall_s=1.5, instruction="put a on b",
                           action_digest="0123456789abcdef")  # fmt: skip
     variant = SimpleNamespace(name="unseen_table", axis="vision", split="test", severity=None)
@@ -168,3 +180,84 @@ def test_report_and_leaderboard_apply_the_same_rule(tmp_path):
         LeaderboardError, match=r"episodes.jsonl:51: \(ind, seed 0, episode 0\) is recorded again"
     ):
         run_rows(d)
+
+
+# ---------------------------------------------------------------------------- run.json
+def committed_run_jsons() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "*run.json"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def test_every_committed_run_json_round_trips_and_keeps_its_chain_genesis():
+    """Every run.json in the repository (results, leaderboard submissions) reads as a RunInfo and writes back the
+    same JSON object, so the hash chain's first link (which hashes part of run.json) is unchanged."""
+    files = committed_run_jsons()
+    assert len(files) >= 40 and any(f.startswith("leaderboard/submissions/") for f in files)
+    for f in files:
+        d = json.loads((ROOT / f).read_text())
+        info = RunInfo.from_dict(d, f)
+        assert info.to_dict() == d, f
+        assert genesis(info.to_dict()) == genesis(d), f
+        assert json.loads(json.dumps(info.to_dict(), indent=1)) == d, f
+
+
+def test_the_typed_fields_are_the_keys_run_json_holds():
+    from dataclasses import fields
+
+    assert [f.name for f in fields(RunInfo)] == [*RUN_TYPES, "extra", "nulls"]
+    assert RUN_REQUIRED == ("policy", "policy_id", "suite", "suite_hash", "catalog_hash", "asset_pack_hash",
+                            "control", "variants", "seeds", "episodes_per_seed", "versions", "created")  # fmt: skip
+
+
+def _run_dict(**over) -> dict:
+    d = {"policy": "random", "policy_id": "a" * 16, "suite": "ind", "suite_hash": "b" * 16, "catalog_hash": "c" * 16,
+         "asset_pack_hash": "d" * 16, "control": "ind", "variants": {"ind": {"axis": "in-distribution"}},
+         "seeds": [0, 1], "episodes_per_seed": 2, "versions": {"vla-gen-bench": "0.1.0"},
+         "created": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    d.update(over)
+    return {k: v for k, v in d.items() if v is not ...}
+
+
+def test_an_old_run_json_keeps_what_it_had_and_unknown_keys_survive(tmp_path):
+    old = _run_dict(camera="default", future_key={"x": [1, 2]})  # no profile: a run from before profiles
+    info = RunInfo.from_dict(old, "run.json")
+    assert (info.profile, info.profile_name, info.seeds) == (None, "vgb", (0, 1))
+    assert info.extra == {"future_key": {"x": [1, 2]}}
+    assert info.to_dict() == old and "profile" not in info.to_dict() and "table_pack" not in info.to_dict()
+    # a null the file had is written back as null; a run built in code records the unused packs as null
+    assert RunInfo.from_dict({**old, "robot": None}, "run.json").to_dict() == {**old, "robot": None}
+    new = RunInfo(**{k: v for k, v in info.to_dict().items() if k != "future_key"} | {"seeds": (0, 1)})
+    assert {k: new.to_dict()[k] for k in ("asset_source", "table_pack", "profile_settings")} == dict.fromkeys(
+        ("asset_source", "table_pack", "profile_settings"))  # fmt: skip
+    write_run(tmp_path, info)
+    assert read_run(tmp_path) == info and json.loads((tmp_path / "run.json").read_text()) == old
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"control": ...}, r"run.json lacks 'control'; it was not written by 'vgb evaluate'"),
+        ({"policy_id": ..., "seeds": ...}, r"run.json lacks 'policy_id', 'seeds'"),
+        ({"seeds": [0, True]}, r"run.json: 'seeds' must be a list of integers, got \[0, true\]"),
+        ({"seeds": "0"}, r"run.json: 'seeds' must be a list, got \"0\""),
+        ({"episodes_per_seed": 0}, r"'episodes_per_seed' must be a positive integer, got 0"),
+        ({"episodes_per_seed": 2.0}, r"'episodes_per_seed' must be an integer, got 2.0"),
+        ({"variants": {}}, r"'variants' must map the suite's variant names"),
+        ({"variants": {"ind": "vision"}}, r"'variants' must map the suite's variant names"),
+        ({"policy": None}, r"'policy' must be a string, got null"),
+        ({"profile_settings": [1]}, r"'profile_settings' must be a JSON object, got \[1\]"),
+        ({"sim_freq": True}, r"'sim_freq' must be an integer, got true"),
+    ],
+)
+def test_a_run_json_missing_or_mistyping_a_key_is_refused_by_every_reader(tmp_path, over, message):
+    from vla_gen_bench.eval.audit import AuditError, _load
+    from vla_gen_bench.leaderboard.derive import LeaderboardError, read_run_json
+
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "run.json").write_text(json.dumps(_run_dict(**over)))
+    (d / EPISODES).write_text(json.dumps(record("ind", 0, True, policy="random", seed=0)) + "\n")
+    for error, read_it in ((RecordError, read_run), (RunError, load_run), (LeaderboardError, read_run_json),
+                           (AuditError, _load)):  # fmt: skip
+        with pytest.raises(error, match=message):
+            read_it(d)

@@ -285,6 +285,7 @@ def test_two_runs_on_one_folder_one_refused_the_other_completes_sealed(tmp_path,
 def test_two_real_vgb_evaluate_on_one_out(tmp_path):
     """The issue's case end to end: two ``vgb evaluate`` processes on one --out, the second started while the
     first is running."""
+    from vla_gen_bench.eval.records import read_run
     from vla_gen_bench.leaderboard.derive import verify_run
 
     out = tmp_path / "run"
@@ -302,4 +303,4 @@ def test_two_real_vgb_evaluate_on_one_out(tmp_path):
     assert f"is in use by process {first.pid} (vgb evaluate" in second.stderr
     lines = (out / EPISODES).read_text().splitlines()
     assert sorted(json.loads(x)["episode"] for x in lines) == [0, 1], "every episode written once"
-    assert verify_run(out, json.loads((out / RUN_JSON).read_text())) == "verified"
+    assert verify_run(out, read_run(out)) == "verified"

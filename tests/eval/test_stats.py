@@ -174,11 +174,31 @@ def test_outcome_fixture_is_what_the_hand_values_assume():
     assert sum(OUTCOMES["ind"]) == 7 and sum(OUTCOMES["unseen_table"]) == 4
 
 
-def test_failure_labels_match_the_env():
-    src = Path(__file__).parents[2] / "vla_gen_bench" / "envs" / "put_on_receptacle.py"
-    tree = ast.parse(src.read_text())
-    env_labels = next(
-        ast.literal_eval(n.value) for n in ast.walk(tree)
-        if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "FAILURE_LABELS" for t in n.targets)
-    )  # fmt: skip
-    assert tuple(env_labels) == FAILURE_LABELS
+def test_failure_labels_are_defined_once_and_shared_by_env_statistics_records_and_leaderboard():
+    package = Path(__file__).parents[2] / "vla_gen_bench"
+    defined = [
+        f"{p.relative_to(package.parent)}:{n.lineno}" for p in sorted(package.rglob("*.py"))
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, (ast.Assign, ast.AnnAssign))
+        and any(getattr(t, "id", "") == "FAILURE_LABELS" for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
+    ]  # fmt: skip
+    assert len(defined) == 1 and defined[0].startswith("vla_gen_bench/episode.py:"), defined
+    from vla_gen_bench import episode
+    from vla_gen_bench.eval import records
+    from vla_gen_bench.leaderboard import derive
+
+    assert FAILURE_LABELS is episode.FAILURE_LABELS is records.FAILURE_LABELS is derive.FAILURE_LABELS
+    # the env's info["failure"] indexes them: six distinct labels, 0 = success
+    assert FAILURE_LABELS[0] == "success" and len(set(FAILURE_LABELS)) == 6
+
+
+def test_summarize_takes_records_or_their_json_objects_alike():
+    from vla_gen_bench.eval.records import EpisodeRecord
+
+    dicts = standard_records()
+    typed = [EpisodeRecord.from_dict(r, f"x:{i}") for i, r in enumerate(dicts)]
+    a, b = summarize(dicts, "ind", VARIANTS), summarize(typed, "ind", VARIANTS)
+    assert a == b and b.variant("unseen_table").rates() == {
+        "n": 10, "successes": 4, "rate": 0.4, "ci_low": pytest.approx(W4[0], abs=1e-6),
+        "ci_high": pytest.approx(W4[1], abs=1e-6), "grasp_rate": pytest.approx(0.7),
+    }  # fmt: skip

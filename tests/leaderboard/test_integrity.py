@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from vla_gen_bench.eval.records import read_run
 from vla_gen_bench.leaderboard import LeaderboardError, add, run_rows, validate
 from vla_gen_bench.leaderboard.commands import LeaderboardAdd, leaderboard_add
 from vla_gen_bench.leaderboard.derive import verify_run
@@ -23,7 +24,7 @@ def _write(run, lines):
 
 def test_a_run_written_like_the_evaluator_verifies(tmp_path):
     run = make_run(tmp_path / "run")
-    assert verify_run(run, json.loads((run / "run.json").read_text())) == "verified"
+    assert verify_run(run, read_run(run)) == "verified"
 
 
 def test_one_flipped_byte_is_refused_with_its_line(tmp_path, capsys):

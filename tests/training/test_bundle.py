@@ -44,15 +44,16 @@ def _eval_folder(path, sha: str | None, successes=(True, False, False)):
     meta = {"policy": "openvla", "checkpoint": "runs/x/final", "temperature": 0.6}
     if sha is not None:
         meta["checkpoint_sha256"] = sha
-    run = {"policy": "openvla:runs/x/final", "policy_id": "p", "policy_metadata": meta,
-           "policy_args": {"temperature": 0.6}, "suite": "ind", "suite_hash": "s", "asset_pack_hash": "a",
-           "created": "2026-01-01T00:00:00+00:00", "variants": {"ind": {"axis": "in-distribution"}}, "seeds": [0],
-           "episodes_per_seed": len(successes), "camera": "fast"}  # fmt: skip
+    run = records.RunInfo(policy="openvla:runs/x/final", policy_id="p", policy_metadata=meta,
+                          policy_args={"temperature": 0.6}, suite="ind", suite_hash="s", catalog_hash="c",
+                          asset_pack_hash="a", control="ind", variants={"ind": {"axis": "in-distribution"}},
+                          seeds=(0,), episodes_per_seed=len(successes), camera="fast", versions={},
+                          created="2026-01-01T00:00:00+00:00")  # fmt: skip
     records.write_run(path, run)
-    head = chain.genesis(run)
+    head = chain.genesis(run.to_dict())
     for i, ok in enumerate(successes):
         rec = records.EpisodeRecord(variant="ind", axis="in-distribution", split="train", seed=0, episode=i,
-                                    policy=run["policy"], success=ok, success_once=ok, grasped=ok,
+                                    policy=run.policy, success=ok, success_once=ok, grasped=ok,
                                     failure="success" if ok else "never_grasped", instruction="put x on plate")  # fmt: skip
         head = records.append(path / records.EPISODES, rec, head)
     return path

@@ -28,7 +28,7 @@ from vla_gen_bench.envs.robots import (
     register_agents,
     resolve_robot,
 )
-from vla_gen_bench.episode import EpisodeSpec, sample_ind
+from vla_gen_bench.episode import FAILURE_LABELS, EpisodeSpec, sample_ind
 from vla_gen_bench.paths import cache_dir
 
 ENV_ID = "VgbPutOnReceptacle-v1"
@@ -36,7 +36,6 @@ MAX_EPISODE_STEPS = 80
 CONTROL_FREQ = 5
 DEFAULT_SIM_FREQ = 100
 POLICY_CAMERA = "policy_camera"
-FAILURE_LABELS = ("success", "never_grasped", "wrong_object", "dropped", "misplaced", "timeout")
 
 # Success / grasp thresholds (DESIGN.md §3, RL4VLA §4)
 XY_TOL = 0.01  # m beyond the receptacle's largest half extent

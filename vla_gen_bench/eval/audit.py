@@ -25,7 +25,7 @@ from typing import Any
 
 import tyro
 
-from vla_gen_bench.eval.records import EPISODES, RUN_JSON, EpisodeRecord, RecordError
+from vla_gen_bench.eval.records import EPISODES, EpisodeRecord, RecordError, RunInfo
 
 OUTCOME = ("success", "success_once", "grasped", "failure")
 """The fields of a record that the episode's actions determine (with ``action_digest``)."""
@@ -139,7 +139,7 @@ def choose(keys: list[tuple[str, int, int]], n: int, seed: int) -> list[tuple[st
 
 
 # ---------------------------------------------------------------------------- the run as it ran
-def _load(run_dir: Path) -> tuple[dict[str, Any], list[EpisodeRecord], dict[str, Any]]:
+def _load(run_dir: Path) -> tuple[RunInfo, list[EpisodeRecord], dict[str, Any]]:
     """run.json, the records and the chain check of a run directory; AuditError when it is not one."""
     from vla_gen_bench.eval import records
     from vla_gen_bench.eval.chain import genesis, verify
@@ -153,57 +153,53 @@ def _load(run_dir: Path) -> tuple[dict[str, Any], list[EpisodeRecord], dict[str,
         raise AuditError(str(e)) from None
     if not eps.records:
         raise AuditError(f"{run_dir / EPISODES} holds no episodes; there is nothing to audit")
-    missing = [k for k in ("policy", "policy_id", "suite", "seeds", "episodes_per_seed") if k not in run]
-    if missing:
-        raise AuditError(f"{run_dir / RUN_JSON} lacks {', '.join(missing)}; it was not written by 'vgb evaluate' "
-                         f"(or by a version too old to audit)")  # fmt: skip
     lines = (run_dir / EPISODES).read_text(encoding="utf-8").splitlines()
-    chk = verify(lines, genesis(run))
-    sealed = run.get("episodes_chain") or {}
+    chk = verify(lines, genesis(run.to_dict()))
+    sealed = run.episodes_chain or {}
     chain = {"verified": chk.verified, "broken_line": chk.broken, "unbound_lines": len(chk.unbound),
              "sealed": sealed.get("head") == chk.head and sealed.get("lines") == chk.lines}  # fmt: skip
     return run, eps.records, chain
 
 
-def evaluate_config(run: dict[str, Any], run_dir: Path, policy: str | None = None, asset_pack: str | None = None,
+def evaluate_config(run: RunInfo, run_dir: Path, policy: str | None = None, asset_pack: str | None = None,
                     rl4vla_assets: Path | None = None):  # fmt: skip
     """The :class:`~vla_gen_bench.eval.evaluate.Evaluate` that re-runs ``run``'s episodes as it ran them: its
     policy arguments, profile, camera, robot, physics rate, asset pack and parallel envs; one in-process worker,
     no videos, no probe steps, no report."""
     from vla_gen_bench.eval.evaluate import Evaluate
 
-    config = run.get("config") or {}
-    if asset_pack is None and "config" in run:  # the --asset-pack the run was given (None: the built-in pack)
+    config = run.config or {}
+    if asset_pack is None and run.config is not None:  # the --asset-pack the run was given (None: built-in)
         asset_pack = config.get("asset_pack")
     elif asset_pack is None:  # the top-level name, where "procedural" and "rl4vla" mean the built-in packs
-        asset_pack = None if run.get("asset_pack") in ("procedural", "rl4vla") else run.get("asset_pack")
+        asset_pack = None if run.asset_pack in ("procedural", "rl4vla") else run.asset_pack
     assets = rl4vla_assets or config.get("rl4vla_assets")
     if (
         rl4vla_assets is None and assets and not Path(assets).exists()
     ):  # the submitter's folder: use this machine's
         assets = None
-    args = run.get("policy_args") or {}
+    args = run.policy_args or {}
     return Evaluate(
-        policy=policy or run["policy"], out=run_dir, suite=run["suite"], episodes=run["episodes_per_seed"],
-        seeds=tuple(run["seeds"]), camera=run.get("camera"), robot=run.get("robot"), sim_freq=run.get("sim_freq"),
+        policy=policy or run.policy, out=run_dir, suite=run.suite, episodes=run.episodes_per_seed,
+        seeds=run.seeds, camera=run.camera, robot=run.robot, sim_freq=run.sim_freq,
         asset_pack=asset_pack, policy_arg=tuple(f"{k}={json.dumps(v)}" for k, v in args.items()),
-        profile=run.get("profile", "vgb"), rl4vla_assets=Path(assets) if assets else None,
+        profile=run.profile_name, rl4vla_assets=Path(assets) if assets else None,
         policy_timeout=float(config.get("policy_timeout", 600.0)), num_envs=int(config.get("num_envs", 1)),
         workers=1, policy_server="off", videos=0, check=False, report=False,
     )  # fmt: skip
 
 
-def _check_settings(cfg, run: dict[str, Any], run_dir: Path, policy_given: bool):
+def _check_settings(cfg, run: RunInfo, run_dir: Path, policy_given: bool):
     """The asset store of ``cfg``, after checking that ``cfg`` re-creates the run's settings and episodes (the keys
     a resume must agree on); AuditError naming what differs."""
     from vla_gen_bench.eval.evaluate import (
-        _RESUME_DEFAULTS,
         RESUME_KEYS,
         EvalConfigError,
         check_pack_view,
         env_settings,
         load_store,
         policy_kwargs,
+        resume_clash,
         run_config,
     )
     from vla_gen_bench.policies.registry import check_policy
@@ -215,13 +211,11 @@ def _check_settings(cfg, run: dict[str, Any], run_dir: Path, policy_given: bool)
         meta = run_config(cfg, store, {})
     except (EvalConfigError, OSError) as e:
         raise AuditError(f"cannot set up {run_dir}'s run here: {e}") from None
-    now = json.loads(json.dumps({k: meta.get(k) for k in RESUME_KEYS}, default=str))
-    keys = [k for k in RESUME_KEYS if not (k == "policy" and policy_given)]
-    clash = [k for k in keys if run.get(k, _RESUME_DEFAULTS.get(k)) != now[k]]
+    clash = resume_clash(run, meta, tuple(k for k in RESUME_KEYS if not (k == "policy" and policy_given)))
     if clash:
         raise AuditError(
             f"cannot re-simulate {run_dir} as it ran: on this machine its "
-            + "; ".join(f"{k} is {now[k]!r}, the run has {run.get(k)!r}" for k in clash)
+            + "; ".join(f"{k} is {now!r}, the run has {was!r}" for k, (was, now) in clash.items())
             + " (a different vgb version, catalog or asset pack; give the run's pack with --asset-pack, or audit "
             "with the vgb version in run.json's versions)"
         )  # fmt: skip
@@ -273,10 +267,10 @@ def audit(cfg: Audit, console=None) -> dict[str, Any]:
     worker = Worker(ecfg, 0, 0, shared=True)  # the env is kept for later in-process runs, as evaluate does
     try:
         info = worker.setup()
-        ids = {policy_id(ecfg.policy, info["metadata"]), policy_id(run["policy"], info["metadata"])}
-        if run["policy_id"] not in ids:
+        ids = {policy_id(ecfg.policy, info["metadata"]), policy_id(run.policy, info["metadata"])}
+        if run.policy_id not in ids:
             raise AuditError(f"--policy {ecfg.policy} reports policy id {policy_id(ecfg.policy, info['metadata'])}, "
-                             f"but {run_dir} was run with {run['policy_id']} (different weights or metadata); "
+                             f"but {run_dir} was run with {run.policy_id} (different weights or metadata); "
                              f"audit with the policy the run used")  # fmt: skip
         rows = []
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -296,10 +290,10 @@ def audit(cfg: Audit, console=None) -> dict[str, Any]:
     return {
         "run_dir": str(run_dir.resolve()),
         "policy": ecfg.policy,
-        "policy_id": run["policy_id"],
-        "suite": run["suite"],
-        "suite_hash": run.get("suite_hash"),
-        "asset_pack_hash": run.get("asset_pack_hash"),
+        "policy_id": run.policy_id,
+        "suite": run.suite,
+        "suite_hash": run.suite_hash,
+        "asset_pack_hash": run.asset_pack_hash,
         "sample_seed": seed,
         "episodes_in_run": len(recs),
         "sampled": len(chosen),

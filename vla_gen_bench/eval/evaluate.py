@@ -29,13 +29,21 @@ import tyro
 from vla_gen_bench.cameras import CameraName
 from vla_gen_bench.eval import records
 from vla_gen_bench.eval.pool import PoolError
-from vla_gen_bench.eval.records import EPISODES, RUN_JSON, EpisodeRecord
+from vla_gen_bench.eval.records import EPISODES, RUN_JSON, EpisodeRecord, RunInfo
 
-# a run directory may be resumed only by a command that agrees on these
+# a run directory may be resumed (and audited) only by a command that agrees on these run.json keys
 RESUME_KEYS = ("policy", "suite", "suite_hash", "asset_pack_hash", "camera", "robot", "policy_args", "sim_freq",
                "profile", "profile_settings")  # fmt: skip
 # run directories written before profiles existed (and vgb-profile runs, whose settings are None)
 _RESUME_DEFAULTS = {"profile": "vgb", "profile_settings": None}
+
+
+def resume_clash(previous: RunInfo, now: RunInfo, keys: tuple[str, ...] = RESUME_KEYS) -> dict[str, tuple]:
+    """The ``keys`` whose values differ between a run directory's ``previous`` run.json and this command's, as
+    {key: (was, now)}, compared as run.json holds them (tuples become lists)."""
+    was, new = previous.to_dict(), json.loads(json.dumps(now.to_dict(), default=str))
+    return {k: (was.get(k, _RESUME_DEFAULTS.get(k)), new.get(k)) for k in keys
+            if was.get(k, _RESUME_DEFAULTS.get(k)) != new.get(k)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -213,12 +221,13 @@ def read_done(path: Path) -> dict[tuple[str, int, int], EpisodeRecord]:
         raise RunDirError(f"{e}") from None
 
 
-def chain_state(path: Path, run: dict) -> dict[str, Any]:
-    """``run.json``'s ``episodes_chain`` for the lines now in ``path``; RunDirError when a line was edited."""
+def chain_state(path: Path, run: RunInfo | dict[str, Any]) -> dict[str, Any]:
+    """``run.json``'s ``episodes_chain`` for the lines now in ``path`` (the chain starts from ``run``'s identity);
+    RunDirError when a line was edited."""
     from vla_gen_bench.eval.chain import FORMAT, genesis, verify
 
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    chk = verify(lines, genesis(run))
+    chk = verify(lines, genesis(run.to_dict() if isinstance(run, RunInfo) else run))
     if chk.broken is not None:
         raise RunDirError(f"{path}:{chk.broken}: this line is not what 'vgb evaluate' wrote (its hash-chain link does "
                           f"not match: edited, inserted, moved or from another run). Restore it, or delete line "
@@ -269,7 +278,8 @@ def plan(cfg: Evaluate, store) -> list[Item]:
     return [Item(v.name, int(s), k) for v in get_suite(cfg.suite) for s in seeds for k in range(episodes)]
 
 
-def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
+def run_config(cfg: Evaluate, store, policy_meta: dict) -> RunInfo:
+    """The run.json of a new run of ``cfg`` with a policy reporting ``policy_meta``."""
     from vla_gen_bench.options import parse_key_values
     from vla_gen_bench.variants import CONTROL, catalog_hash, get_suite
 
@@ -281,25 +291,22 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
     by_profile = [k for k in ("episodes", "seeds") if getattr(cfg, k) is None]
     if "temperature" in args and "temperature" not in parse_key_values(cfg.policy_arg, "--policy-arg"):
         by_profile.append("temperature")
-    return {
-        "policy": cfg.policy,
-        "policy_id": policy_id(cfg.policy, policy_meta),
-        "policy_metadata": policy_meta,
-        "policy_args": args,
-        "suite": cfg.suite,
-        "suite_hash": catalog_hash(variants, store),
-        "catalog_hash": catalog_hash(store=store),
-        "asset_pack": cfg.asset_pack or ("rl4vla" if getattr(store, "source", None) else "procedural"),
-        "asset_source": getattr(store, "source", None),
-        "asset_pack_hash": store.pack_hash,
-        "table_pack": {
-            k: v
-            for k, v in (getattr(store, "table_pack", None) or {}).items()
-            if k in ("name", "hash", "source")
-        }
-        or None,
-        "control": CONTROL,
-        "variants": {
+    pack = getattr(store, "table_pack", None) or {}
+    table_pack = {k: v for k, v in pack.items() if k in ("name", "hash", "source")}
+    return RunInfo(
+        policy=cfg.policy,
+        policy_id=policy_id(cfg.policy, policy_meta),
+        policy_metadata=policy_meta,
+        policy_args=args,
+        suite=cfg.suite,
+        suite_hash=catalog_hash(variants, store),
+        catalog_hash=catalog_hash(store=store),
+        asset_pack=cfg.asset_pack or ("rl4vla" if getattr(store, "source", None) else "procedural"),
+        asset_source=getattr(store, "source", None),
+        asset_pack_hash=store.pack_hash,
+        table_pack=table_pack or None,
+        control=CONTROL,
+        variants={
             v.name: {
                 "axis": v.axis,
                 "split": v.split,
@@ -308,17 +315,17 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> dict[str, Any]:
                 "paper": v.paper,
             }
             for v in variants
-        },  # fmt: skip
-        "seeds": list(seeds),
-        "episodes_per_seed": episodes,
-        "defaults_from_profile": by_profile,
+        },
+        seeds=tuple(seeds),
+        episodes_per_seed=episodes,
+        defaults_from_profile=tuple(by_profile),
         **{k: v for k, v in env_settings(cfg).items() if k != "lighting"},
-        "profile": cfg.profile,
-        "profile_settings": prof.to_dict(env_settings(cfg)["camera"]) if prof is not None else None,
-        "config": json.loads(json.dumps(asdict(cfg), default=str)),
-        "versions": _versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+        profile=cfg.profile,
+        profile_settings=prof.to_dict(env_settings(cfg)["camera"]) if prof is not None else None,
+        config=json.loads(json.dumps(asdict(cfg), default=str)),
+        versions=_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- worker
@@ -440,12 +447,13 @@ class Worker:
         out: list[tuple[EpisodeRecord, bytes | None]] = []
         for it, spec, res in zip(items, specs, results, strict=True):
             v = get_variant(it.variant)
-            success = res.success_at_end if self.profile is None else self.profile.success(res.success_at_end,
-                                                                                           res.success_once)  # fmt: skip
+            success = (
+                res.success if self.profile is None else self.profile.success(res.success, res.success_once)
+            )
             rec = EpisodeRecord.from_result(res, variant=v, seed=it.seed, episode=it.episode, policy=self.cfg.policy,
                                             success=success, matched=spec.meta.get("matched"), worker=self.index)  # fmt: skip
             data = None
-            kind = "success" if res.success_at_end else "failure"
+            kind = "success" if res.success else "failure"
             if want_video and self._saved.get((v.name, kind), 0) < self.videos_per_kind:
                 rel = Path("videos") / f"{v.name}_s{it.seed}_e{it.episode}_{kind}.mp4"
                 if out_dir is None:  # a remote (Ray) worker: the bytes travel back with the record
@@ -749,13 +757,11 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
 
     meta = run_config(cfg, store, {})
     if previous is not None:
-        # compared as run.json holds them (tuples become lists)
-        now = json.loads(json.dumps({k: meta.get(k) for k in RESUME_KEYS}, default=str))
-        clash = [k for k in RESUME_KEYS if previous.get(k, _RESUME_DEFAULTS.get(k)) != now[k]]
+        clash = resume_clash(previous, meta)
         if clash:
             raise RunDirError(
                 f"{out} holds a run with different {', '.join(clash)} "
-                f"({'; '.join(f'{k}: was {previous.get(k)!r}, now {meta.get(k)!r}' for k in clash)}); "
+                f"({'; '.join(f'{k}: was {was!r}, now {now!r}' for k, (was, now) in clash.items())}); "
                 "use another --out to start a new run")  # fmt: skip
     # half-written files of a run killed mid-write (this process holds the lock)
     records.remove_temporaries(out)
@@ -783,17 +789,17 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
             if getattr(backend, "w", None) is not None:
                 backend.w._saved.update(already)  # keep the per-variant video budget across resumes
             info = backend.info[0]
-            meta = run_config(cfg, store, info["metadata"])
-            meta["action_spec"] = info["spec"]
-            meta["conventions_check"] = info.get("probe", "skipped (--no-check)")
+            meta = replace(run_config(cfg, store, info["metadata"]), action_spec=info["spec"],
+                           conventions_check=info.get("probe", "skipped (--no-check)"),
+                           policy_timeout_s=cfg.policy_timeout)  # fmt: skip
             if previous is not None:
-                if previous.get("policy_id") != meta["policy_id"]:
-                    raise RunDirError(f"{out} was run with policy id {previous.get('policy_id')} but {cfg.policy} now "
-                                      f"reports {meta['policy_id']} (different weights or metadata); use another --out")  # fmt: skip
-                meta["created"] = previous.get("created", meta["created"])
-                meta["resumed"] = previous.get("resumed", 0) + 1
-            meta["policy_timeout_s"] = cfg.policy_timeout
-            chain = meta["episodes_chain"] = chain_state(jsonl, meta)  # the link new lines continue from
+                if previous.policy_id != meta.policy_id:
+                    raise RunDirError(f"{out} was run with policy id {previous.policy_id} but {cfg.policy} now "
+                                      f"reports {meta.policy_id} (different weights or metadata); use another --out")  # fmt: skip
+                meta = replace(meta, created=previous.created, resumed=(previous.resumed or 0) + 1)
+            chain = chain_state(jsonl, meta)  # the link new lines continue from
+            # the same dict as ``chain``: it counts the lines as they are written
+            meta = replace(meta, episodes_chain=chain)
             head = chain["head"]
             records.write_run(out, meta)
             console.print(f"{len(items)} episodes planned, {len(done)} already in {jsonl}; running {len(todo)} "
@@ -825,13 +831,13 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
             run_s = time.perf_counter() - t0
             console.print(f"ran {len(todo)} episodes in {run_s:.0f} s ({60 * len(todo) / max(run_s, 1e-9):.1f} "
                           f"episodes/min after {setup_s:.0f} s of set-up)")  # fmt: skip
-            meta["timing"] = {"setup_s": round(setup_s, 1), "run_s": round(run_s, 1), "episodes": len(todo),
-                              "episodes_per_min": round(60 * len(todo) / max(run_s, 1e-9), 2),
-                              "policy_process": policy is not None}  # fmt: skip
+            timing = {"setup_s": round(setup_s, 1), "run_s": round(run_s, 1), "episodes": len(todo),
+                      "episodes_per_min": round(60 * len(todo) / max(run_s, 1e-9), 2),
+                      "policy_process": policy is not None}  # fmt: skip
             if policy is not None:
-                meta["timing"]["policy_load_s"] = policy.load_s
-                meta["timing"]["batching"] = policy.stats()
-            records.write_run(out, meta)
+                timing["policy_load_s"] = policy.load_s
+                timing["batching"] = policy.stats()
+            records.write_run(out, replace(meta, timing=timing))
         finally:
             backend.close()
             if policy is not None:
@@ -841,9 +847,8 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
         if previous is None:
             raise RunDirError(f"{out} has episodes but no {RUN_JSON}; cannot tell what was run")
         chain = chain_state(jsonl, previous)
-        if previous.get("episodes_chain") != chain:  # killed after the last episode: seal the run now
-            previous["episodes_chain"] = chain
-            records.write_run(out, previous)
+        if previous.episodes_chain != chain:  # killed after the last episode: seal the run now
+            records.write_run(out, replace(previous, episodes_chain=chain))
     # and of a worker process killed mid-video (and replaced) in this run
     records.remove_temporaries(out)
     if cfg.report:

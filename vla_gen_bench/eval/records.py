@@ -1,8 +1,9 @@
 """The run directory's two files, in one place: ``episodes.jsonl`` (one :class:`EpisodeRecord` per line) and
-``run.json``.
+``run.json`` (one :class:`RunInfo`).
 
 Every writer and reader goes through here: ``vgb evaluate`` (:func:`append`, :func:`read`, :func:`write_run`),
-``vgb report`` and ``vgb compare``, ``vgb leaderboard add/validate`` and the RL recipes' evaluation summaries.
+``vgb report`` and ``vgb compare``, ``vgb audit``, ``vgb leaderboard add/validate``, model cards and the training
+recipes' evaluation summaries (:func:`read_run`).
 
 One line = one episode, canonical JSON (sorted keys) sealed into the hash chain of :mod:`.chain`. The rules every
 reader applies (:func:`read`):
@@ -24,11 +25,12 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from vla_gen_bench.eval.stats import AXES, FAILURE_LABELS
+from vla_gen_bench.episode import FAILURE_LABELS
+from vla_gen_bench.eval.stats import AXES
 
 EPISODES = "episodes.jsonl"
 RUN_JSON = "run.json"
@@ -108,12 +110,12 @@ class EpisodeRecord:
     @classmethod
     def from_result(cls, res, *, variant, seed: int, episode: int, policy: str, success: bool,
                     matched: Any = None, worker: int | None = None) -> EpisodeRecord:  # fmt: skip
-        """The record of a runner :class:`~vla_gen_bench.eval.runner.EpisodeResult` (its ``success_at_end``,
-        ``ever_grasped`` and ``return_`` become ``success`` (as scored), ``grasped`` and ``return``)."""
+        """The record of a runner :class:`~vla_gen_bench.eval.runner.EpisodeResult` (the same field names;
+        ``success`` is given as the run's profile scores it, the result's is at the final step)."""
         return cls(
             variant=variant.name, axis=variant.axis, split=variant.split, severity=variant.severity, seed=seed,
             episode=episode, policy=policy, success=success, success_once=res.success_once,
-            grasped=res.ever_grasped, consecutive_grasp=res.consecutive_grasp, failure=res.failure,
+            grasped=res.grasped, consecutive_grasp=res.consecutive_grasp, failure=res.failure,
             steps=res.steps, return_=res.return_, wall_s=res.wall_s, instruction=res.instruction,
             action_digest=res.action_digest, matched=matched, worker=worker,
         )  # fmt: skip
@@ -183,7 +185,8 @@ class EpisodeRecord:
 
 
 def _type_name(types: tuple) -> str:
-    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", NULL: "null"}
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", NULL: "null",
+             dict: "a JSON object", tuple: "a list"}  # fmt: skip
     return " or ".join(dict.fromkeys(names[t] for t in types))
 
 
@@ -318,8 +321,142 @@ def append(path: Path | str, record: EpisodeRecord, prev: str) -> str:
 
 
 # ---------------------------------------------------------------------------- run.json
-def read_run(run_dir: Path | str) -> dict[str, Any]:
-    """``run.json`` of a run directory as a dict; RecordError (missing, not UTF-8, not a JSON object)."""
+@dataclass(frozen=True, kw_only=True)
+class RunInfo:
+    """``run.json``: what a run ran (policy, suite, variants, seeds), with which settings, software and hashes.
+
+    ``vgb evaluate`` writes it (:func:`write_run`) before its first episode and again when it ends; every reader
+    gets it from :func:`read_run`. The fields are in the order the file holds them; those without a default are
+    required (:data:`RUN_REQUIRED`), the others are None when the file does not have them (runs from before they
+    existed). Keys this version does not know are kept in ``extra``, so any run.json round-trips:
+    ``RunInfo.from_dict(d, where).to_dict() == d``.
+    """
+
+    policy: str
+    """The ``--policy`` string."""
+    policy_id: str
+    """Hash (16 hex) of the ``--policy`` string and what the adapter reports about itself."""
+    policy_metadata: dict[str, Any] | None = None
+    """What the adapter reports about itself (an OpenVLA checkpoint: its ``checkpoint_sha256``, temperature...)."""
+    policy_args: dict[str, Any] | None = None
+    """The keyword arguments the policy was built with."""
+    suite: str
+    suite_hash: str
+    """Hash of the suite's variants and their episodes."""
+    catalog_hash: str
+    """Hash of the whole variant catalog."""
+    asset_pack: str | None = None
+    """``procedural``, ``rl4vla`` or the name of a generated pack."""
+    asset_source: dict[str, Any] | None = None
+    asset_pack_hash: str
+    table_pack: dict[str, Any] | None = None
+    """name, hash and source of a generated table pack (null: none)."""
+    control: str
+    """The control variant (in-distribution arm) every variant is paired with."""
+    variants: dict[str, dict[str, Any]]
+    """The suite's variants in order, each with its axis, split, severity, description and paper setting."""
+    seeds: tuple[int, ...]
+    episodes_per_seed: int
+    defaults_from_profile: tuple[str, ...] | None = None
+    """The settings the profile chose because the command left them out."""
+    robot: str | None = None
+    camera: str | None = None
+    sim_freq: int | None = None
+    profile: str | None = None
+    """The evaluation profile; None in runs from before profiles, which ran as ``vgb`` (:attr:`profile_name`)."""
+    profile_settings: dict[str, Any] | None = None
+    """What the profile changes (its quirks, episodes, seeds, shader...); null under ``vgb``."""
+    config: dict[str, Any] | None = None
+    """The ``vgb evaluate`` options as given."""
+    versions: dict[str, str]
+    """Python, platform and package versions (``vla-gen-bench`` among them)."""
+    created: str
+    """When the run started (ISO date-time, UTC)."""
+    action_spec: dict[str, Any] | None = None
+    conventions_check: Any = None
+    """The conventions probe's findings, or why it was skipped."""
+    resumed: int | None = None
+    """How many times the run was resumed (None: never)."""
+    policy_timeout_s: float | None = None
+    episodes_chain: dict[str, Any] | None = None
+    """format, lines, head and unbound_lines of the episodes' hash chain (:mod:`.chain`) when last written."""
+    timing: dict[str, Any] | None = None
+    """Set-up and run time of the last invocation, episodes per minute, policy-process batching."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version does not know, carried unchanged."""
+    nulls: frozenset[str] = frozenset(("asset_source", "table_pack", "profile_settings"))
+    """The optional keys written as JSON null when None (else None leaves a key out): ``vgb evaluate`` records
+    these even when unused; a run read from a file keeps the nulls it had."""
+
+    @property
+    def profile_name(self) -> str:
+        return self.profile or "vgb"
+
+    def __post_init__(self) -> None:
+        for name, types in RUN_TYPES.items():
+            v = getattr(self, name)
+            if v is None and name not in RUN_REQUIRED:
+                continue
+            if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+                raise RecordError(f"{name!r} must be {_type_name(types)}, got {json.dumps(v, default=str)}")
+        if not self.variants or not all(isinstance(m, dict) for m in self.variants.values()):
+            raise RecordError("'variants' must map the suite's variant names to their axis, split, severity and "
+                              "description")  # fmt: skip
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in self.seeds):
+            raise RecordError(
+                f"'seeds' must be a list of integers, got {json.dumps(self.seeds, default=str)}"
+            )
+        if self.episodes_per_seed < 1:
+            raise RecordError(f"'episodes_per_seed' must be a positive integer, got {self.episodes_per_seed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``run.json`` (absent optional fields left out, ``extra`` last)."""
+        out: dict[str, Any] = {}
+        for name in RUN_TYPES:
+            v = getattr(self, name)
+            if v is None and name not in self.nulls:
+                continue
+            out[name] = list(v) if isinstance(v, tuple) else v
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> RunInfo:
+        """A parsed ``run.json`` as a RunInfo; RecordError naming ``where`` when a key is missing or mistyped."""
+        if not isinstance(d, dict):
+            raise RecordError(f"{where}: expected a JSON object")
+        missing = [k for k in RUN_REQUIRED if k not in d]
+        if missing:
+            raise RecordError(f"{where} lacks {', '.join(map(repr, missing))}; it was not written by 'vgb evaluate' "
+                              f"(or by a version too old to read): re-run 'vgb evaluate' into a new --out")  # fmt: skip
+        known = {k: d[k] for k in RUN_TYPES if k in d}
+        for k in ("seeds", "defaults_from_profile"):
+            if isinstance(known.get(k), list):
+                known[k] = tuple(known[k])
+        try:
+            return cls(**known, extra={k: v for k, v in d.items() if k not in RUN_TYPES},
+                       nulls=frozenset(k for k, v in known.items() if v is None))  # fmt: skip
+        except RecordError as e:
+            raise RecordError(f"{where}: {e}") from None
+
+
+# the JSON types of run.json's keys, in the order the file holds them (None is allowed for the optional ones)
+RUN_TYPES: dict[str, tuple[type, ...]] = {
+    "policy": (str,), "policy_id": (str,), "policy_metadata": (dict,), "policy_args": (dict,), "suite": (str,),
+    "suite_hash": (str,), "catalog_hash": (str,), "asset_pack": (str,), "asset_source": (dict,),
+    "asset_pack_hash": (str,), "table_pack": (dict,), "control": (str,), "variants": (dict,), "seeds": (tuple,),
+    "episodes_per_seed": (int,), "defaults_from_profile": (tuple,), "robot": (str,), "camera": (str,),
+    "sim_freq": (int,), "profile": (str,), "profile_settings": (dict,), "config": (dict,), "versions": (dict,),
+    "created": (str,), "action_spec": (dict,), "conventions_check": (dict, str), "resumed": (int,),
+    "policy_timeout_s": (int, float), "episodes_chain": (dict,), "timing": (dict,),
+}  # fmt: skip
+RUN_REQUIRED = tuple(f.name for f in fields(RunInfo) if f.default is MISSING and f.default_factory is MISSING)
+"""The keys every run.json must have: what every reader (report, audit, leaderboard, model cards) needs."""
+
+
+def read_run(run_dir: Path | str) -> RunInfo:
+    """``run.json`` of a run directory; RecordError (missing, not UTF-8, not a JSON object, a required key missing
+    or a key of the wrong type)."""
     d = Path(run_dir)
     path = d / RUN_JSON
     if not path.is_file():
@@ -331,16 +468,14 @@ def read_run(run_dir: Path | str) -> dict[str, Any]:
                           f"wrote") from None  # fmt: skip
     except json.JSONDecodeError as e:
         raise RecordError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(cfg, dict):
-        raise RecordError(f"{path}: expected a JSON object")
-    return cfg
+    return RunInfo.from_dict(cfg, str(path))
 
 
-def write_run(run_dir: Path | str, meta: dict[str, Any]) -> Path:
+def write_run(run_dir: Path | str, run: RunInfo) -> Path:
     """Write ``run.json`` (indent 1; values JSON cannot hold as strings) with :func:`write_atomic`: a full disk
     leaves the previous ``run.json``, never a truncated one."""
     path = Path(run_dir) / RUN_JSON
-    write_atomic(path, json.dumps(meta, indent=1, default=str).encode("utf-8"))
+    write_atomic(path, json.dumps(run.to_dict(), indent=1, default=str).encode("utf-8"))
     return path
 
 

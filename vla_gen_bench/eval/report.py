@@ -24,11 +24,20 @@ from typing import Any
 
 import tyro
 
+from vla_gen_bench.episode import FAILURE_LABELS
 from vla_gen_bench.eval.escape import control_chars, csv_cell, md, md_code, printable
-from vla_gen_bench.eval.records import EPISODES, FIELDS, RUN_JSON, EpisodeRecord, RecordError, read, read_run
+from vla_gen_bench.eval.records import (
+    EPISODES,
+    FIELDS,
+    RUN_JSON,
+    EpisodeRecord,
+    RecordError,
+    RunInfo,
+    read,
+    read_run,
+)
 from vla_gen_bench.eval.stats import (
     AXES,
-    FAILURE_LABELS,
     SMALL_N_HALF_WIDTH,
     AxisStats,
     Summary,
@@ -38,7 +47,6 @@ from vla_gen_bench.eval.stats import (
     summarize,
 )
 
-RUN_KEYS = ("policy", "suite", "suite_hash", "catalog_hash", "asset_pack_hash", "control", "variants")
 HASH_KEYS = ("suite_hash", "catalog_hash", "asset_pack_hash")
 AXIS_COLORS = {
     "in-distribution": "#7f7f7f",
@@ -59,17 +67,18 @@ class RunError(ValueError):
 @dataclass
 class Run:
     dir: Path
-    config: dict[str, Any]
+    info: RunInfo
+    """Its run.json."""
     records: list[dict[str, Any]]
     """De-duplicated on (variant, seed, episode), in file order."""
     warnings: list[str] = field(default_factory=list)
 
     @property
     def policy(self) -> str:
-        return str(self.config["policy"])
+        return self.info.policy
 
     def summary(self) -> Summary:
-        return summarize(self.records, self.config["control"], self.config.get("variants") or {})
+        return summarize(self.records, self.info.control, self.info.variants)
 
 
 def _consistent(r: dict[str, Any], where: str) -> dict[str, Any]:
@@ -112,27 +121,21 @@ def load_run(run_dir: Path | str) -> Run:
         if not p.is_file():
             raise RunError(f"{p} not found; is {d} a run directory written by 'vgb evaluate'?")
     try:
-        config = read_run(d)
+        info = read_run(d)
     except RecordError as e:
         raise RunError(str(e)) from None
-    missing = [k for k in RUN_KEYS if k not in config]
-    if missing:
-        raise RunError(f"{rj} lacks {', '.join(repr(k) for k in missing)}")
-    if not isinstance(config["variants"], dict):
-        raise RunError(f"{rj}: 'variants' must map variant names to their axis/split/severity/description")
     records, warnings = read_episodes(ej)
     if not records:
         raise RunError(f"{ej} holds no episodes yet")
-    meta = config["variants"]
     unknown: set[str] = set()
     for r in records:
-        if r["policy"] != config["policy"]:
+        if r["policy"] != info.policy:
             raise RunError(f"{ej.name}: episode ({r['variant']}, {r['episode']}) was run by policy {r['policy']!r}, "
-                           f"but run.json says {config['policy']!r}; one run directory holds one policy")  # fmt: skip
-        m = meta.get(r["variant"])
+                           f"but run.json says {info.policy!r}; one run directory holds one policy")  # fmt: skip
+        m = info.variants.get(r["variant"])
         if m is None:
             unknown.add(r["variant"])
-        elif isinstance(m, dict) and m.get("axis", r["axis"]) != r["axis"]:
+        elif m.get("axis", r["axis"]) != r["axis"]:
             raise RunError(f"{ej.name}: variant {r['variant']!r} has axis {r['axis']!r} in its episodes but "
                            f"{m['axis']!r} in run.json")  # fmt: skip
     if unknown:
@@ -146,7 +149,7 @@ def load_run(run_dir: Path | str) -> Run:
                                 f"the report shows 'video missing'")  # fmt: skip
     for name, problem in _instruction_problems(records):
         warnings.append(f"{name}: {problem}")
-    return Run(d, config, records, warnings)
+    return Run(d, info, records, warnings)
 
 
 def video_link(run_dir: Path, value: object) -> tuple[str | None, str | None]:
@@ -492,7 +495,7 @@ METHOD_NOTE = (
 
 
 def render_markdown(run: Run, s: Summary, plots: dict[str, Path]) -> str:
-    cfg = run.config
+    cfg = run.info.to_dict()
     out = [f"# vgb report: {md_code(run.policy)} on suite {md_code(cfg['suite'])}", "", METHOD_NOTE, ""]
     if run.warnings or s.warnings:
         out += ["## Warnings", ""] + [f"- {md(w)}" for w in run.warnings + s.warnings] + [""]
@@ -528,7 +531,7 @@ video{width:224px;margin-right:.5rem}code,pre{background:#f6f6f6}pre{padding:.6r
 
 
 def render_html(run: Run, s: Summary, plots: dict[str, Path]) -> str:
-    cfg = run.config
+    cfg = run.info.to_dict()
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>vgb report: {e(run.policy)}</title>"
              f"<style>{_CSS}</style></head><body>",
@@ -625,9 +628,9 @@ class CompareRow:
 
 def _check_comparable(a: Run, b: Run) -> None:
     bad = [
-        f"{k}: {a.config.get(k)!r} vs {b.config.get(k)!r}"
+        f"{k}: {getattr(a.info, k)!r} vs {getattr(b.info, k)!r}"
         for k in HASH_KEYS
-        if a.config.get(k) != b.config.get(k)
+        if getattr(a.info, k) != getattr(b.info, k)
     ]
     if bad:
         raise RunError(
@@ -689,7 +692,7 @@ def compare(run_a: Path | str, run_b: Path | str) -> str:
         body.append([r.variant, r.axis, cell_a, cell_b, str(r.pairs), d])
     out = [
         f"A = {md_code(a.policy)} ({md(a.dir)}), B = {md_code(b.policy)} ({md(b.dir)}); suite "
-        f"{md_code(a.config['suite'])}, asset pack {md(a.config['asset_pack_hash'])}",
+        f"{md_code(a.info.suite)}, asset pack {md(a.info.asset_pack_hash)}",
         "",
         md_table(
             [
@@ -711,7 +714,8 @@ def compare(run_a: Path | str, run_b: Path | str) -> str:
                     f"difference uses matched (variant, seed, episode) episodes only."]  # fmt: skip
     from vla_gen_bench.eval.audit import contradiction_warning
 
-    if warning := contradiction_warning(a.records, b.records, a.config, b.config):  # same actions, other outcomes
+    # same actions, other outcomes
+    if warning := contradiction_warning(a.records, b.records, a.info.to_dict(), b.info.to_dict()):
         out += ["", *map(md, warning)]
     return "\n".join(out) + "\n"
 

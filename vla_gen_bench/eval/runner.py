@@ -49,11 +49,16 @@ def step_key(episode: int, step: int) -> int:
 
 @dataclass
 class EpisodeResult:
+    """One finished episode as the runner saw it, with :class:`~vla_gen_bench.eval.records.EpisodeRecord`'s field
+    names (the record adds the variant, the policy and the success as the run's profile scores it)."""
+
     seed: int
     instruction: str
-    success_at_end: bool
+    success: bool
+    """Success at the final step."""
     success_once: bool
-    ever_grasped: bool
+    grasped: bool
+    """Ever grasped during the episode."""
     consecutive_grasp: bool
     failure: str
     steps: int
@@ -61,7 +66,8 @@ class EpisodeResult:
     wall_s: float
     action_digest: str = ""
     """sha256 (16 hex) of the executed float32 actions: equal digests = the same trajectory of commands."""
-    episode: dict = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)
+    """The episode's initial configuration (:class:`~vla_gen_bench.episode.EpisodeSpec` as a dict)."""
     frames: list = field(default_factory=list, repr=False)
 
     def record(self) -> dict[str, Any]:
@@ -93,7 +99,8 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
     observation, or ``act_batch(..., sample_keys=...)``), so a sampling policy draws the same numbers for the same
     episode step however episodes are batched, ordered or resumed.
     """
-    from vla_gen_bench.envs import FAILURE_LABELS, MAX_EPISODE_STEPS
+    from vla_gen_bench.envs import MAX_EPISODE_STEPS
+    from vla_gen_bench.episode import FAILURE_LABELS
 
     b = env.unwrapped.num_envs
     if len(policies) != b or len(seeds) != b:
@@ -162,16 +169,16 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
         EpisodeResult(
             seed=int(seeds[i]),
             instruction=instructions[i],
-            success_at_end=flag("success", i),
+            success=flag("success", i),
             success_once=flag("success_once", i),
-            ever_grasped=flag("ever_grasped", i),
+            grasped=flag("ever_grasped", i),
             consecutive_grasp=flag("consecutive_grasp", i),
             failure=FAILURE_LABELS[int(info["failure"][i])],
             steps=steps,
             return_=round(float(totals[i]), 6),
             wall_s=wall,
             action_digest=digests[i].hexdigest()[:16],
-            episode=specs[i].to_dict() if specs[i] else {},
+            spec=specs[i].to_dict() if specs[i] else {},
             frames=frames[i],
         )  # fmt: skip
         for i in range(b)

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vla_gen_bench.episode import FAILURE_LABELS
+
 Z95 = 1.959963984540054
 AXES = ("in-distribution", "vision", "semantics", "execution")
-FAILURE_LABELS = ("success", "never_grasped", "wrong_object", "dropped", "misplaced", "timeout")
-"""Same order as ``vla_gen_bench.envs.FAILURE_LABELS`` (kept here so statistics never import the simulator)."""
 SMALL_N_HALF_WIDTH = 0.10
 
 
@@ -135,6 +135,9 @@ def mover_mean(estimates: Sequence[tuple[float, float, float]]) -> tuple[float, 
 # ---------------------------------------------------------------------------- per-run summary
 @dataclass
 class VariantStats:
+    """One variant's summary, computed by :func:`summarize` only: what ``summary.csv``, the leaderboard rows, RL
+    evaluation logs and model cards show."""
+
     variant: str
     axis: str
     split: str
@@ -160,6 +163,11 @@ class VariantStats:
     @property
     def half_width(self) -> float:
         return (self.ci_high - self.ci_low) / 2
+
+    def rates(self) -> dict[str, Any]:
+        """n, successes, rate, Wilson CI and grasp rate as a JSON object (what training logs per evaluation)."""
+        return {"n": self.n, "successes": self.successes, "rate": self.rate, "ci_low": self.ci_low,
+                "ci_high": self.ci_high, "grasp_rate": self.grasp_rate}  # fmt: skip
 
 
 @dataclass
@@ -203,18 +211,21 @@ def _order(records: Iterable[dict[str, Any]], meta: dict[str, dict[str, Any]]) -
     return seen
 
 
-def summarize(records: Sequence[dict[str, Any]], control: str,
+def summarize(records: Iterable[Any], control: str,
               variants_meta: dict[str, dict[str, Any]] | None = None) -> Summary:  # fmt: skip
-    """Per-variant, per-axis and OOD statistics of de-duplicated episode records (see module docstring).
+    """Per-variant, per-axis and OOD statistics of de-duplicated episode records (see module docstring): the one
+    place success rates are computed (report, leaderboard, RL and SFT evaluation, model cards).
 
     Args:
-        records: one dict per episode with at least variant, axis, seed, episode, success, success_once, grasped, failure,
-            instruction (and split, severity).
+        records: one per episode, each an :class:`~vla_gen_bench.eval.records.EpisodeRecord` or its JSON object
+            (at least variant, axis, seed, episode, success, success_once, grasped, failure, instruction; split
+            and severity when known).
         control: name of the control variant (the in-distribution arm every variant is paired with).
         variants_meta: run.json's ``variants`` (axis, split, severity, description per variant), for ordering and
             descriptions.
     """
     meta = variants_meta or {}
+    records = [r if isinstance(r, Mapping) else r.to_dict(chain=False) for r in records]
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_variant.setdefault(r["variant"], []).append(r)

@@ -15,14 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vla_gen_bench.episode import FAILURE_LABELS
 from vla_gen_bench.eval import records
 from vla_gen_bench.eval.escape import csv_text
-from vla_gen_bench.eval.records import EPISODES, RUN_JSON
+from vla_gen_bench.eval.records import EPISODES, RUN_JSON, RunInfo
 from vla_gen_bench.leaderboard.schema import DATE, HEX16, NAMES, TEXT, fmt_float
-
-RUN_FIELDS = ("policy", "policy_id", "suite", "suite_hash", "catalog_hash", "asset_pack_hash", "control",
-              "variants", "seeds", "episodes_per_seed", "versions", "created")  # fmt: skip
-
 
 # sha256 of the episodes.jsonl of runs committed before vgb recorded hash chains, reviewed by the maintainers when
 # they were committed (leaderboard/submissions/). Any other run without a chain is refused: re-run it.
@@ -30,8 +27,6 @@ VETTED_LEGACY = {
     "ec492c9aa99f6a3b7d08fb15e33ff678edd5f05724b058df813d3c5c31205c7a": "leaderboard/submissions/random-default",
     "5fcc06616543d8f23e357c6b5267bea17cc985e37f4381560d91c231fb94d461": "leaderboard/submissions/scripted-oracle-default",
 }
-# the env's failure labels (vla_gen_bench.envs.FAILURE_LABELS; the leaderboard never imports the simulator)
-FAILURE_LABELS = ("success", "never_grasped", "wrong_object", "dropped", "misplaced", "timeout")
 GRASPED_LABELS = ("dropped", "misplaced", "timeout")  # labels the env gives only after a grasp
 UNGRASPED_LABELS = ("never_grasped", "wrong_object")  # labels the env gives only without one
 
@@ -40,37 +35,23 @@ class LeaderboardError(ValueError):
     """A run directory or leaderboard CSV that cannot be used; the message says where and what to do."""
 
 
-def _is(v: Any, t) -> bool:
-    return isinstance(v, t) and not (isinstance(v, bool) and t is int)
-
-
-def read_run_json(run_dir: Path) -> dict[str, Any]:
+def read_run_json(run_dir: Path) -> RunInfo:
+    """``run.json`` (:func:`vla_gen_bench.eval.records.read_run`) with what a leaderboard row also needs: 16-hex
+    hashes, an installed vla-gen-bench version and an ISO creation date."""
     path = run_dir / RUN_JSON
     try:
         cfg = records.read_run(run_dir)
     except records.RecordError as e:
         raise LeaderboardError(str(e)) from None
-    missing = [k for k in RUN_FIELDS if k not in cfg]
-    if missing:
-        raise LeaderboardError(f"{path} lacks {', '.join(map(repr, missing))}; re-run 'vgb evaluate' with this "
-                               f"version to write a complete run.json")  # fmt: skip
     for k in ("policy_id", "suite_hash", "catalog_hash", "asset_pack_hash"):
-        if not isinstance(cfg[k], str) or not HEX16.match(cfg[k]):
-            raise LeaderboardError(f"{path}: {k} {cfg[k]!r} is not a 16-digit lowercase hex hash")
-    version = cfg["versions"].get("vla-gen-bench") if isinstance(cfg["versions"], dict) else None
+        if not HEX16.match(getattr(cfg, k)):
+            raise LeaderboardError(f"{path}: {k} {getattr(cfg, k)!r} is not a 16-digit lowercase hex hash")
+    version = cfg.versions.get("vla-gen-bench")
     if not isinstance(version, str) or not version:
         raise LeaderboardError(f"{path}: versions['vla-gen-bench'] is missing: the run was not made by an "
                                f"installed vla-gen-bench")  # fmt: skip
-    if not isinstance(cfg["variants"], dict) or not cfg["variants"]:
-        raise LeaderboardError(
-            f"{path}: 'variants' must map the suite's variant names to their axis and split"
-        )
-    if not isinstance(cfg["seeds"], list) or not all(_is(s, int) for s in cfg["seeds"]):
-        raise LeaderboardError(f"{path}: 'seeds' must be a list of integers, got {cfg['seeds']!r}")
-    if not _is(cfg["episodes_per_seed"], int) or cfg["episodes_per_seed"] < 1:
-        raise LeaderboardError(f"{path}: 'episodes_per_seed' must be a positive integer")
-    if not isinstance(cfg["created"], str) or not DATE.match(cfg["created"][:10]):
-        raise LeaderboardError(f"{path}: 'created' must be an ISO date-time, got {cfg['created']!r}")
+    if not DATE.match(cfg.created[:10]):
+        raise LeaderboardError(f"{path}: 'created' must be an ISO date-time, got {cfg.created!r}")
     return cfg
 
 
@@ -123,7 +104,7 @@ def read_episodes(path: Path, policy: str, once: bool = False) -> list[dict[str,
     return out
 
 
-def verify_run(run_dir: Path, cfg: dict[str, Any]) -> str:
+def verify_run(run_dir: Path, cfg: RunInfo) -> str:
     """Check that episodes.jsonl is the file ``vgb evaluate`` wrote for this run.json: ``"verified"`` (hash chain
     intact, head as recorded) or ``"vetted legacy"`` (a pinned pre-chain run); LeaderboardError otherwise."""
     import hashlib
@@ -132,13 +113,13 @@ def verify_run(run_dir: Path, cfg: dict[str, Any]) -> str:
 
     ej, rj = run_dir / EPISODES, run_dir / RUN_JSON
     raw = ej.read_bytes()
-    chk = verify(raw.decode("utf-8").splitlines(), genesis(cfg))
+    chk = verify(raw.decode("utf-8").splitlines(), genesis(cfg.to_dict()))
     if chk.broken is not None:
         raise LeaderboardError(f"{ej}:{chk.broken}: this line is not what 'vgb evaluate' wrote (its hash-chain link "
                                f"does not match: edited, inserted, moved or from another run), so the run cannot be "
                                f"used. Restore the original file, or delete line {chk.broken} and every line after it "
                                f"and re-run the same 'vgb evaluate' command (those episodes are run again)")  # fmt: skip
-    chain = cfg.get("episodes_chain")
+    chain = cfg.episodes_chain
     if chk.unbound or not isinstance(chain, dict):
         if hashlib.sha256(raw).hexdigest() in VETTED_LEGACY:
             return "vetted legacy"
@@ -179,22 +160,22 @@ def run_rows(
 
     d = Path(run_dir)
     cfg = read_run_json(d)
-    quirks = (cfg.get("profile_settings") or {}).get("quirks") or {}
-    records = read_episodes(d / EPISODES, cfg["policy"], once=quirks.get("success") == "once")
+    quirks = (cfg.profile_settings or {}).get("quirks") or {}
+    records = read_episodes(d / EPISODES, cfg.policy, once=quirks.get("success") == "once")
     ej = d / EPISODES
     if not records:
         raise LeaderboardError(f"{ej} holds no episodes")
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_variant.setdefault(r["variant"], []).append(r)
-    for name in list(cfg["variants"]) + list(by_variant):
+    for name in list(cfg.variants) + list(by_variant):
         try:
             v = get_variant(name)
         except VariantError as e:
             raise LeaderboardError(f"{d}: {e}") from None
-        meta = cfg["variants"].get(name)
+        meta = cfg.variants.get(name)
         for field in ("axis", "split"):
-            if isinstance(meta, dict) and meta.get(field, getattr(v, field)) != getattr(v, field):
+            if meta is not None and meta.get(field, getattr(v, field)) != getattr(v, field):
                 raise LeaderboardError(f"{d / RUN_JSON}: variant {name!r} has {field} {meta[field]!r}, the catalog "
                                        f"says {getattr(v, field)!r}")  # fmt: skip
         for r in by_variant.get(name, []):
@@ -202,12 +183,10 @@ def run_rows(
                 if field in r and r[field] != getattr(v, field):
                     raise LeaderboardError(f"{ej}: ({name}, seed {r['seed']}, episode {r['episode']}) has {field} "
                                            f"{r[field]!r}, the catalog says {getattr(v, field)!r}")  # fmt: skip
-    extra = sorted(set(by_variant) - set(cfg["variants"]))
+    extra = sorted(set(by_variant) - set(cfg.variants))
     if extra:
         raise LeaderboardError(f"{ej}: episodes of {', '.join(extra)}, which run.json's suite does not list")
-    planned = [
-        (v, s, k) for v in cfg["variants"] for s in cfg["seeds"] for k in range(cfg["episodes_per_seed"])
-    ]
+    planned = [(v, s, k) for v in cfg.variants for s in cfg.seeds for k in range(cfg.episodes_per_seed)]
     have = {(r["variant"], r["seed"], r["episode"]) for r in records}
     missing = [p for p in planned if p not in have]
     if missing:
@@ -217,19 +196,19 @@ def run_rows(
     verify_run(d, cfg)
 
     # the statistics of 'vgb report' (summary.csv), on the same records
-    stats = {v.variant: v for v in summarize(records, cfg["control"]).variants}
+    stats = {v.variant: v for v in summarize(records, cfg.control).variants}
     order = [v.name for v in CATALOG if v.name in by_variant]
-    version = cfg["versions"]["vla-gen-bench"]
+    version = cfg.versions["vla-gen-bench"]
     rows = []
     for name in order:
         v, s = get_variant(name), stats[name]
         row = {
-            "policy": policy or cfg["policy"], "policy_hash": cfg["policy_id"], "source": "run",
-            "suite": str(cfg["suite"]), "suite_hash": cfg["suite_hash"], "catalog_hash": cfg["catalog_hash"],
-            "asset_pack_hash": cfg["asset_pack_hash"], "vgb_version": version, "variant": name, "axis": v.axis,
+            "policy": policy or cfg.policy, "policy_hash": cfg.policy_id, "source": "run",
+            "suite": cfg.suite, "suite_hash": cfg.suite_hash, "catalog_hash": cfg.catalog_hash,
+            "asset_pack_hash": cfg.asset_pack_hash, "vgb_version": version, "variant": name, "axis": v.axis,
             "split": v.split, "n": str(s.n), "successes": str(s.successes), "rate": fmt_float(s.rate),
             "ci_low": fmt_float(s.ci_low), "ci_high": fmt_float(s.ci_high), "paired_n": "", "paired_drop": "",
-            "paired_drop_low": "", "paired_drop_high": "", "date": cfg["created"][:10], "submitter": submitter,
+            "paired_drop_low": "", "paired_drop_high": "", "date": cfg.created[:10], "submitter": submitter,
             "notes": notes,
         }  # fmt: skip
         p = s.paired  # variant - control (summary.csv's diff_vs_control), None for the control itself

@@ -294,7 +294,7 @@ def eval_rows(folder: str | Path, checkpoint_sha256: str | None = None) -> list[
             recorded no fingerprint.
     """
     from vla_gen_bench.eval import records
-    from vla_gen_bench.eval.stats import wilson_interval
+    from vla_gen_bench.eval.stats import summarize
 
     d = Path(folder)
     try:
@@ -302,11 +302,11 @@ def eval_rows(folder: str | Path, checkpoint_sha256: str | None = None) -> list[
         episodes = records.read(d / records.EPISODES)
     except records.RecordError as e:
         raise BundleError(str(e)) from None
-    meta = run.get("policy_metadata") or {}
+    meta = run.policy_metadata or {}
     sha = meta.get("checkpoint_sha256")
     if checkpoint_sha256 is not None:
         if sha is None:
-            raise BundleError(f"{d}/run.json records no checkpoint_sha256 (policy {run.get('policy')}), so it cannot "
+            raise BundleError(f"{d}/run.json records no checkpoint_sha256 (policy {run.policy}), so it cannot "
                               f"be shown to be about these weights; evaluate with the default fingerprint=true")  # fmt: skip
         if sha != checkpoint_sha256:
             raise BundleError(
@@ -316,28 +316,21 @@ def eval_rows(folder: str | Path, checkpoint_sha256: str | None = None) -> list[
             )
     if not episodes.records:
         raise BundleError(f"{d / records.EPISODES} holds no episodes")
-    by_variant: dict[str, list[Any]] = {v: [] for v in (run.get("variants") or {})}
+    seeds: dict[str, set[int]] = {}
     for r in episodes.records:
-        by_variant.setdefault(r.variant, []).append(r)
-    temperature = meta.get("temperature", (run.get("policy_args") or {}).get("temperature"))
+        seeds.setdefault(r.variant, set()).add(r.seed)
+    temperature = meta.get("temperature", (run.policy_args or {}).get("temperature"))
     # actions run per forward pass (chunking policies): a receding horizon runs fewer than the chunk
     execute = meta.get("execute") or meta.get("action_chunk")
-    expected = len(run.get("seeds") or []) * int(run.get("episodes_per_seed") or 0)
-    rows = []
-    for variant, recs in by_variant.items():
-        if not recs:
-            continue
-        n, k = len(recs), sum(r.success for r in recs)
-        lo, hi = wilson_interval(k, n)
-        rows.append({
-            "folder": str(folder), "suite": run.get("suite"), "variant": variant,
-            "seeds": sorted({r.seed for r in recs}), "episodes": n, "successes": k,
-            "success_rate": round(k / n, 6), "wilson_low": round(lo, 6), "wilson_high": round(hi, 6),
-            "temperature": temperature, "camera": run.get("camera"), "checkpoint_sha256": sha,
-            "executes": f"{execute} of {meta['action_chunk']}" if meta.get("action_chunk") else None,
-            "complete": n == expected if expected else None,
-        })  # fmt: skip
-    return rows
+    expected = len(run.seeds) * run.episodes_per_seed
+    return [{
+        "folder": str(folder), "suite": run.suite, "variant": v.variant, "seeds": sorted(seeds[v.variant]),
+        "episodes": v.n, "successes": v.successes, "success_rate": round(v.rate, 6),
+        "wilson_low": round(v.ci_low, 6), "wilson_high": round(v.ci_high, 6), "temperature": temperature,
+        "camera": run.camera, "checkpoint_sha256": sha,
+        "executes": f"{execute} of {meta['action_chunk']}" if meta.get("action_chunk") else None,
+        "complete": v.n == expected if expected else None,
+    } for v in summarize(episodes.records, run.control, run.variants).variants]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- bundle / verify

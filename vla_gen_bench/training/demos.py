@@ -272,10 +272,10 @@ class DemoWorker:
         res = run_batch(env, [policy], [seed], [spec], on_step=on_step)[0]
         wall = time.perf_counter() - t0
         name = episode_name(cfg.seed, k)
-        row = {"name": name, "episode": int(k), "success": bool(res.success_at_end), "failure": res.failure,
+        row = {"name": name, "episode": int(k), "success": bool(res.success), "failure": res.failure,
                "steps": len(rec["actions"]), "wall_s": round(wall, 3)}  # fmt: skip
         root = Path(cfg.out)
-        if not res.success_at_end and cfg.learner is None:
+        if not res.success and cfg.learner is None:
             _atomic_write_text(root / "failed" / f"{name}.json", json.dumps(row) + "\n")
             return {**row, "kept": 0}
         actions = np.stack(rec["actions"]).astype(np.float32)

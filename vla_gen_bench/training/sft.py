@@ -13,7 +13,8 @@ Run directory (``out``)::
 
     config.json            this config (written before any work)
     metrics.csv            step, samples, loss, token accuracy, |Δa| (normalised), lr, samples/s, wall time
-    eval.csv               in-training evaluations: step, n, successes, rate, Wilson CI
+    eval.csv               in-training evaluations: step, variant, n, successes, rate, Wilson CI (one row per
+                           variant of ``eval_suite``, from the evaluation's own summary)
     checkpoints/step_XXXXXX/   HF OpenVLA folder (merged weights) + dataset_statistics.json
                                + adapter/ (LoRA runs) + trainer_state.pt (optimiser, step, RNG)
     final/                 the last checkpoint (loadable by ``--policy openvla:<out>/final``)
@@ -458,22 +459,20 @@ def _publish_final(ckpt: Path, out: Path) -> Path:
     return final
 
 
-def evaluate_checkpoint(ckpt: Path, out: Path, cfg: SFTConfig, episodes: int) -> dict[str, Any]:
-    """Score a checkpoint with the evaluation API (in-process, one env) and return its summary row."""
+def evaluate_checkpoint(ckpt: Path, out: Path, cfg: SFTConfig, episodes: int) -> list[dict[str, Any]]:
+    """Score a checkpoint with the evaluation API (in-process, one env); one row per variant of the suite, with
+    the numbers of the evaluation's report (:func:`vla_gen_bench.eval.stats.summarize`)."""
     from vla_gen_bench.eval.evaluate import Evaluate, evaluate
 
     run = evaluate(Evaluate(policy=f"openvla:{ckpt}", out=out, suite=cfg.eval_suite, episodes=episodes,
                             seeds=cfg.eval_seeds, camera=cfg.eval_camera, videos=1, report=True,
                             policy_arg=(f"device={cfg.device}", "fingerprint=false",
                                         f"temperature={cfg.eval_temperature}")))  # fmt: skip
-    rows = list(csv.DictReader(open(run / "summary.csv")))
-    n = sum(int(r["n"]) for r in rows)
-    k = sum(int(r["successes"]) for r in rows)
-    from vla_gen_bench.eval.stats import wilson_interval as wilson
+    from vla_gen_bench.eval.report import load_run
 
-    lo, hi = wilson(k, n)
-    return {"n": n, "successes": k, "rate": round(k / n, 4) if n else None, "ci_low": round(lo, 4),
-            "ci_high": round(hi, 4), "run": str(run)}  # fmt: skip
+    return [{"variant": v.variant, "n": v.n, "successes": v.successes, "rate": round(v.rate, 4),
+             "ci_low": round(v.ci_low, 4), "ci_high": round(v.ci_high, 4), "run": str(run)}
+            for v in load_run(run).summary().variants]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -770,18 +769,24 @@ class AuxStateHead:
         return F.mse_loss(self.head(feats), target)
 
 
-def _log_eval(out: Path, step: int, row: dict[str, Any], console, writer) -> None:
+EVAL_COLUMNS = ("step", "variant", "n", "successes", "rate", "ci_low", "ci_high", "run")
+
+
+def _log_eval(out: Path, step: int, rows: list[dict[str, Any]], console, writer) -> None:
+    """Append one evaluation's rows (one per variant) to ``eval.csv``, TensorBoard and the console."""
     path = out / "eval.csv"
     new = not path.is_file()
     with open(path, "a", newline="") as f:
         w = csv.writer(f)
         if new:
-            w.writerow(["step", "n", "successes", "rate", "ci_low", "ci_high", "run"])
-        w.writerow([step, row["n"], row["successes"], row["rate"], row["ci_low"], row["ci_high"], row["run"]])
-    if writer is not None:
-        writer.add_scalar("eval/success_rate", row["rate"] or 0.0, step)
-    console.print(f"eval at step {step}: {row['successes']}/{row['n']} "
-                  f"(Wilson 95 % [{row['ci_low']}, {row['ci_high']}])")  # fmt: skip
+            w.writerow(EVAL_COLUMNS)
+        for row in rows:
+            w.writerow([step, *(row[k] for k in EVAL_COLUMNS[1:])])
+    for row in rows:
+        if writer is not None:
+            writer.add_scalar(f"eval/success_rate/{row['variant']}", row["rate"], step)
+        console.print(f"eval at step {step}: {row['variant']} {row['successes']}/{row['n']} "
+                      f"(Wilson 95 % [{row['ci_low']}, {row['ci_high']}])")  # fmt: skip
 
 
 def _read_card(root: Path) -> dict[str, Any]:
