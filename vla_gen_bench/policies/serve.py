@@ -60,7 +60,7 @@ from vla_gen_bench.policies.remote import packb, unpackb
 
 log = logging.getLogger(__name__)
 DEFAULT_SERVE_MAX_BYTES = 32 * 2**20
-# Batching defaults (README "Evaluating a 7B checkpoint fast"): the batch is cut early once every open connection has a
+# Batching defaults (docs/evaluation.md §6): the batch is cut early once every open connection has a
 # request in it, so the wait only matters when some clients are busy stepping their simulator.
 DEFAULT_MAX_BATCH = 32
 # None = auto: a quarter of the recent forward time (see the module docstring)
