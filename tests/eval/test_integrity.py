@@ -26,6 +26,7 @@ from vla_gen_bench.eval.evaluate import (
 )
 from vla_gen_bench.eval.guard import GuardedPolicy, PolicyCallError
 from vla_gen_bench.eval.records import EpisodeRecord, append, read_run
+from vla_gen_bench.options import PolicyOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,8 +78,8 @@ def test_out_that_cannot_be_created_is_one_line(tmp_path, capsys):
         ({"policy": "scriptd"}, "unknown policy 'scriptd'; did you mean 'scripted'"),
         ({"policy": "no_such_pkg_xyz.mod:Policy"}, "cannot import module 'no_such_pkg_xyz.mod'.*PYTHONPATH="),
         ({"policy": "tests.eval.policies_for_tests:_trigger"}, "names a function, not a class"),
-        ({"policy": "scripted", "policy_arg": ("temperature=1",)}, "scripted does not accept option"),
-        ({"policy": "tests.eval.policies_for_tests:Wanderer", "policy_arg": ("speed=2",)},
+        ({"policy": "scripted", "policy_options": PolicyOptions(temperature=1)}, "scripted does not accept option"),
+        ({"policy": "tests.eval.policies_for_tests:Wanderer", "policy_options": PolicyOptions(extra={"speed": 2})},
          r"does not accept option\(s\) 'speed'.*it accepts: marker, after"),
         ({"policy": "openvla:/no/such/ckpt"}, "checkpoint folder /no/such/ckpt does not exist"),
         ({"policy": "ws://localhost:1?timeot=3"}, "unknown option 'timeot'"),
@@ -94,7 +95,7 @@ def test_bad_options_are_refused_before_any_env_and_leave_no_folder(tmp_path, ca
 def test_a_function_named_as_policy_is_never_called(tmp_path, capsys):
     marker = tmp_path / "x"
     msg = refused(capsys, out=tmp_path / "run", policy="os:system",
-                  policy_arg=(f"command={json.dumps('touch ' + str(marker))}",))  # fmt: skip
+                  policy_options=PolicyOptions(extra={"command": "touch " + str(marker)}))  # fmt: skip
     assert "names a builtin_function_or_method, not a class" in msg and "Nothing was called" in msg
     assert not marker.exists()
 
@@ -250,7 +251,7 @@ def test_a_policy_that_raises_or_hangs_mid_episode_is_named_and_the_run_resumes_
     def cfg(out, mode, marker):
         return Evaluate(policy="tests.eval.policies_for_tests:Faulty", out=out, suite="ind", episodes=2,
                         camera="fast", videos=0, report=False, policy_timeout=2.0,
-                        policy_arg=(f"marker={json.dumps(str(marker))}", "after=100", f"mode={json.dumps(mode)}"))  # fmt: skip
+                        policy_options=PolicyOptions(extra={"marker": str(marker), "after": 100, "mode": mode}))  # fmt: skip
 
     for mode, what in (("raise", r"act\(\) raised RuntimeError: the policy failed on purpose \(.*policies_for_tests"
                                  r".py:\d+\) at"), ("hang", r"act\(\) did not return within 2 s at")):  # fmt: skip

@@ -167,6 +167,7 @@ def evaluate_config(run: RunInfo, run_dir: Path, policy: str | None = None, asse
     policy arguments, profile, camera, robot, physics rate, asset pack and parallel envs; one in-process worker,
     no videos, no probe steps, no report."""
     from vla_gen_bench.eval.evaluate import Evaluate
+    from vla_gen_bench.options import PolicyOptions
 
     config = run.config or {}
     if asset_pack is None and run.config is not None:  # the --asset-pack the run was given (None: built-in)
@@ -182,7 +183,7 @@ def evaluate_config(run: RunInfo, run_dir: Path, policy: str | None = None, asse
     return Evaluate(
         policy=policy or run.policy, out=run_dir, suite=run.suite, episodes=run.episodes_per_seed,
         seeds=run.seeds, camera=run.camera, robot=run.robot, sim_freq=run.sim_freq,
-        asset_pack=asset_pack, policy_arg=tuple(f"{k}={json.dumps(v)}" for k, v in args.items()),
+        asset_pack=asset_pack, policy_options=PolicyOptions.from_kwargs(args),
         profile=run.profile_name, rl4vla_assets=Path(assets) if assets else None,
         policy_timeout=float(config.get("policy_timeout", 600.0)), num_envs=int(config.get("num_envs", 1)),
         workers=1, policy_server="off", videos=0, check=False, report=False,

@@ -21,6 +21,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,6 +31,7 @@ from vla_gen_bench.cameras import CameraName
 from vla_gen_bench.eval import records
 from vla_gen_bench.eval.pool import PoolError
 from vla_gen_bench.eval.records import EPISODES, RUN_JSON, EpisodeRecord, RunInfo
+from vla_gen_bench.options import PolicyOptionError, PolicyOptions, ProfileError, ProfileOptions
 
 # a run directory may be resumed (and audited) only by a command that agrees on these run.json keys
 RESUME_KEYS = ("policy", "suite", "suite_hash", "asset_pack_hash", "camera", "robot", "policy_args", "sim_freq",
@@ -54,6 +56,10 @@ class Evaluate:
     """scripted | scripted-smooth | random | zero | openvla:<dir> | ws://host:port | package.module:ClassName"""
     out: Path
     """Run directory (episodes.jsonl, summary.csv, report.html, videos/ ...). Re-running resumes it."""
+    policy_options: Annotated[PolicyOptions, tyro.conf.arg(name="policy")] = field(
+        default_factory=PolicyOptions
+    )
+    """The policy's options (--policy.temperature 0.6, --policy.unnorm-key K, ...); run.json records those given."""
     suite: str = "smoke"
     """Suite (see 'vgb list') or comma-separated variant names."""
     episodes: int | None = None
@@ -89,10 +95,6 @@ class Evaluate:
     """Physics rate in Hz; None = the profile's (vgb: 100)."""
     asset_pack: str | None = None
     """Generated table pack (name under $VGB_CACHE/assets/packs or a path); default: the built-in procedural pack."""
-    unnorm_key: str | None = None
-    """OpenVLA: which dataset statistics de-normalise actions."""
-    policy_arg: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """Extra keyword arguments for the policy adapter, as key=value (values parsed as JSON when possible)."""
     videos: int = 2
     """Policy-view videos kept per variant: this many successes and this many failures."""
     check: bool = True
@@ -100,12 +102,22 @@ class Evaluate:
     report: bool = True
     """Write summary.csv, report.md and report.html at the end."""
     profile: str = "vgb"
-    """vgb | rl4vla | rl4vla-paper (the paper's robot, camera, physics rate and assets; quirks as
-    rl4vla:eval_temperature=0.6,random_episodes=true). --camera/--robot/--sim-freq, when given, override the
-    profile's values. See docs/paper_profile.md."""
+    """vgb | rl4vla | rl4vla-paper (the paper's robot, camera, physics rate and assets). --camera/--robot/--sim-freq,
+    when given, override the profile's values. See docs/paper_profile.md."""
+    profile_options: Annotated[ProfileOptions, tyro.conf.arg(name="profile")] = field(
+        default_factory=ProfileOptions
+    )
+    """The profile's quirks and settings changed one by one (--profile.random-episodes True)."""
     rl4vla_assets: Path | None = None
     """RL4VLA asset folder (ManiSkill/mani_skill/assets/carrot of a gen-robot/RL4VLA clone, or the clone) for the
     rl4vla profiles; default $VGB_RL4VLA_ASSETS."""
+
+    @cached_property
+    def spec(self):
+        """``policy`` parsed, once (a :class:`vla_gen_bench.policies.registry.PolicySpec`; PolicyError if bad)."""
+        from vla_gen_bench.policies.registry import PolicySpec
+
+        return PolicySpec.parse(self.policy)
 
 
 @dataclass(frozen=True)
@@ -128,29 +140,34 @@ class EvalConfigError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def policy_kwargs(cfg: Evaluate) -> dict[str, Any]:
-    from vla_gen_bench.options import parse_key_values
-
-    try:
-        out = parse_key_values(cfg.policy_arg, "--policy-arg")
-    except ValueError as e:
-        raise EvalConfigError(str(e)) from None
-    if cfg.unnorm_key is not None:
-        out["unnorm_key"] = cfg.unnorm_key
+def policy_options(cfg: Evaluate) -> PolicyOptions:
+    """The policy's options: those the command gave, the profile's protocol filling the rest (rl4vla: temperature
+    0.6 for openvla: policies)."""
     prof = run_profile(cfg)
-    return prof.policy_kwargs(cfg.policy, out) if prof is not None else out
+    return prof.policy_options(cfg.spec, cfg.policy_options) if prof is not None else cfg.policy_options
+
+
+def policy_kwargs(cfg: Evaluate) -> dict[str, Any]:
+    """The options given to the policy's adapter, as run.json's ``policy_args`` records them."""
+    return policy_options(cfg).kwargs()
 
 
 def run_profile(cfg: Evaluate):
-    """The run's profile (None for ``vgb``, which changes nothing and needs no simulator import)."""
-    if cfg.profile == "vgb":
+    """The run's profile (None for ``vgb`` as it is, which changes nothing and needs no simulator import)."""
+    if cfg.profile == "vgb" and not cfg.profile_options.given():
         return None
-    from vla_gen_bench.eval.profiles import ProfileError, get_profile
+    from vla_gen_bench.eval.profiles import get_profile
 
     try:
-        return get_profile(cfg.profile)
+        return get_profile(cfg.profile, cfg.profile_options)
     except ProfileError as e:
         raise EvalConfigError(str(e)) from None
+
+
+def profile_name(cfg: Evaluate) -> str:
+    """The profile as run.json records it: its name, with the settings changed (``rl4vla:random_episodes=true``)."""
+    prof = run_profile(cfg)
+    return prof.name if prof is not None else cfg.profile
 
 
 def env_settings(cfg: Evaluate) -> dict[str, Any]:
@@ -164,6 +181,8 @@ def env_settings(cfg: Evaluate) -> dict[str, Any]:
 
 
 def load_store(asset_pack: str | None, profile: str = "vgb", rl4vla_assets: Path | None = None):
+    """The run's assets: the RL4VLA folder for the rl4vla profiles (``profile`` as run.json records it), else the
+    procedural pack or ``asset_pack``."""
     if profile != "vgb":
         from vla_gen_bench.eval.profiles import get_profile
 
@@ -280,7 +299,6 @@ def plan(cfg: Evaluate, store) -> list[Item]:
 
 def run_config(cfg: Evaluate, store, policy_meta: dict) -> RunInfo:
     """The run.json of a new run of ``cfg`` with a policy reporting ``policy_meta``."""
-    from vla_gen_bench.options import parse_key_values
     from vla_gen_bench.variants import CONTROL, catalog_hash, get_suite
 
     variants = get_suite(cfg.suite)
@@ -289,7 +307,7 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> RunInfo:
     args = policy_kwargs(cfg)
     # which settings the profile chose because the command left them out (the paper's protocol under rl4vla)
     by_profile = [k for k in ("episodes", "seeds") if getattr(cfg, k) is None]
-    if "temperature" in args and "temperature" not in parse_key_values(cfg.policy_arg, "--policy-arg"):
+    if "temperature" in args and cfg.policy_options.temperature is None:
         by_profile.append("temperature")
     pack = getattr(store, "table_pack", None) or {}
     table_pack = {k: v for k, v in pack.items() if k in ("name", "hash", "source")}
@@ -320,7 +338,7 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> RunInfo:
         episodes_per_seed=episodes,
         defaults_from_profile=tuple(by_profile),
         **{k: v for k, v in env_settings(cfg).items() if k != "lighting"},
-        profile=cfg.profile,
+        profile=profile_name(cfg),
         profile_settings=prof.to_dict(env_settings(cfg)["camera"]) if prof is not None else None,
         config=json.loads(json.dumps(asdict(cfg), default=str)),
         versions=_versions(),
@@ -352,9 +370,9 @@ class Worker:
         from vla_gen_bench.policies.registry import resolve_policy
         from vla_gen_bench.policies.remote import RemotePolicy
 
-        self.store = load_store(self.cfg.asset_pack, self.cfg.profile, self.cfg.rl4vla_assets)
+        self.store = load_store(self.cfg.asset_pack, profile_name(self.cfg), self.cfg.rl4vla_assets)
         self.profile = run_profile(self.cfg)
-        kw = policy_kwargs(self.cfg)
+        options = policy_options(self.cfg)
 
         def guard(p):  # a remote client has its own per-reply timeout; anything else gets the watchdog
             return GuardedPolicy(
@@ -367,11 +385,12 @@ class Worker:
             remote.metadata = dict(remote._server_meta.get("metadata") or {})
             self.policies = [guard(remote)]
         else:  # the policy is built before the env, so a policy that cannot load is refused before the simulator
-            if self.cfg.policy.startswith(("ws://", "wss://")) and "timeout_s" not in kw:
-                kw["timeout_s"] = self.cfg.policy_timeout
+            # the ws:// client waits --policy-timeout for each reply unless told otherwise
+            more = {"timeout_s": self.cfg.policy_timeout} if self.cfg.spec.kind == "ws" else {}
+            more = {k: v for k, v in more.items() if k not in options.extra}
 
             def build():  # under the same watchdog as reset/act: a constructor that never returns stops the run
-                return construct(lambda: resolve_policy(self.cfg.policy, **kw), self.cfg.policy,
+                return construct(lambda: resolve_policy(self.cfg.spec, options, **more), self.cfg.policy,
                                  self.cfg.policy_timeout)  # fmt: skip
 
             first = build()
@@ -623,7 +642,7 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
     from vla_gen_bench.policies.registry import check_policy
 
     # everything that can be refused from the options alone is refused here, before any env or model starts
-    check_policy(cfg.policy, policy_kwargs(cfg))
+    check_policy(cfg.spec, policy_options(cfg))
     check_protocol(cfg)
     from vla_gen_bench.eval.lock import RunLockedError, run_lock
 
@@ -715,7 +734,7 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
     from vla_gen_bench.eval.policy_process import PolicyProcess, wants_policy_process
 
     try:
-        serve_policy = cfg.backend == "local" and wants_policy_process(cfg.policy, cfg.workers, cfg.num_envs,
+        serve_policy = cfg.backend == "local" and wants_policy_process(cfg.spec, cfg.workers, cfg.num_envs,
                                                                        cfg.policy_server)  # fmt: skip
     except ValueError as e:
         raise EvalConfigError(str(e)) from None
@@ -734,7 +753,7 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
         except FileNotFoundError as e:
             raise EvalConfigError(str(e)) from None
     try:
-        store = load_store(cfg.asset_pack, cfg.profile, cfg.rl4vla_assets)
+        store = load_store(cfg.asset_pack, profile_name(cfg), cfg.rl4vla_assets)
     except OSError as e:
         from vla_gen_bench.paths import cache_dir_hint
 
@@ -777,7 +796,7 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
         if serve_policy:
             console.print(f"loading {cfg.policy} once, in a policy process serving {cfg.workers} simulator workers "
                           f"(batches of <= {cfg.max_batch}, wait <= {'auto' if cfg.max_wait_ms is None else cfg.max_wait_ms})")  # fmt: skip
-            policy = PolicyProcess(cfg.policy, policy_kwargs(cfg), cfg.max_batch, cfg.max_wait_ms,
+            policy = PolicyProcess(cfg.spec, policy_options(cfg), cfg.max_batch, cfg.max_wait_ms,
                                    start_timeout_s=cfg.policy_timeout)  # fmt: skip
         try:
             backend = _Ray(cfg, out, videos) if cfg.backend == "ray" else _Local(cfg, out, videos, policy)
@@ -881,7 +900,8 @@ def evaluate_command(cfg: Evaluate) -> int:
 
     try:
         evaluate(cfg, console)
-    except (ActionError, RunDirError, EvalConfigError, PolicyError, VariantError, AssetError) as e:
+    except (ActionError, RunDirError, EvalConfigError, PolicyError, PolicyOptionError, VariantError,
+            AssetError) as e:  # fmt: skip
         console.print(f"refused: {e}", style="red", markup=False)
         return 2
     except PolicyProcessError as e:

@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - exercised by tests/test_gpu_benchmark.
     tyro = None
 
 from vla_gen_bench.cameras import CameraName
+from vla_gen_bench.options import PolicyOptions
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,10 @@ class SFTConfig:
     eval_seeds: tuple[int, ...] = (500,)
     """Manifest seeds of in-training evaluation; disjoint from the test seeds (0-2) and the demo seeds."""
     eval_camera: CameraName = "fast"
-    eval_temperature: float = 0.0
-    """Action sampling temperature of in-training evaluation (0 = greedy; RL4VLA evaluates at 0.6)."""
     """Camera profile for in-training evaluation: the one the demos were collected with."""
+    eval_policy: PolicyOptions = field(default_factory=PolicyOptions)
+    """Options of the evaluated policy (``temperature``: not given = greedy; the tiny recipes evaluate at RL4VLA's
+    0.6); its device is ``device`` unless given here."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda:0 ..."""
     dtype: str = "auto"
@@ -466,8 +468,7 @@ def evaluate_checkpoint(ckpt: Path, out: Path, cfg: SFTConfig, episodes: int) ->
 
     run = evaluate(Evaluate(policy=f"openvla:{ckpt}", out=out, suite=cfg.eval_suite, episodes=episodes,
                             seeds=cfg.eval_seeds, camera=cfg.eval_camera, videos=1, report=True,
-                            policy_arg=(f"device={cfg.device}", "fingerprint=false",
-                                        f"temperature={cfg.eval_temperature}")))  # fmt: skip
+                            policy_options=cfg.eval_policy.with_defaults(device=cfg.device, fingerprint=False)))  # fmt: skip
     from vla_gen_bench.eval.report import load_run
 
     return [{"variant": v.variant, "n": v.n, "successes": v.successes, "rate": round(v.rate, 4),
