@@ -194,24 +194,50 @@ def test_every_test_the_guarantees_name_exists():
 
 
 # ---------------------------------------------------------------------------------------- command lines
-def vgb(*args: str) -> str:
-    env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}
-    out = subprocess.run([sys.executable, "-c", "import sys; from vla_gen_bench.cli import main; sys.exit(main())",
-                          *args], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
-    return out.stdout + out.stderr
+# One process prints `vgb --help` and then `vgb <command> --help` for every command it lists, separated by NUL lines
+# (one import of the CLI instead of one per command).
+HELP_SCRIPT = r"""
+import contextlib, io, re, sys
+from vla_gen_bench.cli import main
+
+def help_of(args):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        try:
+            main([*args, "--help"])
+        except SystemExit:
+            pass
+    return buf.getvalue()
+
+top = help_of([])
+names = re.findall(r"^\s+vgb ([a-z][\w-]*(?: [a-z][\w-]*)?)\s+[A-Z]", top, re.MULTILINE)
+print("\0" + "\n".join(names))
+for name in names:
+    print("\0" + help_of(name.split()))
+"""
 
 
 @cache
+def cli_help() -> dict[str, str]:
+    """{command name ("evaluate", "leaderboard add", ...): its --help text}, for every command `vgb --help` lists."""
+    env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
+    out = subprocess.run(
+        [sys.executable, "-c", HELP_SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    names, *texts = out.stdout.split("\0")[1:]
+    helps = dict(zip(names.strip().split("\n"), texts, strict=True))
+    assert {"evaluate", "assets generate-tables", "leaderboard add"} <= set(helps)
+    return helps
+
+
 def commands() -> tuple[str, ...]:
-    """The command names `vgb --help` lists ("evaluate", "leaderboard add", ...)."""
-    names = re.findall(r"^\s+vgb ([a-z][\w-]*(?: [a-z][\w-]*)?)\s+[A-Z]", vgb("--help"), re.MULTILINE)
-    assert {"evaluate", "assets generate-tables", "leaderboard add"} <= set(names)
-    return tuple(names)
+    return tuple(cli_help())
 
 
 @cache
 def flags_of(command: str) -> frozenset[str]:
-    return frozenset(re.findall(r"--[a-z][a-z0-9.\-]*", vgb(*command.split(), "--help")))
+    return frozenset(re.findall(r"--[a-z][a-z0-9.\-]*", cli_help()[command]))
 
 
 def command_lines(path: Path) -> list[str]:
@@ -239,9 +265,16 @@ def command_lines(path: Path) -> list[str]:
 @pytest.mark.parametrize("doc", COMMAND_DOCS)
 def test_command_lines_use_flags_the_cli_has(doc):
     lines = command_lines(ROOT / doc)
+    if doc == "README.md":  # the README's inline commands too (`vgb audit <run> --sample N`)
+        lines += [
+            " ".join(s.split())
+            for s in re.findall(r"`(vgb\s[^`]+)`", (ROOT / doc).read_text(encoding="utf-8"))
+        ]
     bad = []
     for line in lines:
         words = line.split()[1:]
+        if words[0].startswith(("-", "<")):  # `vgb --help`, `vgb <command> --help`
+            continue
         name = max((c for c in commands() if words[: len(c.split())] == c.split()), key=len, default=None)
         if name is None:
             bad.append(f"{line}: no such command (vgb --help)")
