@@ -537,7 +537,7 @@ def render_card(card: dict[str, Any], out: str | Path) -> str:
         f"{', '.join(card.get('unnorm_keys') or []) or 'none'}",
         *_compatibility(card),
         f"* copied from `{card.get('source')}` at {where} (vgb {card.get('vgb_version')}, {card.get('created')})",
-        f"* evaluate: `vgb evaluate --policy openvla:{out} --suite ind --camera fast --policy-arg temperature=0.6 "
+        f"* evaluate: `vgb evaluate --policy openvla:{out} --suite ind --camera fast --policy.temperature 0.6 "
         f"--out runs/eval-{card['name']}`",
         "",
     ]
