@@ -159,8 +159,10 @@ def test_two_worker_processes_give_the_same_episodes(tmp_path, smoke_run):
     assert a.keys() == b.keys()
     assert {r["worker"] for r in b.values()} == {0, 1}
     assert all(a[k]["instruction"] == b[k]["instruction"] for k in a)
-    same = sum(a[k]["success"] == b[k]["success"] for k in a)
-    assert same >= len(a) - 1  # PhysX is not bit-reproducible across processes; outcomes nearly always agree
+    # an episode depends only on (variant, seed, episode): not on the process, the worker or what ran before it
+    assert {k: (r["action_digest"], r["success"]) for k, r in a.items()} == {
+        k: (r["action_digest"], r["success"]) for k, r in b.items()
+    }
 
 
 @pytest.mark.slow
