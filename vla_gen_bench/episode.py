@@ -1,7 +1,7 @@
 """EpisodeSpec: everything that fixes one episode's initial configuration (one line of an episode manifest).
 
-The task reads an EpisodeSpec at reset (``env.reset(options={"episode": spec})``); variants and manifests produce
-them. Without one, the task samples the in-distribution setting from its seeded RNG (:func:`sample_ind`).
+The task reads an EpisodeSpec at reset (``env.reset(options={"episode": spec})``); the variants' episode manifests
+(:func:`vla_gen_bench.variants.episode`) are the one place they are made, for a reset without one too.
 """
 
 from __future__ import annotations
@@ -127,25 +127,3 @@ class EpisodeSpec:
             r["xy"] = tuple(r["xy"])
             d["reposition"] = Reposition(**r)
         return cls(**d)
-
-
-def sample_ind(rng: np.random.Generator | np.random.RandomState, store) -> EpisodeSpec:
-    """The in-distribution setting: a train object, the train receptacle, a train table, a training-grid cell pair
-    and one of four yaws (RL4VLA Main-v3 train split)."""
-    objs = store.ids("object", "train")
-    recs = store.ids("receptacle", "train")
-    tables = store.ids("table", "train")
-    cells = grid_cells()
-    pairs = cell_pairs(cells)
-    pick = lambda n: int(rng.integers(n)) if hasattr(rng, "integers") else int(rng.randint(n))  # noqa: E731
-    o = objs[pick(len(objs))]
-    r = recs[pick(len(recs))]
-    t = tables[pick(len(tables))]
-    i, j = pairs[pick(len(pairs))]
-    yaw = YAWS[pick(len(YAWS))]
-    return EpisodeSpec(
-        objects=(o,), receptacles=(r,), table=t,
-        object_xy=(tuple(map(float, cells[i])),), object_yaw=(yaw,),
-        receptacle_xy=(tuple(map(float, cells[j])),),
-        instruction=TRAIN_TEMPLATE.format(object=store.name(o), receptacle=store.name(r)),
-    )  # fmt: skip

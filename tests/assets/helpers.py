@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-# The default policy camera (envs.put_on_receptacle.CAMERAS["default"]) as envs.table_render.view_spec writes it;
+# The default policy camera (envs.cameras.CAMERAS["default"]) as envs.table_render.view_spec writes it;
 # spelled out so that the fast tests need no simulator import. test_table_render checks it against the real one.
 DEFAULT_VIEW = {
     "camera": "default",

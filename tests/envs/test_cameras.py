@@ -8,7 +8,7 @@ from vla_gen_bench.cameras import CAMERA_NAMES, CameraName
 
 
 def test_camera_names_are_the_camera_table():
-    from vla_gen_bench.envs.put_on_receptacle import CAMERAS
+    from vla_gen_bench.envs.cameras import CAMERAS
 
     assert CAMERA_NAMES == tuple(CAMERAS)
 

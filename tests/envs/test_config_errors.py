@@ -2,7 +2,7 @@
 
 import pytest
 
-from vla_gen_bench.envs.put_on_receptacle import camera_spec
+from vla_gen_bench.envs.cameras import camera_spec
 from vla_gen_bench.envs.robots import resolve_robot
 
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from vla_gen_bench.episode import EpisodeSpec, Overlay, Reposition, cell_pairs, grid_cells, sample_ind
+from vla_gen_bench.episode import EpisodeSpec, Overlay, Reposition, cell_pairs, grid_cells
 
 
 def test_training_grid_matches_the_paper():
@@ -47,11 +47,20 @@ def test_overlay_alpha_is_validated():
         Overlay("texture", "overlay_00_stripes", 1.5)
 
 
-def test_ind_sampling_draws_only_training_pools(store):
-    rng = np.random.default_rng(0)
+def test_the_envs_own_draw_is_the_control_arms_manifest(store):
+    """A reset without an episode (``Variant.sample`` from the env's episode RNG, a numpy RandomState per env) takes
+    episode 0 of the control arm's manifest for a drawn seed: training pools only, the training template."""
+    from vla_gen_bench.variants import CONTROL, check_training_spec, episode, get_variant
+
+    ind, rng = get_variant(CONTROL), np.random.RandomState(0)
+    objects = set()
     for _ in range(50):
-        s = sample_ind(rng, store)
-        assert store.entry(s.objects[0]).split == "train" and s.receptacles == ("rec_plate",)
-        assert store.entry(s.table).split == "train"
-        assert s.instruction == f"put {store.name(s.objects[0])} on plate"
+        seed = np.random.RandomState()
+        seed.set_state(rng.get_state())
+        s = ind.sample(rng, store)
+        assert s == episode(CONTROL, seed.randint(2**31), 0, store)
+        check_training_spec(s, store)
+        assert s.receptacles == ("rec_plate",) and s.instruction == f"put {store.name(s.objects[0])} on plate"
         assert math.dist(s.object_xy[0], s.receptacle_xy[0]) > 0.07
+        objects.add(s.objects[0])
+    assert len(objects) > 1, "the draws vary"

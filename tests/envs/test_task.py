@@ -58,10 +58,15 @@ def label(info) -> str:
     return FAILURE_LABELS[int(info["failure"][0])]
 
 
-def test_reset_is_deterministic_for_a_seed(env):
+def test_reset_is_deterministic_for_a_seed(env, store):
+    from vla_gen_bench.variants import CONTROL, episode
+
     u = env.unwrapped
     a, _ = env.reset(seed=11)
     spec_a, img_a = u.episode_specs[0], a["sensor_data"]["policy_camera"]["rgb"].clone()
+    # without an episode the env takes the control arm's manifest: episode 0 of a seed from its episode RNG
+    assert spec_a == episode(CONTROL, np.random.RandomState(11).randint(2**31), 0, store)
+    assert spec_a.meta["variant"] == CONTROL
     pose_a = [o.pose.raw_pose.clone() for o in u.objects]
     env.reset(seed=12)
     assert u.episode_specs[0] != spec_a
@@ -132,6 +137,34 @@ def test_oracle_episode_pays_the_full_potential_as_step_differences(env):
     assert bool(info["success"][0]) and label(info) == "success"
     assert sum(rewards) == pytest.approx(1.2)
     assert sorted(set(round(r, 6) for r in rewards)) == [0.0, 0.1, 1.0]
+
+
+def test_evaluate_and_the_reward_only_read_the_state(env):
+    """The episode statistics change once per control step, in ``step``: ``evaluate()`` and the reward asked again
+    within a step give the step's values, and the rewards still add up to the potential (grasp, sustained grasp)."""
+    u = env.unwrapped
+    ep = spec()
+    env.reset(seed=0, options={"episode": ep})
+    pol = ScriptedPolicy()
+    pol.reset(ep.instruction)
+    rewards = []
+    for _ in range(16):
+        obs, r, _, _, info = env.step(pol.act({"privileged": privileged_for(env)}))
+        for _ in range(2):
+            again = u.evaluate()
+            assert again.keys() == info.keys() - {"elapsed_steps"}
+            assert all(torch.equal(again[k], info[k]) for k in again), "evaluate() changed the episode state"
+            assert torch.equal(u.get_reward(obs=obs, action=None, info=again), r), (
+                "the reward changed the state"
+            )
+        rewards.append(float(r[0]))
+    assert bool(info["consecutive_grasp"][0]) and float(info["potential"][0]) == pytest.approx(0.2)
+    assert sum(rewards) == pytest.approx(0.2) and sorted(set(round(x, 6) for x in rewards)) == [0.0, 0.1]
+
+
+def test_reposition_at_step_0_is_refused(env):
+    with pytest.raises(ValueError, match="at_step must be >= 1"):
+        env.reset(seed=0, options={"episode": spec(reposition=Reposition(at_step=0, xy=(-0.1, -0.045)))})
 
 
 def test_reposition_teleports_the_object_at_the_given_step(env):

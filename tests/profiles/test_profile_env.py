@@ -152,9 +152,9 @@ def test_rl4vla_reposition_drops_the_object_and_lets_it_settle(profile_env, rl4v
     u = profile_env.unwrapped
     spec = get_profile("rl4vla").episode("reposition", 0, 0, rl4vla_store)
     assert (spec.reposition.drop, spec.reposition.settle_s) == (RL4VLA_REPOSITION_DROP, 0.1)
-    obj = u.objects[u.object_ids.index(spec.objects[0])]
     origin = rl4vla_store.shape(spec.objects[0]).mesh_offset[2]  # model origin above the actor's bottom frame
     profile_env.reset(seed=0, options={"episode": spec})
+    obj = u.objects[u.object_ids.index(spec.objects[0])]  # after the reset: CPU physics rebuilds the scene
     for _ in range(spec.reposition.at_step):
         profile_env.step(ZERO)
     p, v = obj.pose.p[0].cpu().numpy(), obj.linear_velocity[0].cpu().numpy()
@@ -170,6 +170,7 @@ def test_rl4vla_reposition_drops_the_object_and_lets_it_settle(profile_env, rl4v
     placed = get_profile("rl4vla:reposition=place").episode("reposition", 0, 0, rl4vla_store)
     assert placed.reposition.drop is None and placed.reposition.xy == spec.reposition.xy
     profile_env.reset(seed=0, options={"episode": placed})
+    obj = u.objects[u.object_ids.index(placed.objects[0])]
     for _ in range(placed.reposition.at_step):
         profile_env.step(ZERO)
     assert obj.pose.p[0, 2].item() == pytest.approx(0.01, abs=1e-4)
@@ -177,7 +178,7 @@ def test_rl4vla_reposition_drops_the_object_and_lets_it_settle(profile_env, rl4v
 
 def test_rl4vla_camera_renders_with_the_papers_shader(profile_env):
     from vla_gen_bench.envs import make_env
-    from vla_gen_bench.envs.put_on_receptacle import CAMERAS
+    from vla_gen_bench.envs.cameras import CAMERAS
     from vla_gen_bench.envs.rl4vla import camera_shader
 
     assert profile_env.unwrapped.scene.sensors["policy_camera"].config.shader_pack == "default"

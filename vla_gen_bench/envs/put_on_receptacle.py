@@ -1,18 +1,23 @@
-"""``VgbPutOnReceptacle-v1``: put {object} on {receptacle}, the task family every variant is built from."""
+"""``VgbPutOnReceptacle-v1``: put {object} on {receptacle}, the task family every variant is built from.
+
+The task in ManiSkill's hooks: ``_load_scene`` (table and one actor per asset), ``_initialize_episode`` (places the
+episode's :class:`~vla_gen_bench.episode.EpisodeSpec`), ``evaluate`` (success, grasp flags, failure label,
+potential) and ``compute_dense_reward``. ``step`` is ManiSkill's with the task's one per-step update between the
+physics and those readers: the mid-episode reposition, then the episode statistics. The cameras are
+:mod:`vla_gen_bench.envs.cameras`, the actors :mod:`vla_gen_bench.envs.actors`, the robots
+:mod:`vla_gen_bench.envs.robots`, the image composition :mod:`vla_gen_bench.envs.compose`.
+"""
 
 from __future__ import annotations
 
 import gc
 import math
-import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import sapien
 import torch
 from mani_skill.envs.sapien_env import BaseEnv
-from mani_skill.sensors.camera import CameraConfig
-from mani_skill.utils import sapien_utils
 from mani_skill.utils.registration import register_env
 from mani_skill.utils.structs import Actor, Link, Pose
 from mani_skill.utils.structs.types import SimConfig
@@ -21,6 +26,8 @@ from vla_gen_bench.assets.grasp import grasp_in_pose
 from vla_gen_bench.assets.store import AssetStore, default_store
 from vla_gen_bench.envs import compose as C
 from vla_gen_bench.envs import rl4vla
+from vla_gen_bench.envs.actors import build_asset_actor
+from vla_gen_bench.envs.cameras import POLICY_CAMERA, SHADERS, CameraSpec, camera_config, camera_spec
 from vla_gen_bench.envs.robots import (
     ACTION_LOW,
     CONTROL_MODE,
@@ -28,14 +35,12 @@ from vla_gen_bench.envs.robots import (
     register_agents,
     resolve_robot,
 )
-from vla_gen_bench.episode import FAILURE_LABELS, EpisodeSpec, sample_ind
-from vla_gen_bench.paths import cache_dir
+from vla_gen_bench.episode import FAILURE_LABELS, EpisodeSpec
 
 ENV_ID = "VgbPutOnReceptacle-v1"
 MAX_EPISODE_STEPS = 80
 CONTROL_FREQ = 5
 DEFAULT_SIM_FREQ = 100
-POLICY_CAMERA = "policy_camera"
 
 # Success / grasp thresholds (DESIGN.md §3, RL4VLA §4)
 XY_TOL = 0.01  # m beyond the receptacle's largest half extent
@@ -52,61 +57,6 @@ PARK_X = 20.0  # unused objects wait on a shelf far outside every camera
 GC_EVERY = 8
 
 
-@dataclass(frozen=True)
-class CameraSpec:
-    """Policy camera: image size, vertical field of view (or the paper's pinhole intrinsics) and look-at pose."""
-
-    width: int
-    height: int
-    fov_y: float | None = None
-    fx: float | None = None
-    eye: tuple[float, float, float] = (0.22, 0.32, 0.46)
-    target: tuple[float, float, float] = (-0.12, 0.0, 0.04)
-    cx: float | None = None
-    """Principal point (pixels at ``width`` x ``height``); None = the image centre."""
-    cy: float | None = None
-    pose: tuple[float, ...] | None = None
-    """World pose (x, y, z, qw, qx, qy, qz; SAPIEN camera axes: x forward, z up) instead of eye/target."""
-    shader: str = "minimal"
-    """ManiSkill shader pack of the policy camera (``minimal``: ManiSkill 3.0.1's default, the fastest; ``default``:
-    what RL4VLA rendered with, ~1.7x the step time at 640x480 on lavapipe, see docs/paper_profile.md)."""
-
-
-CAMERAS = {
-    # CPU default: OpenVLA's native input size (measured: see README "Speed")
-    "default": CameraSpec(224, 224, fov_y=math.radians(46)),
-    "fast": CameraSpec(128, 128, fov_y=math.radians(46)),
-    # the paper's Logitech C920 intrinsics (RL4VLA §1): 640x480, fx = fy = 623.588
-    "paper": CameraSpec(640, 480, fx=623.588),
-    # the rl4vla profile's camera: the paper's intrinsics and its base_link mount, placed on the WidowX's base pose
-    "rl4vla": CameraSpec(
-        *rl4vla.RL4VLA_CAMERA_SIZE,
-        fx=rl4vla.RL4VLA_INTRINSICS[0],
-        cx=rl4vla.RL4VLA_INTRINSICS[2],
-        cy=rl4vla.RL4VLA_INTRINSICS[3],
-        pose=rl4vla.RL4VLA_CAMERA_POSE,
-        shader=rl4vla.camera_shader("rl4vla"),
-    ),  # fmt: skip
-}
-# the ManiSkill shader packs a policy camera may use (both render on lavapipe)
-SHADERS = ("minimal", "default")
-
-
-def camera_spec(camera: str | CameraSpec, size: tuple[int, int] | None = None) -> CameraSpec:
-    """Resolve a camera name (or spec) and an optional (width, height) override; raise on invalid input."""
-    if isinstance(camera, str):
-        if camera not in CAMERAS:
-            raise ValueError(f"unknown camera {camera!r}; allowed: {', '.join(CAMERAS)}")
-        camera = CAMERAS[camera]
-    if size is not None:
-        w, h = size
-        if not (isinstance(w, int) and isinstance(h, int) and 16 <= w <= 2048 and 16 <= h <= 2048):
-            raise ValueError(f"invalid camera size {size!r}: width and height must be integers in [16, 2048]")
-        fov = camera.fov_y if camera.fx is None else 2 * math.atan(camera.height / 2 / camera.fx)
-        camera = replace(camera, width=w, height=h, fov_y=fov, fx=None, cx=None, cy=None)
-    return camera
-
-
 @register_env(ENV_ID, max_episode_steps=MAX_EPISODE_STEPS)
 class PutOnReceptacleEnv(BaseEnv):
     """
@@ -117,16 +67,21 @@ class PutOnReceptacleEnv(BaseEnv):
     render's foreground (robot, objects, receptacles) over the episode's table image seen from the same camera.
 
     **Randomizations:**
-    Given by an :class:`~vla_gen_bench.episode.EpisodeSpec` in ``reset(options={"episode": spec})``; without
-    one, the env's ``variant`` (a catalog name such as ``"unseen_table"``, see ``vgb list``) draws it from the
-    seeded episode RNG; without a variant, the in-distribution setting: a train object, the train receptacle,
-    a train table, an ordered pair of distinct 6x6-grid cells (3 cm pitch) more than 7 cm apart, yaw in
+    None of its own: an episode is an :class:`~vla_gen_bench.episode.EpisodeSpec`, made only by the variants'
+    episode manifests (:func:`vla_gen_bench.variants.episode`). Evaluation, demo collection and RL rollouts pass
+    one in ``reset(options={"episode": spec})``. Without one, the env takes episode 0 of its ``variant``'s
+    manifest (a catalog name such as ``"unseen_table"``, see ``vgb list``; default the control arm ``"ind"``) for
+    a manifest seed drawn from the seeded episode RNG. The control arm: a train object, the train receptacle, a
+    train table, an ordered pair of distinct 6x6-grid cells (3 cm pitch) more than 7 cm apart, yaw in
     {0, pi/4, pi/2, 3pi/4}.
 
     **Success Conditions:**
     The target object's centre is within (receptacle's largest half extent + 1 cm) of the receptacle's centre in
     xy, above it with a vertical gap of at most 5 cm between their facing surfaces, and in contact with it
-    (> 0.03 N). Success is read at the final step (``success_at_end``); ``success_once`` is also reported.
+    (> 0.03 N). Success is read at the final step (``info["success"]``); ``success_once`` is also reported, with
+    a failure label (:data:`~vla_gen_bench.episode.FAILURE_LABELS`) and RL4VLA's potential-based reward. The
+    episode statistics behind them (ever grasped, sustained grasp, success once, wrong object grasped, potential)
+    change once per control step, in ``step``; ``evaluate`` and the reward only read them.
 
     **Episode independence:**
     With CPU physics every ``reset`` builds a fresh scene (``reconfiguration_freq=1``): PhysX keeps state across
@@ -134,7 +89,8 @@ class PutOnReceptacleEnv(BaseEnv):
     constraints), so on a reused scene an episode's trajectory depends on the episodes before it
     (``tests/envs/test_episode_independence.py``). A rebuild adds ~0.09 s to a reset (0.02 s -> 0.11 s on a 2-core
     CPU, against ~2.3 s for an 80-step episode). GPU simulation keeps ManiSkill's default (build once; a GPU rebuild
-    re-initialises PhysX on the device); pass ``reconfiguration_freq`` to choose.
+    re-initialises PhysX on the device); pass ``reconfiguration_freq`` to choose. A rebuild makes new actors: look
+    ``objects`` / ``receptacles`` up after a reset, not before.
     """
 
     SUPPORTED_ROBOTS = ["vgb_panda", "vgb_panda_stock", "vgb_widowx250s"]
@@ -163,12 +119,12 @@ class PutOnReceptacleEnv(BaseEnv):
         if shader is not None and shader not in SHADERS:
             raise ValueError(f"unknown shader {shader!r}; allowed: {', '.join(SHADERS)} (None: the camera's)")
         self.lighting = lighting
-        if isinstance(variant, str):
+        if variant is None or isinstance(variant, str):
             # the catalog is plain data (no simulator import): a name is looked up there
-            from vla_gen_bench.variants import get_variant
+            from vla_gen_bench.variants import CONTROL, get_variant
 
-            variant = get_variant(variant)
-        self.variant = variant  # anything with .sample(rng, store) -> EpisodeSpec; None = in-distribution
+            variant = get_variant(variant or CONTROL)
+        self.variant = variant  # makes the episodes of resets without one: .sample(rng, store) -> EpisodeSpec
         self.camera_spec = camera_spec(camera, camera_size)
         if shader is not None:
             self.camera_spec = replace(self.camera_spec, shader=shader)
@@ -205,33 +161,14 @@ class PutOnReceptacleEnv(BaseEnv):
     def _default_sim_config(self):
         return SimConfig(sim_freq=self._vgb_sim_freq, control_freq=CONTROL_FREQ, spacing=5)
 
-    def _camera_config(self, uid: str, width: int | None = None, height: int | None = None) -> CameraConfig:
-        cam = self.camera_spec
-        w, h = width or cam.width, height or cam.height
-        if cam.pose is not None:
-            pose = sapien.Pose(list(cam.pose[:3]), list(cam.pose[3:]))
-        else:
-            pose = sapien_utils.look_at(cam.eye, cam.target)
-        if cam.fx is not None:
-            scale = w / cam.width
-            fx = cam.fx * scale
-            cx = (w - 1) / 2 if cam.cx is None else cam.cx * scale
-            cy = (h - 1) / 2 if cam.cy is None else cam.cy * scale
-            intrinsic = np.array([[fx, 0, cx], [0, fx, cy], [0, 0, 1]], dtype=np.float32)
-            lens = {"intrinsic": intrinsic}
-        else:
-            lens = {"fov": cam.fov_y}
-        return CameraConfig(uid, pose, w, h, near=0.01, far=10, shader_pack=cam.shader, **lens)
-
     @property
     def _default_sensor_configs(self):
-        return [self._camera_config(POLICY_CAMERA)]
+        return [camera_config(self.camera_spec, POLICY_CAMERA)]
 
     @property
     def _default_human_render_camera_configs(self):
-        return self._camera_config(
-            "render_camera", 512, int(512 * self.camera_spec.height / self.camera_spec.width)
-        )
+        cam = self.camera_spec
+        return camera_config(cam, "render_camera", 512, int(512 * cam.height / cam.width))
 
     def _load_agent(self, options: dict):
         super()._load_agent(options, self._base_pose())
@@ -265,11 +202,11 @@ class PutOnReceptacleEnv(BaseEnv):
         self.parking = b.build_static(name="parking")
 
         friction = sapien.physx.PhysxMaterial(static_friction=1.0, dynamic_friction=1.0, restitution=0.0)
-        self.objects = [self._build_shape(i, friction, k) for k, i in enumerate(self.object_ids)]
+        build = lambda i, k: build_asset_actor(self.scene, i, self.store.shape(i), friction,  # noqa: E731
+                                               sapien.Pose(self._park_pose(k)))  # fmt: skip
+        self.objects = [build(i, k) for k, i in enumerate(self.object_ids)]
         off = len(self.object_ids)
-        self.receptacles = [
-            self._build_shape(i, friction, off + k) for k, i in enumerate(self.receptacle_ids)
-        ]
+        self.receptacles = [build(i, off + k) for k, i in enumerate(self.receptacle_ids)]
         # local bounding-box centres / half extents, for the success test
         self._obj_local = [self._bbox(i) for i in self.object_ids]
         self._rec_local = [self._bbox(i) for i in self.receptacle_ids]
@@ -282,48 +219,6 @@ class PutOnReceptacleEnv(BaseEnv):
 
     def _park_pose(self, k: int) -> list[float]:
         return [PARK_X + 0.3 * k, 0.0, 0.001]
-
-    def _build_shape(self, asset_id: str, material, park_slot: int) -> Actor:
-        shape = self.store.shape(asset_id)
-        b = self.scene.create_actor_builder()
-        if getattr(shape, "visual_file", None) is not None:
-            return self._build_mesh_asset(asset_id, shape, b, material, park_slot)
-        z_to_x = _quat_mul_np((0.7071068, 0, -0.7071068, 0), (1, 0, 0, 0))  # SAPIEN cylinders lie along x
-        for p in shape.parts:
-            rgba = [*p.color, 1.0]
-            mat = sapien.render.RenderMaterial(base_color=rgba, roughness=0.6, specular=0.3)
-            if p.kind == "box":
-                pose = sapien.Pose(list(p.pos), list(p.quat))
-                if p.collision:
-                    b.add_box_collision(pose, list(p.size), material=material, density=shape.density)
-                b.add_box_visual(pose, list(p.size), material=mat)
-            elif p.kind == "cylinder":
-                pose = sapien.Pose(list(p.pos), list(_quat_mul_np(p.quat, z_to_x)))
-                r, hh = p.size
-                if p.collision:
-                    b.add_cylinder_collision(pose, r, hh, material=material, density=shape.density)
-                b.add_cylinder_visual(pose, r, hh, material=mat)
-            elif p.kind == "mesh":
-                path = _convex_mesh_file(p.vertices)
-                pose = sapien.Pose(list(p.pos), list(p.quat))
-                if p.collision:
-                    b.add_convex_collision_from_file(path, pose, material=material, density=shape.density)
-                b.add_visual_from_file(path, pose, material=mat)
-            else:
-                raise ValueError(f"asset {asset_id}: unknown part kind {p.kind!r}")
-        b.initial_pose = sapien.Pose(self._park_pose(park_slot))
-        return b.build(name=asset_id)
-
-    def _build_mesh_asset(self, asset_id: str, shape, b, material, park_slot: int) -> Actor:
-        """An object / receptacle from mesh files (an RL4VLA-layout folder): every convex piece of the collision file,
-        the visual file as is, both scaled and shifted so that the actor frame sits at the bottom of the bounding box."""
-        scale = [float(shape.scale)] * 3
-        pose = sapien.Pose(list(shape.mesh_offset))
-        b.add_multiple_convex_collisions_from_file(str(shape.collision_file), pose, scale=scale, material=material,
-                                                   density=shape.density)  # fmt: skip
-        b.add_visual_from_file(str(shape.visual_file), pose, scale=scale)
-        b.initial_pose = sapien.Pose(self._park_pose(park_slot))
-        return b.build(name=asset_id)
 
     def _clear(self, collect: bool = False):
         """ManiSkill 3.0.1's ``BaseEnv._clear`` with its ``gc.collect()`` run every ``GC_EVERY`` scene builds (and at
@@ -381,32 +276,32 @@ class PutOnReceptacleEnv(BaseEnv):
     # ------------------------------------------------------------------ episodes
     def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
         b = self.num_envs
-        if not hasattr(self, "_specs"):
+        if not hasattr(self, "_specs"):  # ManiSkill knows num_envs and the device from the first reset on
             self._specs: list[EpisodeSpec | None] = [None] * b
             z = lambda dtype=torch.bool: torch.zeros(b, dtype=dtype, device=self.device)  # noqa: E731
-            self._ever_grasped, self._consec_ok, self._success_once, self._wrong_grasp = z(), z(), z(), z()
-            self._streak, self._last_eval = z(torch.int32), z(torch.int32)
-            self._phi_prev = z(torch.float32)
-            self._repositioned = z()
+            # (b,) index of the target into objects / receptacles
             self._tgt_obj, self._tgt_rec = z(torch.long), z(torch.long)
-            self._h_obj = torch.zeros(b, 3, device=self.device)
-            self._h_rec = torch.zeros(b, 3, device=self.device)
+            self._h_obj = torch.zeros(b, 3, device=self.device)  # (b, 3) yawed half extents of the target
+            self._h_rec = torch.zeros(b, 3, device=self.device)  # (b, 3) ... and of the target receptacle
+            # episode statistics, (b,) each: changed only by _update_episode_stats, once per control step
+            self._ever_grasped, self._consec_ok, self._success_once, self._wrong_grasp = z(), z(), z(), z()
+            self._streak = z(torch.int32)  # consecutive grasped steps up to now
+            self._phi, self._phi_prev = z(torch.float32), z(torch.float32)  # potential now, one step before
         given = options.get("episode")
         for n, i in enumerate(env_idx.tolist()):
             spec = given[n] if isinstance(given, (list, tuple)) else given
             if isinstance(spec, dict):
                 spec = EpisodeSpec.from_dict(spec)
-            if spec is None:
-                rng = self._batched_episode_rng[i]
-                spec = self.variant.sample(rng, self.store) if self.variant else sample_ind(rng, self.store)
+            if spec is None:  # episode 0 of the variant's manifest for a seed drawn from the episode RNG
+                spec = self.variant.sample(self._batched_episode_rng[i], self.store)
             self._validate_spec(spec)
             self._specs[i] = spec
         for arr in (self._ever_grasped, self._consec_ok, self._success_once, self._wrong_grasp):
             arr[env_idx] = False
-        self._repositioned[env_idx] = False
         self._streak[env_idx] = 0
-        self._last_eval[env_idx] = 0
-        self._phi_prev[env_idx] = 0.0
+        self._phi[env_idx] = 0.0
+        # this step's scene readings (_update_episode_stats); until the first step, evaluate() reads the scene
+        self._readings: dict[str, torch.Tensor] | None = None
         for i in env_idx.tolist():
             s = self._specs[i]
             self._tgt_obj[i] = self.object_ids.index(s.objects[0])
@@ -449,6 +344,9 @@ class PutOnReceptacleEnv(BaseEnv):
         self.store.entry(spec.table)
         if spec.overlay:
             self.store.entry(spec.overlay.texture)
+        if spec.reposition is not None and spec.reposition.at_step < 1:
+            raise ValueError(f"reposition.at_step must be >= 1 (the object moves right after that many actions); "
+                             f"got {spec.reposition.at_step}")  # fmt: skip
 
     def _placements(self) -> dict[int, dict[int, list[float]]]:
         """actor index -> {env index -> [x, y, z, qw, qx, qy, qz]} for every actor an episode uses."""
@@ -480,10 +378,20 @@ class PutOnReceptacleEnv(BaseEnv):
 
     # ------------------------------------------------------------------ stepping
     def step(self, action):
-        action = self._check_action(action)
-        obs, reward, _terminated, truncated, info = super().step(action)
-        terminated = torch.zeros_like(info["success"])  # no early termination: success is read at the end
-        return obs, reward, terminated, truncated, info
+        """One control step: ManiSkill 3.0.1's ``BaseEnv.step`` with the task's per-step update between the physics
+        and the readers of the state (``evaluate``, the reward), and no early termination (success is read at the end
+        of the fixed horizon; the time limit truncates)."""
+        action = self._step_action(self._check_action(action))  # (b, 7): controller targets, then the physics
+        self._elapsed_steps += 1
+        self._reposition()
+        self._update_episode_stats()
+        info = self.get_info()  # evaluate(): reads
+        obs = self.get_obs(info, unflattened=True)
+        reward = self.get_reward(obs=obs, action=action, info=info)  # (b,), reads
+        obs = self._flatten_raw_obs(obs)
+        self._last_obs = obs
+        terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)  # (b,)
+        return obs, reward, terminated, torch.zeros_like(terminated), info
 
     def _check_action(self, action):
         if action is None:
@@ -498,15 +406,15 @@ class PutOnReceptacleEnv(BaseEnv):
         return torch.maximum(torch.minimum(a, -low), low)
 
     def _reposition(self):
-        """Teleport the target object of envs whose spec repositions it at this step: set down 1 cm above the table,
-        or (``drop``) its model origin that high, then ``settle_s`` of physics (RL4VLA: 0.1305 m, 0.1 s)."""
-        steps = self.elapsed_steps
+        """Teleport the target object of envs whose spec repositions it right after this step's action (``step``
+        calls this once per step): set down 1 cm above the table, or (``drop``) its model origin that high, then
+        ``settle_s`` of physics (RL4VLA: 0.1305 m, 0.1 s)."""
+        steps = self.elapsed_steps  # (b,)
         settle = 0.0
         for i, s in enumerate(self._specs):
             r = s.reposition if s is not None else None
-            if r is None or self._repositioned[i] or int(steps[i]) != r.at_step:
+            if r is None or int(steps[i]) != r.at_step:
                 continue
-            self._repositioned[i] = True
             actor = self.objects[int(self._tgt_obj[i])]
             raw = actor.pose.raw_pose.clone()
             x, y = r.xy
@@ -568,18 +476,14 @@ class PutOnReceptacleEnv(BaseEnv):
                 force[m] = f[m]
         return xy_ok, z_ok, force > CONTACT_MIN_N, torch.linalg.norm(po[:, :2] - pr[:, :2], dim=1)
 
-    def evaluate(self):
-        if not hasattr(self, "_specs"):
-            z = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-            return dict(success=z)
-        self._reposition()
+    def _read_scene(self) -> dict[str, torch.Tensor]:
+        """What success and the failure label need of the scene as it is now, each (b,) bool. Reads only."""
         xy_ok, z_ok, contact, xy_dist = self._on(self._tgt_obj, self._tgt_rec, self._h_obj, self._h_rec)
-        success = xy_ok & z_ok & contact
         grasped = self._per_env(
             self.objects, self._tgt_obj, lambda a: self.agent.is_grasping(a, min_force=GRASP_MIN_N)
         )
-        wrong = torch.zeros_like(grasped)
-        on_wrong = torch.zeros_like(grasped)
+        wrong = torch.zeros_like(grasped)  # another object of the episode is grasped
+        on_wrong = torch.zeros_like(grasped)  # the target object lies on another receptacle of the episode
         for i, s in enumerate(self._specs):
             if s is None:
                 continue
@@ -596,41 +500,55 @@ class PutOnReceptacleEnv(BaseEnv):
                     self._tgt_obj, ridx, self._h_obj, h_rec.to(self.device).expand(self.num_envs, 3)
                 )
                 on_wrong[i] |= (a & b_ & c)[i]
+        near = xy_dist <= self._h_rec.amax(1) + NEAR_RECEPTACLE  # released close enough to count as misplaced
+        return dict(success=xy_ok & z_ok & contact, is_grasped=grasped, wrong_grasped=wrong,
+                    on_wrong_receptacle=on_wrong, near_receptacle=near)  # fmt: skip
 
-        # episode statistics advance once per control step (evaluate may be called again within a step)
-        steps = self.elapsed_steps.to(torch.int32)
-        new = (steps > 0) & (steps != self._last_eval)
-        self._last_eval = torch.where(new, steps, self._last_eval)
-        self._ever_grasped |= new & grasped
-        self._streak = torch.where(
-            new, torch.where(grasped, self._streak + 1, torch.zeros_like(self._streak)), self._streak
-        )
-        self._consec_ok |= new & (self._streak >= SUSTAINED_GRASP_STEPS)
-        self._success_once |= new & success
-        self._wrong_grasp |= new & wrong
+    def _update_episode_stats(self):
+        """The one place the episode statistics change: once per control step, from ``step`` after the physics and
+        the reposition, before ``evaluate`` and the reward read them. Reads the scene (kept for ``evaluate``), then
+        advances ever grasped, the grasp streak and sustained grasp, success once, wrong object grasped and the
+        potential phi (keeping the previous step's for the reward)."""
+        r = self._readings = self._read_scene()
+        grasped = r["is_grasped"]  # (b,) bool
+        self._ever_grasped |= grasped
+        self._streak = torch.where(grasped, self._streak + 1, torch.zeros_like(self._streak))  # (b,) int32
+        self._consec_ok |= self._streak >= SUSTAINED_GRASP_STEPS
+        self._success_once |= r["success"]
+        self._wrong_grasp |= r["wrong_grasped"]
+        # RL4VLA's stages: 0.1 for a grasp, 0.1 for holding it SUSTAINED_GRASP_STEPS steps, 1.0 for placing after one
+        self._phi_prev = self._phi
+        self._phi = (
+            0.1 * self._ever_grasped.float()
+            + 0.1 * self._consec_ok.float()
+            + 1.0 * (r["success"] & self._ever_grasped).float()
+        )  # (b,) float32
 
-        near = xy_dist <= self._h_rec.amax(1) + NEAR_RECEPTACLE
-        label = torch.full_like(self._streak, FAILURE_LABELS.index("dropped"), dtype=torch.long)
-        label[~self._ever_grasped] = FAILURE_LABELS.index("never_grasped")
-        label[~self._ever_grasped & self._wrong_grasp] = FAILURE_LABELS.index("wrong_object")
-        label[self._ever_grasped & ~grasped & (on_wrong | near)] = FAILURE_LABELS.index("misplaced")
-        label[self._ever_grasped & grasped] = FAILURE_LABELS.index("timeout")
+    def evaluate(self):
+        """The info of the current state (ManiSkill calls this in ``reset`` and in every ``step``). Reads only: this
+        step's scene readings and the episode statistics; after a reset, before any step, it reads the scene."""
+        if not hasattr(self, "_specs"):  # no episode yet
+            return dict(success=torch.zeros(self.num_envs, dtype=torch.bool, device=self.device))
+        r = self._readings if self._readings is not None else self._read_scene()
+        success, grasped, ever = r["success"], r["is_grasped"], self._ever_grasped  # (b,) bool each
+        label = torch.full_like(self._streak, FAILURE_LABELS.index("dropped"), dtype=torch.long)  # (b,)
+        label[~ever] = FAILURE_LABELS.index("never_grasped")
+        label[~ever & self._wrong_grasp] = FAILURE_LABELS.index("wrong_object")
+        released_near = ever & ~grasped & (r["on_wrong_receptacle"] | r["near_receptacle"])
+        label[released_near] = FAILURE_LABELS.index("misplaced")
+        label[ever & grasped] = FAILURE_LABELS.index("timeout")
         label[success] = FAILURE_LABELS.index("success")
-        potential = (0.1 * self._ever_grasped.float() + 0.1 * self._consec_ok.float()
-                     + 1.0 * (success & self._ever_grasped).float())  # fmt: skip
         return dict(
-            success=success, success_once=self._success_once.clone(), is_grasped=grasped,
-            ever_grasped=self._ever_grasped.clone(), consecutive_grasp=self._consec_ok.clone(),
-            wrong_object_grasped=self._wrong_grasp.clone(), on_wrong_receptacle=on_wrong,
-            failure=label, potential=potential,
+            success=success.clone(), success_once=self._success_once.clone(), is_grasped=grasped.clone(),
+            ever_grasped=ever.clone(), consecutive_grasp=self._consec_ok.clone(),
+            wrong_object_grasped=self._wrong_grasp.clone(), on_wrong_receptacle=r["on_wrong_receptacle"].clone(),
+            failure=label, potential=self._phi.clone(),
         )  # fmt: skip
 
     def compute_dense_reward(self, obs, action, info):
-        """Sparse potential-based reward (RL4VLA): r_t = phi_t - phi_(t-1); phi = 0.1 grasp + 0.1 sustained + 1.0 place."""
-        phi = info["potential"]
-        r = phi - self._phi_prev
-        self._phi_prev = phi.clone()
-        return r
+        """RL4VLA's sparse potential-based reward r_t = phi_t - phi_(t-1), phi = 0.1 grasped + 0.1 sustained grasp
+        + 1.0 placed after a grasp (``info["potential"]``; phi_(t-1) kept by ``_update_episode_stats``). Reads only."""
+        return info["potential"] - self._phi_prev  # (b,)
 
     def compute_normalized_dense_reward(self, obs, action, info):
         return self.compute_dense_reward(obs, action, info) / 1.2
@@ -749,13 +667,6 @@ def _yaw_quat(yaw: float) -> list[float]:
     return [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
 
 
-def _quat_mul_np(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return (w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2)  # fmt: skip
-
-
 def _quat_apply(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Rotate vectors v (b, 3) by quaternions q (b, 4) wxyz."""
     w, xyz = q[:, :1], q[:, 1:]
@@ -767,20 +678,3 @@ def _yawed_half(half: torch.Tensor, yaw: float) -> torch.Tensor:
     """Axis-aligned half extents (3,) of a box with these half extents rotated by yaw about z."""
     c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
     return torch.stack([c * half[0] + s * half[1], s * half[0] + c * half[1], half[2]])
-
-
-def _convex_mesh_file(vertices) -> str:
-    """Write (once) the convex hull of these vertices as an .obj in the cache; return its path."""
-    import hashlib
-
-    import trimesh
-
-    key = hashlib.sha256(np.asarray(vertices, dtype=np.float64).tobytes()).hexdigest()[:16]
-    path = cache_dir() / "meshes" / f"hull_{key}.obj"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        hull = trimesh.Trimesh(vertices=np.asarray(vertices)).convex_hull
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.obj")  # workers may write the same hull at once
-        hull.export(str(tmp))
-        os.replace(tmp, path)
-    return str(path)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_gen_bench.envs.put_on_receptacle import POLICY_CAMERA, CameraSpec, camera_spec
+from vla_gen_bench.envs.cameras import POLICY_CAMERA, CameraSpec, camera_spec
 
 
 @dataclass(frozen=True)

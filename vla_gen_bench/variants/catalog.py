@@ -72,8 +72,8 @@ class Variant:
         return asdict(self)
 
     def sample(self, rng, store):
-        """An episode drawn from the env's own RNG (used when the env is made with ``variant=`` and reset without
-        an explicit episode). Runs use manifests instead (:func:`vla_gen_bench.variants.manifest.episode`)."""
+        """Episode 0 of this variant's manifest for a seed drawn from ``rng`` (a numpy ``Generator`` or ``RandomState``):
+        what the env takes when reset without an explicit episode. Runs name their manifest seeds instead."""
         from vla_gen_bench.variants.manifest import episode
 
         draw = rng.integers if hasattr(rng, "integers") else rng.randint  # Generator or RandomState

@@ -4,6 +4,12 @@
 with the same seeds see identical episodes, and episode ``k`` of every variant starts from the same base draw as
 episode ``k`` of the control arm (same target object, table, cells and yaw wherever the variant's factors leave them
 alone), which makes paired comparisons meaningful.
+
+:func:`episode` is the one place an episode is made. Evaluation takes its work items' episodes from it (a run
+profile's quirks, :meth:`vla_gen_bench.eval.profiles.Profile.episode`, act on its result), and so do demo
+collection, RL rollouts and contact sheets; the task env takes a ready :class:`~vla_gen_bench.episode.EpisodeSpec`
+in ``reset(options={"episode": spec})``, and a reset without one takes episode 0 of the env's variant (default the
+control arm) for a manifest seed drawn from the env's episode RNG (:meth:`Variant.sample`).
 """
 
 from __future__ import annotations
