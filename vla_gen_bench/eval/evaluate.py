@@ -206,7 +206,7 @@ def check_pack_view(store, camera: str) -> None:
     """A generated table pack must have been rendered from this run's camera (else tables would not line up)."""
     if getattr(store, "table_pack", None):
         from vla_gen_bench.assets.packs import check_view
-        from vla_gen_bench.envs.put_on_receptacle import camera_spec
+        from vla_gen_bench.envs.cameras import camera_spec
 
         check_view(store, camera_spec(camera))
 
