@@ -393,6 +393,9 @@ class RunInfo:
         return self.profile or "vgb"
 
     def __post_init__(self) -> None:
+        for name in ("seeds", "defaults_from_profile"):  # JSON lists, held as tuples
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         for name, types in RUN_TYPES.items():
             v = getattr(self, name)
             if v is None and name not in RUN_REQUIRED:
@@ -430,9 +433,6 @@ class RunInfo:
             raise RecordError(f"{where} lacks {', '.join(map(repr, missing))}; it was not written by 'vgb evaluate' "
                               f"(or by a version too old to read): re-run 'vgb evaluate' into a new --out")  # fmt: skip
         known = {k: d[k] for k in RUN_TYPES if k in d}
-        for k in ("seeds", "defaults_from_profile"):
-            if isinstance(known.get(k), list):
-                known[k] = tuple(known[k])
         try:
             return cls(**known, extra={k: v for k, v in d.items() if k not in RUN_TYPES},
                        nulls=frozenset(k for k, v in known.items() if v is None))  # fmt: skip
