@@ -117,11 +117,12 @@ def test_tiny_sft_recipe_dagger_learner_is_a_bundled_checkpoint(monkeypatch):
 
     cmd = TrainSFT.from_recipe(preset="tiny")
     _, demo, sft = build_configs(cmd)
-    learner = REPO / cmd.dagger.first_learner
-    assert cmd.dagger.rounds == 1 and learner.parent == REPO / "baselines" / "checkpoints"
+    assert str(cmd.dagger.first_learner) == "bundled:sft-tiny"  # a name, the same from a checkout and a wheel
+    learner = recipes.checkpoint(cmd.dagger.first_learner)
+    assert cmd.dagger.rounds == 1 and learner == (REPO / "baselines" / "checkpoints" / "sft-tiny").resolve()
     assert (learner / "card.json").is_file() and (learner / "config.json").is_file()
     assert (sft.max_steps, sft.execute, sft.extra_until_close) == (32000, 2, 3)
-    monkeypatch.chdir(REPO)  # the recipe's paths are relative to the repository root
+    monkeypatch.chdir("/")  # nothing in the recipe is relative to the repository root
     check_dagger(cmd.dagger, demo)
 
 
@@ -171,7 +172,7 @@ def test_bundled_init_resolves_by_name_and_a_path_stays_a_path():
             recipes.checkpoint(wrong)
         msg = str(e.value)
         assert "\n" not in msg and str(recipes.bundled_root()) in msg, msg
-        assert "shipped: ppo-tiny-v12, sft-tiny-v12" in msg, msg
+        assert "shipped: ppo-tiny-v12, sft-tiny, sft-tiny-v12" in msg, msg
         assert ("did you mean 'bundled:sft-tiny-v12'?" in msg) == (wrong != "bundled:"), msg
 
 

@@ -347,7 +347,8 @@ def upgrade_args(
             i += 1
     if extras:  # one flag holds every pair (tyro keeps only the last of a repeated flag)
         flag = policy_arg + "extra"
-        out = [*_without_flag(out, flag), flag, *_flag_values(out, flag), *extras]
+        rest, values = _split_flag(out, flag)
+        out = [*rest, flag, *values, *extras]
     return front + out, notes
 
 
@@ -360,28 +361,15 @@ def _profile_token(raw: str) -> str:
     return raw
 
 
-def _without_flag(args: list[str], flag: str) -> list[str]:
-    """``args`` without ``flag`` and the values that follow it (up to the next option)."""
-    out, skipping = [], False
-    for a in args:
-        if a == flag:
-            skipping = True
-        elif skipping and a.startswith("--"):
-            skipping = False
-            out.append(a)
-        elif not skipping:
-            out.append(a)
-    return out
-
-
-def _flag_values(args: list[str], flag: str) -> list[str]:
-    """The values that follow ``flag`` in ``args`` (up to the next option)."""
-    out, taking = [], False
+def _split_flag(args: list[str], flag: str) -> tuple[list[str], list[str]]:
+    """``args`` without ``flag`` and the values that follow it (up to the next option), and those values."""
+    rest, values, taking = [], [], False
     for a in args:
         if a == flag:
             taking = True
-        elif taking and a.startswith("--"):
+        elif taking and not a.startswith("--"):
+            values.append(a)
+        else:
             taking = False
-        elif taking:
-            out.append(a)
-    return out
+            rest.append(a)
+    return rest, values

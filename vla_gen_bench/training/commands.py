@@ -154,9 +154,16 @@ def check_dagger(dagger: DaggerConfig, demo: DemoConfig) -> None:
     if dagger.first_learner is not None and dagger.rounds < 1:
         raise ValueError("--dagger.first-learner replaces the first SFT of a DAgger run; add --dagger.rounds 1 "
                          "(or more), or drop --dagger.first-learner for plain SFT")  # fmt: skip
-    if dagger.first_learner is not None and not (Path(dagger.first_learner) / "config.json").is_file():
-        raise ValueError(f"--dagger.first-learner {dagger.first_learner}: not an OpenVLA checkpoint folder (no "
-                         "config.json); pass e.g. baselines/checkpoints/sft-tiny or <run>/final")  # fmt: skip
+    if dagger.first_learner is not None:
+        from vla_gen_bench.recipes import checkpoint
+
+        try:
+            folder = checkpoint(dagger.first_learner)
+        except FileNotFoundError as e:
+            raise ValueError(f"--dagger.first-learner: {e}") from None
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"--dagger.first-learner {dagger.first_learner}: not an OpenVLA checkpoint folder (no "
+                             "config.json); pass e.g. bundled:sft-tiny or <run>/final")  # fmt: skip
     if dagger.rounds and dagger.seed <= demo.seed < dagger.seed + dagger.rounds:
         raise ValueError(f"[dagger] seeds {dagger.seed}..{dagger.seed + dagger.rounds - 1} include the "
                          f"demonstrations' seed {demo.seed}; pick seeds above it (e.g. --dagger.seed {demo.seed + 1})")  # fmt: skip
@@ -210,7 +217,9 @@ def train_sft(cfg: TrainSFT) -> int:
             sft = replace(sft, num_demos=kept)
         t_train = time.perf_counter()
         if cfg.dagger.first_learner is not None:
-            final = Path(cfg.dagger.first_learner)
+            from vla_gen_bench.recipes import checkpoint
+
+            final = checkpoint(cfg.dagger.first_learner)
             console.print(f"first SFT not trained: DAgger starts from {final} (--dagger.first-learner)")
         else:
             final = train(sft, progress=True)
