@@ -1,5 +1,6 @@
-"""benchmarks/gpu_openvla.py runs end to end on CPU with the micro preset, without tyro or the simulator (the GPU
-machine it is written for has neither), and writes every measured field."""
+"""The GPU benchmarks run end to end on this CPU: benchmarks/gpu_openvla.py with the micro preset, without tyro or
+the simulator (the GPU machine it is written for has neither), and benchmarks/eval_throughput.py --dry-run (one
+tiny real evaluation with lavapipe); each writes every measured field."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,3 +56,31 @@ def test_gpu_benchmark_runs_on_cpu_with_the_micro_preset(tmp_path):
     for row in sft["steps"]:
         assert row["oom"] is False and row["step_ms"] > 0 and row["samples_per_s"] > 0 and row["loss"] > 0
     assert r["total_s"] > 0
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_eval_throughput_dry_run_measures_one_lavapipe_configuration(tmp_path):
+    out = tmp_path / "eval_throughput.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "eval_throughput.py"), "--dry-run", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3072 eps" in proc.stdout and "lavapipe: llvmpipe" in proc.stdout
+
+    r = json.loads(out.read_text())
+    assert r["protocol_episodes"] == 3072 and r["cuda"] is None
+    [row] = r["rows"]
+    assert (row["mode"], row["workers"], row["render_device"], row["episodes"]) == (
+        "per-worker",
+        1,
+        "lavapipe",
+        1,
+    )
+    # the device recorded by the run itself (run.json), not the one asked for
+    assert row["render_name"].startswith("llvmpipe") and row["cpu_rasteriser"] is True
+    assert row["episodes_per_min"] > 0 and row["setup_s"] > 0 and row["mean_batch"] == 1.0
+    assert 0 < row["cpu_util_mean_pct"] <= 100
+    assert row["gpu_util_mean_pct"] is None and row["gpu_mem_peak_gib"] is None  # no NVIDIA GPU here
+    expected_h = (row["setup_s"] + 60 * 3072 / row["episodes_per_min"]) / 3600
+    assert abs(row["protocol_h"] - expected_h) < 0.01

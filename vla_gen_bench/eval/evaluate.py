@@ -108,6 +108,10 @@ class Evaluate:
         default_factory=ProfileOptions
     )
     """The profile's quirks and settings changed one by one (--profile.random-episodes True)."""
+    render_device: str = "auto"
+    """Vulkan device SAPIEN renders the cameras with: auto (the GPU when it has a Vulkan driver, else lavapipe on
+    the CPU, saying so in one line) | cpu (lavapipe) | cuda | cuda:<i>. run.json's render_device records the one
+    used."""
     rl4vla_assets: Path | None = None
     """RL4VLA asset folder (ManiSkill/mani_skill/assets/carrot of a gen-robot/RL4VLA clone, or the clone) for the
     rl4vla profiles; default $VGB_RL4VLA_ASSETS."""
@@ -361,6 +365,8 @@ class Worker:
     """Keep the env open for later in-process runs with the same settings (the render-pipeline compile is paid once)."""
     policy_url: str | None = None
     """The policy process to ask for actions (``ws://127.0.0.1:<port>``) instead of loading the policy here."""
+    render: Any = None
+    """The :class:`vla_gen_bench.envs.render_device.RenderDevice` the parent chose; None: chosen here."""
     _saved: dict = field(default_factory=dict)
 
     def setup(self) -> dict:
@@ -398,18 +404,25 @@ class Worker:
                 self.policies = [guard(first)] * self.cfg.num_envs
             else:  # one instance per env (policies may keep per-episode state)
                 self.policies = [guard(first)] + [guard(build()) for _ in range(self.cfg.num_envs - 1)]
+        from vla_gen_bench.envs.render_device import render_device_used, resolve_render_device, vulkan_drivers
+
+        render = self.render or resolve_render_device(self.cfg.render_device)
         s = env_settings(self.cfg)
-        key = (s["camera"], s["robot"], self.store.pack_hash, s["sim_freq"], self.cfg.num_envs, s["lighting"])
+        key = (s["camera"], s["robot"], self.store.pack_hash, s["sim_freq"], self.cfg.num_envs, s["lighting"],
+               render.backend)  # fmt: skip
         if self.shared and key in _ENVS:
             self.env = _ENVS[key]
         else:
             light = {"lighting": s["lighting"]} if s["lighting"] != "default" else {}
-            self.env = make_env(camera=s["camera"], robot=s["robot"], asset_store=self.store, sim_freq=s["sim_freq"],
-                                num_envs=self.cfg.num_envs, **light)  # fmt: skip
+            with vulkan_drivers(render.requested):  # --render-device cpu: lavapipe, even beside a GPU
+                self.env = make_env(camera=s["camera"], robot=s["robot"], asset_store=self.store,
+                                    sim_freq=s["sim_freq"], num_envs=self.cfg.num_envs, render_backend=render.backend,
+                                    **light)  # fmt: skip
             if self.shared:
                 _ENVS[key] = self.env
         p = self.policies[0]
-        return {"spec": p.spec.to_dict(), "metadata": dict(getattr(p, "metadata", {}) or {})}
+        return {"spec": p.spec.to_dict(), "metadata": dict(getattr(p, "metadata", {}) or {}),
+                "render_device": render_device_used(self.env, render).to_dict()}  # fmt: skip
 
     def probe(self, steps: int = 3) -> dict:
         """The conventions check: a few steps of the control arm's episode 0 (not scored)."""
@@ -499,11 +512,13 @@ class _PoolWorker:
     """A :class:`Worker` in a worker process of the pool (:mod:`.pool`): set up (and probe) once, then run the
     batches it is given, writing videos into the run directory."""
 
-    def __init__(self, cfg: Evaluate, videos: int, out_dir: str, policy_url: str | None, index: int) -> None:
+    def __init__(
+        self, cfg: Evaluate, videos: int, out_dir: str, policy_url: str | None, render, index: int
+    ) -> None:
         import logging
 
         logging.getLogger("mani_skill").setLevel(logging.ERROR)
-        self.w = Worker(cfg, index, videos, policy_url=policy_url)
+        self.w = Worker(cfg, index, videos, policy_url=policy_url, render=render)
         self.out_dir = Path(out_dir)
 
     def setup(self) -> dict:
@@ -532,11 +547,11 @@ class _Local:
 
     MAX_RESTARTS = 3  # per run: a worker that keeps dying points at a real problem
 
-    def __init__(self, cfg: Evaluate, out_dir: Path, videos: int, policy=None):
+    def __init__(self, cfg: Evaluate, out_dir: Path, videos: int, policy=None, render=None):
         self.cfg, self.out_dir, self.videos, self.policy = cfg, out_dir, videos, policy
         url = policy.url if policy is not None else None
         if cfg.workers == 1:
-            self.w = Worker(cfg, 0, videos, shared=url is None, policy_url=url)
+            self.w = Worker(cfg, 0, videos, shared=url is None, policy_url=url, render=render)
             self.info = [self.w.setup()]
             if cfg.check:
                 self.info[0]["probe"] = self.w.probe()
@@ -545,7 +560,7 @@ class _Local:
 
         from vla_gen_bench.eval.pool import WorkerPool
 
-        self.pool = WorkerPool(partial(_PoolWorker, cfg, videos, str(out_dir), url), cfg.workers,
+        self.pool = WorkerPool(partial(_PoolWorker, cfg, videos, str(out_dir), url, render), cfg.workers,
                                restarts=self.MAX_RESTARTS, watch=policy.died if policy is not None else None,
                                poll_s=2.0, name="worker", describe=lambda batch: f"{len(batch)} episode(s)")  # fmt: skip
         self.info = self.pool.info
@@ -644,6 +659,12 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
     # everything that can be refused from the options alone is refused here, before any env or model starts
     check_policy(cfg.spec, policy_options(cfg))
     check_protocol(cfg)
+    from vla_gen_bench.envs.render_device import RenderDeviceError, check_render_device
+
+    try:
+        check_render_device(cfg.render_device)
+    except RenderDeviceError as e:
+        raise EvalConfigError(str(e)) from None
     from vla_gen_bench.eval.lock import RunLockedError, run_lock
 
     created = check_out_dir(cfg.out)
@@ -760,6 +781,16 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
         raise EvalConfigError(f"cannot prepare the assets: {e.strerror or e} ({getattr(e, 'filename', '')}); "
                               f"{cache_dir_hint()}") from None  # fmt: skip
     check_pack_view(store, env_settings(cfg)["camera"])
+    render = None
+    if cfg.backend == "local":  # chosen once here (Ray workers, maybe on other machines, choose their own)
+        from vla_gen_bench.envs.render_device import RenderDeviceError, resolve_render_device
+
+        try:
+            render = resolve_render_device(cfg.render_device)
+        except RenderDeviceError as e:
+            raise EvalConfigError(str(e)) from None
+        if render.note:
+            console.print(render.note, markup=False)
     items = plan(cfg, store)
     out = cfg.out
     jsonl = out / EPISODES
@@ -799,7 +830,10 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
             policy = PolicyProcess(cfg.spec, policy_options(cfg), cfg.max_batch, cfg.max_wait_ms,
                                    start_timeout_s=cfg.policy_timeout)  # fmt: skip
         try:
-            backend = _Ray(cfg, out, videos) if cfg.backend == "ray" else _Local(cfg, out, videos, policy)
+            if cfg.backend == "ray":
+                backend = _Ray(cfg, out, videos)
+            else:
+                backend = _Local(cfg, out, videos, policy, render)
         except BaseException:
             if policy is not None:
                 policy.close()
@@ -810,7 +844,7 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
             info = backend.info[0]
             meta = replace(run_config(cfg, store, info["metadata"]), action_spec=info["spec"],
                            conventions_check=info.get("probe", "skipped (--no-check)"),
-                           policy_timeout_s=cfg.policy_timeout)  # fmt: skip
+                           policy_timeout_s=cfg.policy_timeout, render_device=info.get("render_device"))  # fmt: skip
             if previous is not None:
                 if previous.policy_id != meta.policy_id:
                     raise RunDirError(f"{out} was run with policy id {previous.policy_id} but {cfg.policy} now "

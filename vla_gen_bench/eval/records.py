@@ -378,6 +378,9 @@ class RunInfo:
     resumed: int | None = None
     """How many times the run was resumed (None: never)."""
     policy_timeout_s: float | None = None
+    render_device: dict[str, Any] | None = None
+    """The Vulkan device SAPIEN rendered with: requested (--render-device), name as SAPIEN reports it,
+    cpu_rasteriser (lavapipe) and ManiSkill's render backend; None in runs from before it was recorded."""
     episodes_chain: dict[str, Any] | None = None
     """format, lines, head and unbound_lines of the episodes' hash chain (:mod:`.chain`) when last written."""
     timing: dict[str, Any] | None = None
@@ -448,7 +451,7 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "episodes_per_seed": (int,), "defaults_from_profile": (tuple,), "robot": (str,), "camera": (str,),
     "sim_freq": (int,), "profile": (str,), "profile_settings": (dict,), "config": (dict,), "versions": (dict,),
     "created": (str,), "action_spec": (dict,), "conventions_check": (dict, str), "resumed": (int,),
-    "policy_timeout_s": (int, float), "episodes_chain": (dict,), "timing": (dict,),
+    "policy_timeout_s": (int, float), "render_device": (dict,), "episodes_chain": (dict,), "timing": (dict,),
 }  # fmt: skip
 RUN_REQUIRED = tuple(f.name for f in fields(RunInfo) if f.default is MISSING and f.default_factory is MISSING)
 """The keys every run.json must have: what every reader (report, audit, leaderboard, model cards) needs."""

@@ -480,6 +480,10 @@ def _video_label(r: dict[str, Any]) -> str:
 def _config_rows(cfg: dict[str, Any]) -> list[list[str]]:
     rows = [[k, str(cfg.get(k, ""))] for k in ("policy", "suite", "suite_hash", "catalog_hash", "asset_pack_hash",
                                                   "policy_hash", "control", "created") if k in cfg]  # fmt: skip
+    if cfg.get("render_device"):
+        dev = cfg["render_device"]
+        kind = "CPU rasteriser" if dev.get("cpu_rasteriser") else "GPU"
+        rows.append(["render device", f"{dev.get('name')} ({kind}; --render-device {dev.get('requested')})"])
     for k, v in (cfg.get("versions") or {}).items():
         rows.append([f"version: {k}", str(v)])
     return rows
