@@ -14,10 +14,13 @@ process), and reads from the run's ``run.json``:
   the scoring phase (the last ``run_s`` seconds of the run), with peak GPU memory;
 * the extrapolated time of the paper's protocol (3,072 episodes): set-up + 3,072 / (episodes/min).
 
-Defaults fit a GPU machine with 16+ cores::
+The defaults depend on the machine: with CUDA the table of the 7B on one GPU (OpenVLA-7B random init in bf16,
+8 / 16 / 24 / 32 workers x gpu / lavapipe, one policy process, 224² camera, 3 episodes per worker); without, the
+CPU figures (tiny preset, 1 and 2 workers, lavapipe, both modes, 128² camera)::
 
-    python3 benchmarks/eval_throughput.py --preset openvla-7b --out eval_7b.json   # 8/16/24/32 x gpu/lavapipe
-    .venv/bin/python benchmarks/eval_throughput.py --dry-run                        # this CPU: tiny, 1 worker, lavapipe
+    python3 benchmarks/eval_throughput.py --out eval_7b.json          # a GPU machine with 16+ cores
+    .venv/bin/python benchmarks/eval_throughput.py                    # this CPU (make bench)
+    .venv/bin/python benchmarks/eval_throughput.py --dry-run          # one tiny run: 1 worker, lavapipe, 1 episode
 
 ``--checkpoint`` reuses a checkpoint folder (else a random-init one of ``--preset`` is written to a temp folder;
 ``openvla-7b`` is initialised on the GPU, bf16). Sampling is off (greedy), as for a reproducible throughput figure.
@@ -173,14 +176,16 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("--preset", default="openvla-7b")
+    ap.add_argument("--preset", help="default: openvla-7b with CUDA, else tiny")
     ap.add_argument("--checkpoint", type=Path)
-    ap.add_argument("--workers", type=int, nargs="+", default=[8, 16, 24, 32])
-    ap.add_argument("--render-devices", default="gpu,lavapipe",
-                    help="comma-separated: gpu (cuda), lavapipe (cpu), or --render-device values")  # fmt: skip
-    ap.add_argument("--modes", default="server", help="comma-separated: per-worker, server")
-    ap.add_argument("--episodes-per-worker", type=int, default=3)
-    ap.add_argument("--camera", default="default")
+    ap.add_argument("--workers", type=int, nargs="+", help="default: 8 16 24 32 with CUDA, else 1 2")
+    ap.add_argument("--render-devices", help="comma-separated: gpu (cuda), lavapipe (cpu), or --render-device "
+                    "values; default: gpu,lavapipe with CUDA, else lavapipe")  # fmt: skip
+    ap.add_argument(
+        "--modes", help="comma-separated: per-worker, server; default: server with CUDA, else both"
+    )
+    ap.add_argument("--episodes-per-worker", type=int, help="default: 3 with CUDA, else 2")
+    ap.add_argument("--camera", help="default: default (224²) with CUDA, else fast (128²)")
     ap.add_argument("--max-batch", type=int, default=32)
     ap.add_argument("--max-wait-ms", type=float, default=None, help="default: auto (see vgb serve)")
     ap.add_argument("--timeout-s", type=float, default=3600, help="per configuration")
@@ -190,9 +195,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.child is not None:
         return child(args.child)
-    if args.dry_run:
-        args.preset, args.workers, args.render_devices, args.modes = "tiny", [1], "lavapipe", "per-worker"
-        args.episodes_per_worker, args.camera = 1, "fast"
+    import torch
+
+    cuda = torch.cuda.is_available()
+    defaults = {"preset": "tiny", "workers": [1], "render_devices": "lavapipe", "modes": "per-worker",
+                "episodes_per_worker": 1, "camera": "fast"}  # fmt: skip
+    if not args.dry_run:  # the table on a GPU machine; the CPU figures of docs/speed.md here
+        defaults = {"preset": "openvla-7b", "workers": [8, 16, 24, 32], "render_devices": "gpu,lavapipe",
+                    "modes": "server", "episodes_per_worker": 3, "camera": "default"} if cuda else \
+                   {"preset": "tiny", "workers": [1, 2], "render_devices": "lavapipe", "modes": "per-worker,server",
+                    "episodes_per_worker": 2, "camera": "fast"}  # fmt: skip
+    for k, v in defaults.items():
+        if args.dry_run or getattr(args, k) is None:
+            setattr(args, k, v)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or not set(modes) <= {"per-worker", "server"}:
         ap.error("--modes takes per-worker and/or server")
@@ -205,10 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         except RenderDeviceError as e:
             ap.error(f"--render-devices {r}: {e}")
 
-    import torch
-
     result = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": sys.argv[1:] if argv is None else argv,
-              "cpus": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+              "cpus": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if cuda else None,
               "protocol_episodes": PROTOCOL_EPISODES, "rows": []}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="vgb-eval-bench-") as d:
         tmp = Path(d)
