@@ -2,7 +2,8 @@
 
 Same structure and field names as RL4VLA's ``ManiSkill/mani_skill/assets/carrot``: ``more_carrot`` (25 objects),
 ``more_plate`` (17 receptacles), ``more_table`` (21 table images + 21 textures), each with its ``model_db.json``.
-Meshes are a few procedurally generated shapes (trimesh), centred on their origin like RL4VLA's (bbox min z < 0);
+Meshes are a few procedurally generated shapes (trimesh), around their origin like RL4VLA's (bbox min z < 0; the
+boxes' origin is off their bbox centre, ``BOX_ORIGIN_OFFSET``);
 collision files hold several convex pieces where the shape has them. Images are seeded noise over a colour.
 """
 
@@ -22,6 +23,8 @@ RECEPTACLE_NAMES = (
     "plate", "cloth", "carpet", "newspaper", "sheet metal", "drawing tablet", "tomato slice", "pizza", "flat bowl",
     "gramophone disk", "frying pan", "mouse pad", "cutting board", "chess board", "manhole cover", "envelope", "notepad",
 )  # fmt: skip
+# the box objects (every 4th, from the first) have their bbox centre this far in -x of their origin (RL4VLA spoon: 13 mm)
+BOX_ORIGIN_OFFSET = 0.02
 TABLE_NAMES = ("table", *(f"table {i}" for i in range(2, 22)))
 
 
@@ -30,8 +33,9 @@ def _object_meshes(i: int):
     import trimesh
 
     kind = i % 4
-    if kind == 0:
+    if kind == 0:  # the success test's reference point (the origin) is not the bbox centre
         pieces = [trimesh.creation.box((0.05, 0.03, 0.04))]
+        pieces[0].apply_translation((-BOX_ORIGIN_OFFSET, 0.0, 0.0))
     elif kind == 1:
         pieces = [trimesh.creation.cylinder(radius=0.02, height=0.06, sections=24)]
     elif kind == 2:  # two convex pieces: the collision file must be read as several hulls

@@ -26,6 +26,7 @@ def test_profile_settings_fill_the_defaults_and_explicit_options_win(rl4vla_dir,
         "camera": "rl4vla",
         "sim_freq": 500,
         "lighting": "rl4vla",
+        "rules": "rl4vla",
     }
     cfg = Evaluate(policy="zero", out=tmp_path, profile="rl4vla", robot="panda", camera="fast")
     assert env_settings(cfg)["robot"] == "panda" and env_settings(cfg)["camera"] == "fast"

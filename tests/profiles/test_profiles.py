@@ -22,6 +22,7 @@ def test_named_profiles_and_defaults():
         "camera": "rl4vla",
         "sim_freq": 500,
         "lighting": "rl4vla",
+        "rules": "rl4vla",
     }
     assert p.env_kwargs(robot="panda")["robot"] == "panda"
     # the paper's protocol, but none of its bugs or unmatched draws
@@ -147,6 +148,7 @@ def test_the_papers_protocol_is_the_rl4vla_default_and_run_json_says_so(rl4vla_s
     ps = run["profile_settings"]
     assert (ps["episodes"], ps["seeds"], ps["quirks"]["eval_temperature"]) == (64, [0, 1, 2], 0.6)
     assert (ps["shader"], ps["reposition"], ps["third_cells"]) == ("default", "drop", "rl4vla")
+    assert ps["rules"] == "rl4vla"  # RL4VLA's reset and success test
     fast = Evaluate(policy="random", out=tmp_path, suite="ind", profile="rl4vla", camera="fast")
     assert run_config(fast, rl4vla_store, {}).profile_settings["shader"] == "minimal"  # the camera in use
     assert len(plan(cfg, rl4vla_store)) == 2 * 3 * 64

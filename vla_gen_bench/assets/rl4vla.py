@@ -331,3 +331,15 @@ def _image_sha(path: Path, problems: list[str]) -> str | None:
         problems.append(f"{path} is not a readable image ({e})")
         return None
     return hashlib.sha256(pixels.tobytes()).hexdigest()
+
+
+def lowest_point(shape: MeshAsset) -> float:
+    """Lowest z of the asset's collision pieces in its actor frame (scaled; the frame is the bbox bottom, so it is
+    0 when ``model_db.json``'s bbox is exact and below 0 where the mesh reaches under it); 0 for an empty file."""
+    return _lowest_point(str(shape.collision_file), float(shape.scale), float(shape.mesh_offset[2]))
+
+
+@lru_cache(maxsize=256)
+def _lowest_point(path: str, scale: float, offset_z: float) -> float:
+    pieces = read_obj_pieces(Path(path))
+    return min((float(v[:, 2].min()) * scale + offset_z for v in pieces if len(v)), default=0.0)

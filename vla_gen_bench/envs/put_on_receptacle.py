@@ -55,6 +55,10 @@ PARK_X = 20.0  # unused objects wait on a shelf far outside every camera
 # a scene rebuild frees the old scene only through Python's cyclic GC; ManiSkill collects at every rebuild (a full
 # collection: ~0.13 s in a process holding torch + ManiSkill, more beside a policy), this task every GC_EVERY rebuilds
 GC_EVERY = 8
+# How an episode starts and where success is measured: "vgb" places objects 2 mm above their support at the exact
+# rotation and tests bounding-box centres; "rl4vla" is RL4VLA's reset (robot parked, objects dropped from the
+# paper's heights and settled) and its success test at the model origins with the settled rotation's extents.
+RULES = ("vgb", "rl4vla")
 
 
 @register_env(ENV_ID, max_episode_steps=MAX_EPISODE_STEPS)
@@ -81,7 +85,14 @@ class PutOnReceptacleEnv(BaseEnv):
     (> 0.03 N). Success is read at the final step (``info["success"]``); ``success_once`` is also reported, with
     a failure label (:data:`~vla_gen_bench.episode.FAILURE_LABELS`) and RL4VLA's potential-based reward. The
     episode statistics behind them (ever grasped, sustained grasp, success once, wrong object grasped, potential)
-    change once per control step, in ``step``; ``evaluate`` and the reward only read them.
+    change once per control step, in ``step``; ``evaluate`` and the reward only read them. With
+    ``rules="rl4vla"`` (the paper profiles) the centres are the assets' model origins and the half extents those of
+    the bounding box rotated by the pose the object settled in at reset, as RL4VLA measures.
+
+    **Reset rules:**
+    ``rules="vgb"`` (default) places objects 2 mm above their support at the exact yaw. ``rules="rl4vla"`` is
+    RL4VLA's reset: the robot parked 1 m up, each placed actor's model origin at the paper's drop height, 0.1 s of
+    physics, 1.2 s more while anything still moves, then the robot back (``docs/paper_profile.md`` §2).
 
     **Episode independence:**
     With CPU physics every ``reset`` builds a fresh scene (``reconfiguration_freq=1``): PhysX keeps state across
@@ -111,9 +122,13 @@ class PutOnReceptacleEnv(BaseEnv):
         lighting: str = "default",
         shader: str | None = None,
         reconfiguration_freq: int | None = None,
+        rules: str = "vgb",
         **kwargs,
     ):
         register_agents()
+        if rules not in RULES:
+            raise ValueError(f"unknown rules {rules!r}; allowed: {', '.join(RULES)}")
+        self.rules = rules
         if lighting not in ("default", "rl4vla"):
             raise ValueError(f"unknown lighting {lighting!r}; allowed: default, rl4vla")
         if shader is not None and shader not in SHADERS:
@@ -212,10 +227,16 @@ class PutOnReceptacleEnv(BaseEnv):
         self._rec_local = [self._bbox(i) for i in self.receptacle_ids]
 
     def _bbox(self, asset_id: str):
-        lo, hi = self.store.shape(asset_id).bounds
-        return torch.tensor((lo + hi) / 2, dtype=torch.float32), torch.tensor(
-            (hi - lo) / 2, dtype=torch.float32
+        """(reference point of the success test in the actor frame, half extents): the bounding-box centre, or under
+        the rl4vla rules the asset's model origin (RL4VLA tests ``pose.p``; our actor frame is the bbox bottom)."""
+        shape = self.store.shape(asset_id)
+        lo, hi = shape.bounds
+        ref = (
+            np.asarray(getattr(shape, "mesh_offset", (0.0, 0.0, 0.0)))
+            if self.rules == "rl4vla"
+            else (lo + hi) / 2
         )
+        return torch.tensor(ref, dtype=torch.float32), torch.tensor((hi - lo) / 2, dtype=torch.float32)
 
     def _park_pose(self, k: int) -> list[float]:
         return [PARK_X + 0.3 * k, 0.0, 0.001]
@@ -319,6 +340,8 @@ class PutOnReceptacleEnv(BaseEnv):
             actor.set_pose(Pose.create(raw.to(self.device)))
             actor.set_linear_velocity(torch.zeros(b, 3, device=self.device))
             actor.set_angular_velocity(torch.zeros(b, 3, device=self.device))
+        if self.rules == "rl4vla":
+            self._drop_and_settle(placements)
 
         rs = self.robot_spec
         n_arm = len(rs.rest_qpos)
@@ -329,6 +352,31 @@ class PutOnReceptacleEnv(BaseEnv):
             qpos[i, n_arm:] = rs.gripper_open
         self.agent.reset(torch.from_numpy(qpos).to(self.device))
         self.agent.robot.set_pose(self._base_pose())
+
+    def _drop_and_settle(self, placements: dict[int, dict[int, list[float]]]):
+        """RL4VLA's reset after placing: the robot parked 1 m above its base, 0.1 s of physics, 1.2 s more while the
+        placed actors still move (their speeds' norms over the batch summed, as RL4VLA), then the success test's half
+        extents from the settled rotations (the model bbox's corners rotated, as RL4VLA). The caller resets the robot."""
+        park = self._base_pose()
+        park.p = park.p + np.array([0.0, 0.0, rl4vla.RL4VLA_PARK_ROBOT_DZ])
+        self.agent.robot.set_pose(park)
+        self._settle(rl4vla.RL4VLA_SETTLE_S)
+        lin = ang = 0.0
+        actors = self.objects + self.receptacles
+        for k, envs in placements.items():
+            idx = torch.tensor(sorted(envs), device=self.device)
+            lin += float(torch.linalg.norm(actors[k].linear_velocity[idx]))
+            ang += float(torch.linalg.norm(actors[k].angular_velocity[idx]))
+        if lin > rl4vla.RL4VLA_SETTLE_LIN_VEL or ang > rl4vla.RL4VLA_SETTLE_ANG_VEL:
+            self._settle(rl4vla.RL4VLA_SETTLE_MORE_S)
+        for i, s in enumerate(self._specs):
+            if s is None:
+                continue
+            o, r = int(self._tgt_obj[i]), int(self._tgt_rec[i])
+            self._h_obj[i] = _rotated_half(self._obj_local[o][1].to(self.device), self.objects[o].pose.q[i])
+            self._h_rec[i] = _rotated_half(
+                self._rec_local[r][1].to(self.device), self.receptacles[r].pose.q[i]
+            )
 
     def _validate_spec(self, spec: EpisodeSpec):
         for a in spec.objects:
@@ -355,6 +403,9 @@ class PutOnReceptacleEnv(BaseEnv):
         for i, s in enumerate(self._specs):
             if s is None:
                 continue
+            if self.rules == "rl4vla":
+                self._rl4vla_placements(s, i, out)
+                continue
             rec_tops = []
             for j, rid in enumerate(s.receptacles):
                 k = self.receptacle_ids.index(rid)
@@ -375,6 +426,28 @@ class PutOnReceptacleEnv(BaseEnv):
                 )
                 out.setdefault(k, {})[i] = [x, y, z, *_yaw_quat(s.object_yaw[j])]
         return out
+
+    def _rl4vla_placements(self, s: EpisodeSpec, i: int, out: dict[int, dict[int, list[float]]]):
+        """RL4VLA's drop poses of env ``i``'s actors: each model origin at the paper's height for the variant
+        (:func:`~vla_gen_bench.envs.rl4vla.spawn_heights`), never with the mesh's lowest point below the table."""
+        obj_h, rec_h = rl4vla.spawn_heights(len(s.objects), len(s.receptacles), s.reposition is not None)
+        off = len(self.object_ids)
+        for j, rid in enumerate(s.receptacles):
+            yaw = s.receptacle_yaw[j] if s.receptacle_yaw else 0.0
+            x, y = s.receptacle_xy[j]
+            out.setdefault(off + self.receptacle_ids.index(rid), {})[i] = [x, y, self._origin_z(rid, rec_h[j]),
+                                                                           *_yaw_quat(yaw)]  # fmt: skip
+        for j, oid in enumerate(s.objects):
+            x, y = s.object_xy[j]
+            out.setdefault(self.object_ids.index(oid), {})[i] = [x, y, self._origin_z(oid, obj_h[j]),
+                                                                 *_yaw_quat(s.object_yaw[j])]  # fmt: skip
+
+    def _origin_z(self, asset_id: str, height: float) -> float:
+        """Actor z that puts the asset's model origin ``height`` above the table (our actor frame is its bbox
+        bottom, the origin sits ``mesh_offset`` above it), raised so the mesh's lowest point clears the table."""
+        shape = self.store.shape(asset_id)
+        z = height - float(getattr(shape, "mesh_offset", (0.0, 0.0, 0.0))[2])
+        return max(z, -float(_lowest_point(shape)) + 0.001)
 
     # ------------------------------------------------------------------ stepping
     def step(self, action):
@@ -672,6 +745,21 @@ def _quat_apply(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     w, xyz = q[:, :1], q[:, 1:]
     t = 2 * torch.cross(xyz, v, dim=1)
     return v + w * t + torch.cross(xyz, t, dim=1)
+
+
+def _lowest_point(shape) -> float:
+    """Lowest z of a mesh asset's collision pieces in its actor frame (scaled, shifted); 0 for procedural shapes."""
+    from vla_gen_bench.assets.rl4vla import lowest_point
+
+    return lowest_point(shape) if hasattr(shape, "collision_file") else 0.0
+
+
+def _rotated_half(half: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Axis-aligned half extents (3,) of a box with half extents ``half`` (3,) rotated by quaternion ``q`` (4,) wxyz:
+    its 8 corners rotated, as RL4VLA sizes the settled bbox."""
+    from mani_skill.utils.geometry.rotation_conversions import quaternion_to_matrix
+
+    return quaternion_to_matrix(q[None].float())[0].abs() @ half.float()
 
 
 def _yawed_half(half: torch.Tensor, yaw: float) -> torch.Tensor:

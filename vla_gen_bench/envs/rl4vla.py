@@ -64,3 +64,31 @@ def mounted_pose(
 
 # The robot base never moves, so the paper's base-mounted camera is a fixed world pose: base pose (robots.py) x mount.
 RL4VLA_CAMERA_POSE = mounted_pose(WIDOWX_BASE_POSE, RL4VLA_CAMERA_MOUNT)
+
+
+# ---- RL4VLA's reset (put_on_in_scene_multi.py `_initialize_episode`): the robot parked 1 m above its base, every
+# placed object and receptacle set with its model origin at a fixed world height over a table top at z ~ 0.8695,
+# `_settle(0.5)` (0.1 s of physics), `_settle(6)` (1.2 s more) if the placed actors' summed speeds (norms over the
+# batch) exceed 1e-3 m/s or 1e-2 rad/s; then the robot returns to its base and joints.
+RL4VLA_PARK_ROBOT_DZ = 1.0
+RL4VLA_SETTLE_S = 0.1
+RL4VLA_SETTLE_MORE_S = 1.2
+RL4VLA_SETTLE_LIN_VEL = 1e-3
+RL4VLA_SETTLE_ANG_VEL = 1e-2
+
+
+def spawn_heights(n_objects: int, n_receptacles: int, repositions: bool) -> tuple[list[float], list[float]]:
+    """Heights of the model origins above the table top at which RL4VLA drops an episode's objects and receptacles
+    (target first), by the variant family its env id belongs to: Main-based envs 0.95 / 0.95; MultiCarrot 0.95,
+    receptacle 0.92, extra object 1.0; MultiPlate object 1.0, 0.92, extra receptacle 0.96; PositionChangeTo 0.95 /
+    0.92 (world z, minus the table top 0.8695)."""
+    if n_receptacles > 1:
+        obj, rec = [1.0], [0.92, 0.96]
+    elif n_objects > 1:
+        obj, rec = [0.95, 1.0], [0.92]
+    elif repositions:
+        obj, rec = [0.95], [0.92]
+    else:
+        obj, rec = [0.95], [0.95]
+    up = lambda zs: [round(z - RL4VLA_TABLE_TOP_Z, 4) for z in zs]  # noqa: E731
+    return up(obj[:n_objects]), up(rec[:n_receptacles])

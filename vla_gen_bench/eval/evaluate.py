@@ -341,7 +341,7 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> RunInfo:
         seeds=tuple(seeds),
         episodes_per_seed=episodes,
         defaults_from_profile=tuple(by_profile),
-        **{k: v for k, v in env_settings(cfg).items() if k != "lighting"},
+        **{k: v for k, v in env_settings(cfg).items() if k not in ("lighting", "rules")},
         profile=profile_name(cfg),
         profile_settings=prof.to_dict(env_settings(cfg)["camera"]) if prof is not None else None,
         config=json.loads(json.dumps(asdict(cfg), default=str)),
@@ -409,11 +409,12 @@ class Worker:
         render = self.render or resolve_render_device(self.cfg.render_device)
         s = env_settings(self.cfg)
         key = (s["camera"], s["robot"], self.store.pack_hash, s["sim_freq"], self.cfg.num_envs, s["lighting"],
-               render.backend)  # fmt: skip
+               s.get("rules", "vgb"), render.backend)  # fmt: skip
         if self.shared and key in _ENVS:
             self.env = _ENVS[key]
         else:
             light = {"lighting": s["lighting"]} if s["lighting"] != "default" else {}
+            light.update({"rules": s["rules"]} if "rules" in s else {})  # the paper profiles' reset and success
             with vulkan_drivers(render.requested):  # --render-device cpu: lavapipe, even beside a GPU
                 self.env = make_env(camera=s["camera"], robot=s["robot"], asset_store=self.store,
                                     sim_freq=s["sim_freq"], num_envs=self.cfg.num_envs, render_backend=render.backend,

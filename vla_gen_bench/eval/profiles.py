@@ -6,6 +6,7 @@ catalog is the same under every profile; a profile only changes what RL4VLA did 
 * ``rl4vla``: the paper's WidowX-250S with its controller, base pose and initial joints, 500 Hz physics, its
   640x480 third-person camera (intrinsics, mount pose, "default" shader), its lighting, and assets read from an RL4VLA
   folder (``more_carrot`` / ``more_plate`` / ``more_table``, see :mod:`vla_gen_bench.assets.rl4vla`); the paper's
+  reset (robot parked, objects dropped and settled) and success test (at the model origins), the paper's
   reposition drop, third-cell triples and protocol (temperature 0.6, 3 seeds x 64 episodes). Quirks (the paper's
   bugs and unmatched draws) stay at our fixed behaviour.
 * ``rl4vla-paper``: ``rl4vla`` with every quirk as the paper had it.
@@ -82,6 +83,11 @@ class Profile:
     camera: str = "default"
     sim_freq: int = 100
     lighting: str = "default"
+    rules: Literal["vgb", "rl4vla"] = "vgb"
+    """How an episode starts and where success is measured (the env's ``rules``): ``vgb`` places objects 2 mm above
+    their support at the exact rotation and tests bounding-box centres; ``rl4vla`` is RL4VLA's reset (robot parked
+    1 m up, objects dropped from the paper's heights, 0.1 s of physics + 1.2 s while still moving) and its success
+    test at the model origins with the settled rotation's bbox extents."""
     assets: Literal["procedural", "rl4vla"] = "procedural"
     """``procedural``: the built-in pack (or ``--asset-pack``); ``rl4vla``: a folder in RL4VLA's layout."""
     reposition: Literal["place", "drop"] = "place"
@@ -114,6 +120,8 @@ class Profile:
             "sim_freq": self.sim_freq,
             "lighting": self.lighting,
         }
+        if self.rules != "vgb":  # the vgb profile's kwargs (and the envs a run shares) stay as they were
+            kw["rules"] = self.rules
         kw.update(overrides)
         return kw
 
@@ -186,12 +194,12 @@ PROFILES: dict[str, Profile] = {
         "RL4VLA's robot (WidowX-250S, its controller, base pose and initial joints), 5 Hz control on 500 Hz physics, "
         "its 640x480 camera, shader and lighting, assets from an RL4VLA folder, its reposition drop and third-cell "
         "triples, its protocol (temperature 0.6, 3 seeds x 64 episodes); fixed manifests matched to the control arm",
-        robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ, lighting="rl4vla", assets="rl4vla",
+        robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ, lighting="rl4vla", rules="rl4vla", assets="rl4vla",
         reposition="drop", third_cells="rl4vla", episodes=RL4VLA_EPISODES, seeds=RL4VLA_SEEDS, quirks=RL4VLA_QUIRKS,
     ),
     "rl4vla-paper": Profile(
         "rl4vla-paper", "the rl4vla profile with every quirk as the paper had it (random draws, the duplicate-target "
-        "bug)", robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ, lighting="rl4vla", assets="rl4vla",
+        "bug)", robot="widowx250s", camera="rl4vla", sim_freq=RL4VLA_SIM_FREQ, lighting="rl4vla", rules="rl4vla", assets="rl4vla",
         reposition="drop", third_cells="rl4vla", episodes=RL4VLA_EPISODES, seeds=RL4VLA_SEEDS, quirks=PAPER_QUIRKS,
     ),
 }  # fmt: skip
