@@ -24,6 +24,7 @@ def test_spawn_heights_are_the_papers_per_variant_family():
     assert spawn_heights(2, 1, False) == (up(0.95, 1.0), up(0.92))  # MultiCarrot
     assert spawn_heights(1, 2, False) == (up(1.0), up(0.92, 0.96))  # MultiPlate
     assert spawn_heights(1, 1, True) == (up(0.95), up(0.92))  # PositionChangeTo
+    assert spawn_heights(2, 2, False) == (up(1.0, 1.0), up(0.92, 0.96))  # no RL4VLA env: extras like the last
 
 
 def test_profiles_set_the_rules_and_vgb_keeps_its_env_kwargs():

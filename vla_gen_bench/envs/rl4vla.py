@@ -90,5 +90,6 @@ def spawn_heights(n_objects: int, n_receptacles: int, repositions: bool) -> tupl
         obj, rec = [0.95], [0.92]
     else:
         obj, rec = [0.95], [0.95]
-    up = lambda zs: [round(z - RL4VLA_TABLE_TOP_Z, 4) for z in zs]  # noqa: E731
-    return up(obj[:n_objects]), up(rec[:n_receptacles])
+    # an episode with more actors than any RL4VLA env (none in the catalog) drops the extra ones like the last
+    up = lambda zs, n: [round(z - RL4VLA_TABLE_TOP_Z, 4) for z in (zs + zs[-1:] * n)[:n]]  # noqa: E731
+    return up(obj, n_objects), up(rec, n_receptacles)
