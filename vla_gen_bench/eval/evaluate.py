@@ -414,7 +414,9 @@ class Worker:
             self.env = _ENVS[key]
         else:
             light = {"lighting": s["lighting"]} if s["lighting"] != "default" else {}
-            light.update({"rules": s["rules"]} if "rules" in s else {})  # the paper profiles' reset and success
+            light.update(
+                {"rules": s["rules"]} if "rules" in s else {}
+            )  # the paper profiles' reset and success
             with vulkan_drivers(render.requested):  # --render-device cpu: lavapipe, even beside a GPU
                 self.env = make_env(camera=s["camera"], robot=s["robot"], asset_store=self.store,
                                     sim_freq=s["sim_freq"], num_envs=self.cfg.num_envs, render_backend=render.backend,
