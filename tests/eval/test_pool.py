@@ -40,6 +40,22 @@ def test_imap_unordered_gives_the_next_task_to_the_first_free_worker():
     assert got[-1] == (0, "slow") and {i for i, _ in got[:-1]} == {1}
 
 
+def test_results_read_together_are_all_handed_out(monkeypatch):
+    """A slow parent reads several workers' results in one wait; every one of them is still handed out (the last
+    results of imap_unordered were once left in the inbox)."""
+    pump = WorkerPool._pump
+
+    def slow_pump(self):
+        time.sleep(0.3)  # every worker has answered by now: their results arrive together
+        pump(self)
+
+    monkeypatch.setattr(WorkerPool, "_pump", slow_pump)
+    with WorkerPool(partial(Echo, "together"), 3) as pool:
+        for n in (2, 3, 7):
+            got = list(pool.imap_unordered([("value", k) for k in range(n)]))
+            assert sorted(v for _, v in got) == list(range(n))
+
+
 def test_a_worker_killed_mid_task_is_replaced_and_its_task_resent(tmp_path, capsys):
     marker = tmp_path / "die"
     marker.touch()

@@ -257,7 +257,8 @@ class WorkerPool:
                 dead.append(sentinels[obj])
         for i in dead:
             # keep every whole message it wrote before dying (a result it finished is not run again)
-            while self._results[i] is not None and self._receive(i):
+            # (poll first: a grandchild that inherited the pipe must not make this wait)
+            while (c := self._results[i]) is not None and c.poll(0) and self._receive(i):
                 pass
         for i in dead:
             self._replace(i)
@@ -300,14 +301,18 @@ class WorkerPool:
     def imap_unordered(self, tasks: Iterable) -> Iterator:
         """Each task's result as soon as it is done; the next task goes to the worker that finished first."""
         todo = iter(tasks)
+        pending = 0  # tasks sent whose result has not been handed out (it may wait in the inbox)
         for i in range(self.n):
             if (task := next(todo, _END)) is _END:
                 break
             self._send(i, task)
-        while any(h is not None for h in self._holding.values()):
+            pending += 1
+        while pending:
             i, result = self._next()
+            pending -= 1
             if (task := next(todo, _END)) is not _END:
                 self._send(i, task)
+                pending += 1
             yield result
 
     def close(self, wait_s: float = 30.0, now: bool = False) -> None:
