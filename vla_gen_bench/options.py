@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Annotated, Any, Literal
 
@@ -373,3 +374,24 @@ def _split_flag(args: list[str], flag: str) -> tuple[list[str], list[str]]:
             taking = False
             rest.append(a)
     return rest, values
+
+
+# ---------------------------------------------------------------------------- --render-device
+# Checked here, in a leaf module, so that a malformed value is refused before anything imports the simulator.
+RENDER_DEVICE_CHOICES = "auto | cpu | cuda | cuda:<i>"
+
+
+class RenderDeviceError(ValueError):
+    """A --render-device value that is malformed or names no device this machine can render with."""
+
+
+def check_render_device(value: str) -> None:
+    """Refuse a malformed ``--render-device`` (RenderDeviceError) without touching Vulkan."""
+    if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+        return
+    hint = "'auto' renders on the GPU when it has a Vulkan driver, else with lavapipe"
+    if value.startswith("pci:"):
+        hint = "ManiSkill 3.0.1 cannot take a pci: device; name the GPU by its CUDA index"
+    elif value in ("gpu", "lavapipe", "llvmpipe"):
+        hint = f"did you mean '{'cuda' if value == 'gpu' else 'cpu'}'?"
+    raise RenderDeviceError(f"--render-device {value!r} is not one of {RENDER_DEVICE_CHOICES}; {hint}")

@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-RENDER_DEVICE_CHOICES = "auto | cpu | cuda | cuda:<i>"
+from vla_gen_bench.options import RENDER_DEVICE_CHOICES, RenderDeviceError, check_render_device  # noqa: F401
+
 CPU_RASTERISERS = ("llvmpipe", "lavapipe", "swiftshader")
 """Vulkan device names (lower case prefixes) of software rasterisers."""
 LAVAPIPE_ICDS = ("/usr/share/vulkan/icd.d/lvp_icd*.json", "/etc/vulkan/icd.d/lvp_icd*.json")
@@ -25,10 +26,6 @@ VULKAN_DRIVER_VARS = (
     "VK_ICD_FILENAMES",
     "VK_DRIVER_FILES",
 )  # the Vulkan loader's driver list (old, new name)
-
-
-class RenderDeviceError(ValueError):
-    """A --render-device value that is malformed or names no device this machine can render with."""
 
 
 @dataclass(frozen=True)
@@ -54,18 +51,6 @@ class RenderDevice:
 
 def is_cpu_rasteriser(name: str) -> bool:
     return name.strip().lower().startswith(CPU_RASTERISERS)
-
-
-def check_render_device(value: str) -> None:
-    """Refuse a malformed ``--render-device`` (RenderDeviceError) without touching Vulkan."""
-    if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
-        return
-    hint = "'auto' renders on the GPU when it has a Vulkan driver, else with lavapipe"
-    if value.startswith("pci:"):
-        hint = "ManiSkill 3.0.1 cannot take a pci: device; name the GPU by its CUDA index"
-    elif value in ("gpu", "lavapipe", "llvmpipe"):
-        hint = f"did you mean '{'cuda' if value == 'gpu' else 'cpu'}'?"
-    raise RenderDeviceError(f"--render-device {value!r} is not one of {RENDER_DEVICE_CHOICES}; {hint}")
 
 
 def vulkan_devices() -> list[dict[str, Any]]:

@@ -662,7 +662,7 @@ def evaluate(cfg: Evaluate, console=None) -> Path:
     # everything that can be refused from the options alone is refused here, before any env or model starts
     check_policy(cfg.spec, policy_options(cfg))
     check_protocol(cfg)
-    from vla_gen_bench.envs.render_device import RenderDeviceError, check_render_device
+    from vla_gen_bench.options import RenderDeviceError, check_render_device
 
     try:
         check_render_device(cfg.render_device)
@@ -792,8 +792,6 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
             render = resolve_render_device(cfg.render_device)
         except RenderDeviceError as e:
             raise EvalConfigError(str(e)) from None
-        if render.note:
-            console.print(render.note, markup=False)
     items = plan(cfg, store)
     out = cfg.out
     jsonl = out / EPISODES
@@ -858,6 +856,8 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
             meta = replace(meta, episodes_chain=chain)
             head = chain["head"]
             records.write_run(out, meta)
+            if render is not None and render.note:  # said once the workers are up (a refusal stays one line)
+                console.print(render.note, markup=False)
             console.print(f"{len(items)} episodes planned, {len(done)} already in {jsonl}; running {len(todo)} "
                           f"({cfg.backend}, {cfg.workers} worker(s) x {cfg.num_envs} env(s))")  # fmt: skip
             batches = [todo[i : i + cfg.num_envs] for i in range(0, len(todo), cfg.num_envs)]
