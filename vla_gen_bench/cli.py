@@ -93,11 +93,13 @@ def assets_list(cfg: AssetsList) -> int:
 # ---------------------------------------------------------------------------- variants
 @dataclass(frozen=True)
 class List:
-    """Suites and variants: axis, split, severity, the paper setting each reproduces."""
+    """Suites and variants, grouped by task family: axis, split, severity, the paper setting each reproduces."""
 
     suite: str | None = None
     """Only the variants of this suite."""
     axis: Literal["in-distribution", "vision", "semantics", "execution"] | None = None
+    family: str | None = None
+    """Only the variants of this task family (put_on, push, ...)."""
 
 
 @dataclass(frozen=True)
@@ -126,26 +128,25 @@ class Cards:
 def list_variants(cfg: List) -> int:
     from rich.table import Table
 
-    from vla_gen_bench.variants import CATALOG, SUITES, get_suite
+    from vla_gen_bench.families import FAMILIES, get_family
+    from vla_gen_bench.variants import SUITES, VARIANTS, get_suite
 
-    chosen = get_suite(cfg.suite) if cfg.suite else CATALOG
-    t = Table("variant", "axis", "split", "severity", "paper setting", "summary", title="variants")
-    for v in chosen:
-        if cfg.axis and v.axis != cfg.axis:
-            continue
-        t.add_row(
-            v.name,
-            v.axis,
-            v.split,
-            "-" if v.severity is None else f"{v.severity:g}",
-            v.paper or "-",
-            v.summary,
-        )
+    family = get_family(cfg.family).name if cfg.family else None
+    chosen = get_suite(cfg.suite) if cfg.suite else VARIANTS
     out = Console(width=None if sys.stdout.isatty() else 200)
-    out.print(t)
+    for fam in FAMILIES.values():
+        rows = [v for v in chosen if v.family == fam.name and (not cfg.axis or v.axis == cfg.axis)]
+        if not rows or (family and fam.name != family):
+            continue
+        t = Table("variant", "axis", "split", "severity", "paper setting", "summary",
+                  title=f"family {fam.name} ({fam.env_id}): {fam.summary}; control arm {fam.control}")  # fmt: skip
+        for v in rows:
+            t.add_row(v.name, v.axis, v.split, "-" if v.severity is None else f"{v.severity:g}", v.paper or "-",
+                      v.summary)  # fmt: skip
+        out.print(t)
     st = Table("suite", "variants", "members", title="suites")
     for name, members in SUITES.items():
-        st.add_row(name, str(len(members)), ", ".join(members) if name != "all" else "every catalog line")
+        st.add_row(name, str(len(members)), ", ".join(members) if name != "all" else "every put_on catalog line")
     out.print(st)
     return 0
 
@@ -166,18 +167,19 @@ def describe(cfg: Describe) -> int:
     else:
         out = Console(width=None if sys.stdout.isatty() else 200)
         out.print(
-            f"[bold]{v.name}[/]  axis {v.axis} | split {v.split} | severity "
+            f"[bold]{v.name}[/]  family {v.family} | axis {v.axis} | split {v.split} | severity "
             f"{'-' if v.severity is None else f'{v.severity:g}'} | paper {v.paper or '- (beyond the paper)'}"
         )
         out.print(v.summary)
         changed = v.changed_factors()
         out.print(
-            "\n[bold]changes vs the control arm:[/]" if changed else "\n[bold]the control arm itself[/]"
+            f"\n[bold]changes vs the control arm ({v.control}):[/]" if changed else "\n[bold]the control arm itself[/]"
         )
+        said = lambda n, a: a.describe(v.family) if n in ("instructions", "positions") else a.describe()  # noqa: E731
         for n, a in changed:
-            out.print(f"  {n}: {a.describe()}   {json.dumps(asdict(a))}")
+            out.print(f"  {n}: {said(n, a)}   {json.dumps(asdict(a))}")
         kept = [
-            a.describe()
+            said(n, a)
             for n, a in Variant(CONTROL, "in-distribution", "train", "").factors()
             if n not in dict(changed)
         ]
@@ -202,7 +204,7 @@ def describe(cfg: Describe) -> int:
         from vla_gen_bench.envs import make_env
         from vla_gen_bench.eval.sheets import episode_sheet
 
-        env = make_env(asset_store=store)
+        env = make_env(asset_store=store, family=v.family)
         episode_sheet(env, v, entries, cfg.preview)
         env.close()
         console.print(f"wrote {cfg.preview}")
@@ -233,7 +235,8 @@ def cards(cfg: Cards) -> int:
 class Render:
     """Contact sheet: first frame of every variant of a suite (or several seeds of one variant).
 
-    With --suite, variants that act over time (overlays, reposition) also get a strip of frames."""
+    With --suite, variants that act over time (overlays, reposition) also get a strip of frames; a suite of several
+    task families makes one sheet per family (``<out stem>_<family>.png``)."""
 
     out: Path = Path("sheet.png")
     suite: str | None = None
@@ -265,23 +268,28 @@ def render(cfg: Render) -> int:
     _quiet_sim()
     from vla_gen_bench.envs import make_env
     from vla_gen_bench.eval.sheets import seed_sheet, variant_sheet
-    from vla_gen_bench.variants import get_suite, get_variant
+    from vla_gen_bench.variants import families_of, get_suite, get_variant
 
     if cfg.seeds < 1 or cfg.columns < 1:
         raise SystemExit("--seeds and --columns must be >= 1")
     variants = get_suite(cfg.suite) if cfg.suite else None
     variant = get_variant(cfg.variant)
-    env = make_env(camera=cfg.camera)
-    if variants:
-        variant_sheet(env, variants, cfg.out, seed=cfg.first_seed, columns=cfg.columns, strips=cfg.strips)
-        n = len(variants)
-    else:
+    if not variants:
+        env = make_env(camera=cfg.camera, family=variant.family)
         seed_sheet(
             env, variant, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)), cfg.out, cfg.columns
         )
-        n = cfg.seeds
-    env.close()
-    console.print(f"wrote {cfg.out} ({n} tiles)")
+        env.close()
+        console.print(f"wrote {cfg.out} ({cfg.seeds} tiles)")
+        return 0
+    families = families_of(variants)
+    for family in families:  # one env and one sheet per task family
+        members = [v for v in variants if v.family == family]
+        out = cfg.out if len(families) == 1 else cfg.out.with_name(f"{cfg.out.stem}_{family}{cfg.out.suffix}")
+        env = make_env(camera=cfg.camera, family=family)
+        variant_sheet(env, members, out, seed=cfg.first_seed, columns=cfg.columns, strips=cfg.strips)
+        env.close()
+        console.print(f"wrote {out} ({len(members)} tiles, family {family})")
     return 0
 
 
@@ -370,6 +378,9 @@ GROUPS = {
         ),
         "show": _lazy("vla_gen_bench.leaderboard.commands", "LeaderboardShow", "leaderboard_show"),
     },
+    # LeRobot bridge: export to a LeRobotDataset, create LeRobot's own environment (vla_gen_bench/lerobot/)
+    "export": {"lerobot": _lazy("vla_gen_bench.lerobot.commands", "ExportLerobot", "export_lerobot")},
+    "setup": {"lerobot": _lazy("vla_gen_bench.lerobot.commands", "SetupLerobot", "setup_lerobot")},
 }
 COMMANDS = {
     "evaluate": _lazy("vla_gen_bench.eval.evaluate", "Evaluate", "evaluate_command"),

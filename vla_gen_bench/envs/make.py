@@ -6,14 +6,21 @@ from __future__ import annotations
 
 
 def make_env(camera: str = "default", robot: str = "panda", asset_store=None, sim_freq: int = 100,
-             camera_size: tuple[int, int] | None = None, num_envs: int = 1, **kwargs):  # fmt: skip
-    """Create ``VgbPutOnReceptacle-v1`` (one process pays a ~10 s render-pipeline compile on lavapipe)."""
+             camera_size: tuple[int, int] | None = None, num_envs: int = 1, family: str = "put_on",
+             **kwargs):  # fmt: skip
+    """Create the env of a task family (default ``VgbPutOnReceptacle-v1``; see :mod:`vla_gen_bench.families`);
+    one process pays a ~10 s render-pipeline compile on lavapipe."""
     import logging
 
     import gymnasium as gym
     from mani_skill.utils.logging_utils import logger
 
-    from vla_gen_bench.envs.put_on_receptacle import ENV_ID
+    import vla_gen_bench.envs  # noqa: F401 - registers every family's env id
+    from vla_gen_bench.families import get_family
+
+    fam = get_family(family)
+    ENV_ID = fam.env_id
+    kwargs = {**dict(fam.env_kwargs), **kwargs}
 
     logger.setLevel(
         logging.ERROR

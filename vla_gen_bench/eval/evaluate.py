@@ -287,6 +287,10 @@ def check_protocol(cfg: Evaluate) -> tuple[int, tuple[int, ...]]:
     if twice:
         raise EvalConfigError(f"--seeds lists {', '.join(map(str, twice))} more than once: the same episodes would "
                               f"run twice; give each seed once")  # fmt: skip
+    others = sorted({v.family for v in get_suite(cfg.suite)} - {"put_on"})
+    if others and cfg.profile != "vgb":
+        raise EvalConfigError(f"--profile {cfg.profile} has one family (put_on, the paper's task); the suite "
+                              f"{cfg.suite!r} has {', '.join(others)} variants: run those with --profile vgb")  # fmt: skip
     n = len(get_suite(cfg.suite)) * len(seeds) * episodes
     if n > MAX_ITEMS:
         raise EvalConfigError(f"{n:,} episodes planned (--episodes {episodes} x {len(seeds)} seed(s) x the suite's "
@@ -335,6 +339,7 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> RunInfo:
                 "severity": v.severity,
                 "description": v.summary,
                 "paper": v.paper,
+                **_family_meta(v),
             }
             for v in variants
         },
@@ -348,6 +353,31 @@ def run_config(cfg: Evaluate, store, policy_meta: dict) -> RunInfo:
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def _family_meta(v) -> dict[str, Any]:
+    """run.json's family keys of a variant: none for put_on (its run.json stays as before families), else the
+    family, its control arm and the content hash of its own assets."""
+    if v.family == "put_on":
+        return {}
+    from vla_gen_bench.families import get_family
+
+    f = get_family(v.family)
+    return {"family": f.name, "control": f.control, "family_assets_hash": f.assets_hash()}
+
+
+def family_batches(todo: list[Item], size: int) -> list[list[Item]]:
+    """``todo`` in batches of at most ``size`` items, each of one family (a worker's env runs one family)."""
+    from vla_gen_bench.variants import get_variant
+
+    out: list[list[Item]] = []
+    for it in todo:
+        fam = get_variant(it.variant).family
+        if out and len(out[-1]) < size and get_variant(out[-1][0].variant).family == fam:
+            out[-1].append(it)
+        else:
+            out.append([it])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- worker
@@ -405,24 +435,28 @@ class Worker:
             else:  # one instance per env (policies may keep per-episode state)
                 self.policies = [guard(first)] + [guard(build()) for _ in range(self.cfg.num_envs - 1)]
         from vla_gen_bench.envs.render_device import render_device_used, resolve_render_device, vulkan_drivers
+        from vla_gen_bench.variants import families_of, get_suite
 
         render = self.render or resolve_render_device(self.cfg.render_device)
         s = env_settings(self.cfg)
-        key = (s["camera"], s["robot"], self.store.pack_hash, s["sim_freq"], self.cfg.num_envs, s["lighting"],
-               s.get("rules", "vgb"), render.backend)  # fmt: skip
-        if self.shared and key in _ENVS:
-            self.env = _ENVS[key]
-        else:
+        self.envs = {}  # one env per task family of the suite, the first family's also as self.env
+        for family in families_of(get_suite(self.cfg.suite)):
+            key = (s["camera"], s["robot"], self.store.pack_hash, s["sim_freq"], self.cfg.num_envs, s["lighting"],
+                   s.get("rules", "vgb"), render.backend, family)  # fmt: skip
+            if self.shared and key in _ENVS:
+                self.envs[family] = _ENVS[key]
+                continue
             light = {"lighting": s["lighting"]} if s["lighting"] != "default" else {}
             light.update(
                 {"rules": s["rules"]} if "rules" in s else {}
             )  # the paper profiles' reset and success
             with vulkan_drivers(render.requested):  # --render-device cpu: lavapipe, even beside a GPU
-                self.env = make_env(camera=s["camera"], robot=s["robot"], asset_store=self.store,
-                                    sim_freq=s["sim_freq"], num_envs=self.cfg.num_envs, render_backend=render.backend,
-                                    **light)  # fmt: skip
+                self.envs[family] = make_env(camera=s["camera"], robot=s["robot"], asset_store=self.store,
+                                             sim_freq=s["sim_freq"], num_envs=self.cfg.num_envs,
+                                             render_backend=render.backend, family=family, **light)  # fmt: skip
             if self.shared:
-                _ENVS[key] = self.env
+                _ENVS[key] = self.envs[family]
+        self.env = next(iter(self.envs.values()))
         p = self.policies[0]
         return {"spec": p.spec.to_dict(), "metadata": dict(getattr(p, "metadata", {}) or {}),
                 "render_device": render_device_used(self.env, render).to_dict()}  # fmt: skip
@@ -438,7 +472,8 @@ class Worker:
         check_spec(p.spec)
         env = self.env
         b = env.unwrapped.num_envs
-        spec = episode(CONTROL, 0, 0, self.store)
+        control = getattr(env.unwrapped, "family", None)  # the first family's control arm (put_on: CONTROL)
+        spec = episode(control.control if control is not None else CONTROL, 0, 0, self.store)
         obs, _ = env.reset(seed=[0] * b if b > 1 else 0, options={"episode": [spec] * b if b > 1 else spec})
         p.reset(env.unwrapped.instructions[0])
         states = [env.unwrapped.proprio()[0].copy()]
@@ -476,7 +511,8 @@ class Worker:
         else:
             for p, it in zip(self.policies, items, strict=False):
                 p.where = desc(it)
-        results = run_batch(self.env, self.policies, [it.seed for it in items] + [0] * pad, specs + [specs[0]] * pad,
+        env = self.envs[get_variant(items[0].variant).family] if hasattr(self, "envs") else self.env
+        results = run_batch(env, self.policies, [it.seed for it in items] + [0] * pad, specs + [specs[0]] * pad,
                             record_frames=want_video, on_action=check, episode_keys=keys + keys[:1] * pad,
                             )[: len(items)]  # fmt: skip
         out: list[tuple[EpisodeRecord, bytes | None]] = []
@@ -506,9 +542,10 @@ class Worker:
         return out
 
     def close(self) -> None:
-        env = getattr(self, "env", None)
-        if env is not None and not self.shared:
-            env.close()
+        envs = getattr(self, "envs", None) or ({"env": self.env} if getattr(self, "env", None) is not None else {})
+        if not self.shared:
+            for env in envs.values():
+                env.close()
 
 
 class _PoolWorker:
@@ -860,7 +897,7 @@ def _evaluate(cfg: Evaluate, console, created: bool) -> Path:
                 console.print(render.note, markup=False)
             console.print(f"{len(items)} episodes planned, {len(done)} already in {jsonl}; running {len(todo)} "
                           f"({cfg.backend}, {cfg.workers} worker(s) x {cfg.num_envs} env(s))")  # fmt: skip
-            batches = [todo[i : i + cfg.num_envs] for i in range(0, len(todo), cfg.num_envs)]
+            batches = family_batches(todo, cfg.num_envs)
             wins = sum(r.success for r in done.values())
             n = len(done)
             t0 = time.perf_counter()

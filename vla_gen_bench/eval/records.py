@@ -29,8 +29,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from vla_gen_bench.episode import FAILURE_LABELS
+from vla_gen_bench.episode import FAILURE_LABELS  # noqa: F401 - re-exported for readers of records
 from vla_gen_bench.eval.stats import AXES
+from vla_gen_bench.families import all_failure_labels
 
 EPISODES = "episodes.jsonl"
 RUN_JSON = "run.json"
@@ -165,8 +166,9 @@ class EpisodeRecord:
                 raise RecordError(f"{where}: field {name!r} must be {_type_name(types)}, got {json.dumps(v)}")
         if r["axis"] not in AXES:
             raise RecordError(f"{where}: axis {r['axis']!r} is not one of {', '.join(AXES)}")
-        if r["failure"] not in FAILURE_LABELS:
-            raise RecordError(f"{where}: failure {r['failure']!r} is not one of {', '.join(FAILURE_LABELS)}")
+        labels = all_failure_labels()  # every task family's (vla_gen_bench.families)
+        if r["failure"] not in labels:
+            raise RecordError(f"{where}: failure {r['failure']!r} is not one of {', '.join(labels)}")
         if r["seed"] < 0 or r["episode"] < 0:
             raise RecordError(f"{where}: seed and episode index must be >= 0, got seed {r['seed']}, episode "
                               f"{r['episode']}")  # fmt: skip

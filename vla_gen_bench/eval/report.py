@@ -57,6 +57,21 @@ AXIS_COLORS = {
 FAILURE_COLORS = dict(
     zip(FAILURE_LABELS, ("#2ca02c", "#7f7f7f", "#9467bd", "#d62728", "#ff7f0e", "#8c564b"), strict=True)
 )
+# the other families' labels (vla_gen_bench.families); a label without a colour here gets matplotlib's next one
+FAILURE_COLORS.update({"never_touched": "#bcbd22", "overshot": "#17becf"})
+
+
+def run_labels(s: Summary) -> tuple[str, ...]:
+    """The outcome labels of a summary's families, put_on's first: put_on's alone for a put_on run (its CSV
+    columns are what they always were)."""
+    out = list(FAILURE_LABELS) if any(v.family == "put_on" for v in s.variants) or not s.variants else []
+    for v in s.variants:
+        out += [lab for lab in v.failures if lab not in out]
+    return tuple(out)
+
+
+def _multi_family(s: Summary) -> bool:
+    return any(v.family != "put_on" for v in s.variants)
 
 
 class RunError(ValueError):
@@ -250,25 +265,32 @@ def _paired_cell(v: VariantStats) -> tuple[str, str]:
 
 
 def variant_table(s: Summary) -> tuple[list[str], list[list[str]]]:
-    head = ["variant", "axis", "split", "severity", "n", "success %", "95 % CI", "grasped %", "paired n",
-            "Δ vs control (pp) [95 % CI]", "relative drop", "failures"]  # fmt: skip
+    """Per-variant rows; with task families other than put_on, a ``family`` column (each variant is paired with
+    its family's control arm)."""
+    fam = _multi_family(s)
+    head = ["variant", *(["family"] if fam else []), "axis", "split", "severity", "n", "success %", "95 % CI",
+            "grasped %", "paired n", "Δ vs control (pp) [95 % CI]", "relative drop", "failures"]  # fmt: skip
     rows = []
     for v in s.variants:
         pn, pd = _paired_cell(v)
         rd = "—" if v.relative_drop is None else f"{100 * v.relative_drop:.1f} %"
         name = v.variant + (" ⚠" if v.small_n else "")
-        rows.append([name, v.axis, v.split, _sev(v.severity), str(v.n), _pct(v.rate), _ci(v.ci_low, v.ci_high),
-                     _pct(v.grasp_rate), pn, pd, rd, _failures(v)])  # fmt: skip
+        rows.append([name, *([v.family] if fam else []), v.axis, v.split, _sev(v.severity), str(v.n),
+                     _pct(v.rate), _ci(v.ci_low, v.ci_high), _pct(v.grasp_rate), pn, pd, rd, _failures(v)])  # fmt: skip
     return head, rows
 
 
 def axis_table(s: Summary) -> tuple[list[str], list[list[str]]]:
+    """Per-axis rows: the run's axes; with several families, each family's axes (``push: vision``) and then the
+    overall ones (the MOVER mean over the families)."""
     head = ["axis", "variants", "score %", "95 % CI", "Δ vs control (pp)", "relative drop"]
     rows = []
-    for a in s.axes + ([s.ood] if s.ood else []):
-        rd = "—" if a.relative_drop is None else f"{100 * a.relative_drop:.1f} %"
-        rows.append([a.axis, str(len(a.variants)), _pct(a.score), _ci(a.ci_low, a.ci_high),
-                     _pct(a.diff_vs_control, True), rd])  # fmt: skip
+    groups = [(f"{f}: ", p) for f, p in s.families.items()] + [("overall: " if s.families else "", s)]
+    for prefix, part in groups:
+        for a in part.axes + ([part.ood] if part.ood else []):
+            rd = "—" if a.relative_drop is None else f"{100 * a.relative_drop:.1f} %"
+            rows.append([prefix + a.axis, str(len(a.variants)), _pct(a.score), _ci(a.ci_low, a.ci_high),
+                         _pct(a.diff_vs_control, True), rd])  # fmt: skip
     return head, rows
 
 
@@ -302,12 +324,13 @@ def write_csvs(run: Run, s: Summary, out_dir: Path | None = None) -> dict[str, P
         for r in sorted(run.records, key=lambda r: (r["variant"], r["seed"], r["episode"])):
             w.writerow([csv_cell("" if r.get(c) is None else json.dumps(r[c]) if isinstance(r.get(c), (dict, list))
                                  else r[c]) for c in cols])  # fmt: skip
+    labels, fam = run_labels(s), _multi_family(s)
     with (d / "summary.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["variant", "axis", "split", "severity", "is_control", "n", "successes", "rate", "ci_low",
                     "ci_high", "grasp_rate", "success_once_rate", "paired_n", "diff_vs_control", "diff_low",
-                    "diff_high", "relative_drop", "small_n", *(f"failure_{x}" for x in FAILURE_LABELS),
-                    "instructions", "description"])  # fmt: skip
+                    "diff_high", "relative_drop", "small_n", *(f"failure_{x}" for x in labels),
+                    "instructions", "description", *(["family"] if fam else [])])  # fmt: skip
         for v in s.variants:
             p = v.paired
             w.writerow(map(csv_cell, [
@@ -315,14 +338,16 @@ def write_csvs(run: Run, s: Summary, out_dir: Path | None = None) -> dict[str, P
                 v.successes, v.rate, v.ci_low, v.ci_high, v.grasp_rate, v.success_once_rate,
                 "" if p is None else p.n, "" if p is None else p.diff, "" if p is None else p.low,
                 "" if p is None else p.high, "" if v.relative_drop is None else v.relative_drop,
-                v.small_n, *(v.failures[x] for x in FAILURE_LABELS), len(v.instructions), v.description]))  # fmt: skip
+                v.small_n, *(v.failures.get(x, 0) for x in labels), len(v.instructions), v.description,
+                *([v.family] if fam else [])]))  # fmt: skip
     with (d / "axes.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
             ["axis", "variants", "k", "score", "ci_low", "ci_high", "diff_vs_control", "relative_drop"]
         )
-        for a in s.axes + ([s.ood] if s.ood else []):
-            w.writerow(map(csv_cell, [a.axis, ";".join(a.variants), len(a.variants), a.score, a.ci_low, a.ci_high,
+        groups = [(f"{f}: ", p) for f, p in s.families.items()] + [("overall: " if s.families else "", s)]
+        for prefix, a in [(pre, a) for pre, part in groups for a in part.axes + ([part.ood] if part.ood else [])]:
+            w.writerow(map(csv_cell, [prefix + a.axis, ";".join(a.variants), len(a.variants), a.score, a.ci_low, a.ci_high,
                                       "" if a.diff_vs_control is None else a.diff_vs_control,
                                       "" if a.relative_drop is None else a.relative_drop]))  # fmt: skip
     return {"episodes.csv": d / "episodes.csv", "summary.csv": d / "summary.csv", "axes.csv": d / "axes.csv"}
@@ -430,9 +455,9 @@ def make_plots(s: Summary, out_dir: Path) -> dict[str, Path]:
     fig = Figure(figsize=(7.5, h), layout="constrained")
     ax = fig.add_subplot()
     left = [0.0] * len(rev)
-    for lab in FAILURE_LABELS:
-        frac = [100 * v.failures[lab] / v.n for v in rev]
-        ax.barh(names, frac, left=left, color=FAILURE_COLORS[lab], label=lab)
+    for lab in run_labels(s):
+        frac = [100 * v.failures.get(lab, 0) / v.n for v in rev]
+        ax.barh(names, frac, left=left, color=FAILURE_COLORS.get(lab), label=lab)
         left = [a + b for a, b in zip(left, frac, strict=True)]
     ax.set_xlim(0, 100)
     ax.set_xlabel("episodes (%)")

@@ -159,6 +159,8 @@ class VariantStats:
     """Episodes of this variant without a control episode of the same (seed, episode)."""
     relative_drop: float | None = None
     small_n: bool = False
+    family: str = "put_on"
+    """The task family (:mod:`vla_gen_bench.families`); its control arm is the one this variant is paired with."""
 
     @property
     def half_width(self) -> float:
@@ -188,6 +190,9 @@ class Summary:
     axes: list[AxisStats]
     ood: AxisStats | None
     warnings: list[str] = field(default_factory=list)
+    families: dict[str, Summary] = field(default_factory=dict)
+    """With more than one task family: each family's own summary (its variants against its control arm, its
+    per-axis and OOD scores); ``axes`` and ``ood`` are then the MOVER mean of the families' (overall)."""
 
     def variant(self, name: str) -> VariantStats:
         for v in self.variants:
@@ -211,8 +216,81 @@ def _order(records: Iterable[dict[str, Any]], meta: dict[str, dict[str, Any]]) -
     return seen
 
 
+def family_of(name: str, meta: dict[str, dict[str, Any]]) -> str:
+    """A variant's family: run.json's ``family`` key (absent for put_on), else the catalog's (put_on if unknown)."""
+    m = meta.get(name, {})
+    if "family" in m:
+        return str(m["family"])
+    from vla_gen_bench.variants import VariantError, get_variant
+
+    try:
+        return get_variant(name).family
+    except VariantError:
+        return "put_on"
+
+
+def _family_control(family: str, control: str, meta: dict[str, dict[str, Any]]) -> str:
+    """The control arm of a family: put_on's is the run's ``control``; another's is named in run.json or the
+    registry."""
+    if family == "put_on":
+        return control
+    for m in meta.values():
+        if m.get("family") == family and m.get("control"):
+            return str(m["control"])
+    from vla_gen_bench.families import get_family
+
+    return get_family(family).control
+
+
 def summarize(records: Iterable[Any], control: str,
               variants_meta: dict[str, dict[str, Any]] | None = None) -> Summary:  # fmt: skip
+    """Per-variant, per-axis and OOD statistics (see :func:`summarize_family`), per task family when the records
+    hold more than one: each family's variants are paired with its own control arm, its axes scored on its own,
+    and the overall per-axis and OOD scores are the MOVER mean of the families' (the same construction one level
+    up). With one family this is exactly :func:`summarize_family`.
+
+    Args:
+        records: one per episode (see :func:`summarize_family`).
+        control: the put_on family's control variant (run.json's ``control``).
+        variants_meta: run.json's ``variants`` (with ``family`` / ``control`` keys for the other families).
+    """
+    meta = variants_meta or {}
+    records = [r if isinstance(r, Mapping) else r.to_dict(chain=False) for r in records]
+    by_family: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_family.setdefault(family_of(r["variant"], meta), []).append(r)
+    if len(by_family) <= 1:
+        fam = next(iter(by_family), "put_on")
+        return summarize_family(records, _family_control(fam, control, meta), meta, fam)
+    from vla_gen_bench.families import FAMILIES
+
+    order = [f for f in FAMILIES if f in by_family] + sorted(set(by_family) - set(FAMILIES))
+    parts = {f: summarize_family(by_family[f], _family_control(f, control, meta),
+                                 {k: m for k, m in meta.items() if family_of(k, meta) == f}, f)
+             for f in order}  # fmt: skip
+    def overall(name: str, per: list[tuple[str, AxisStats]]) -> AxisStats:
+        """MOVER mean of the families' scores; the difference and drop against the mean of their controls."""
+        s, lo, hi = mover_mean([(x.score, x.ci_low, x.ci_high) for _, x in per])
+        paired = all(x.diff_vs_control is not None for _, x in per)
+        diff = sum(x.diff_vs_control for _, x in per) / len(per) if paired else None
+        ctrl = sum(x.score - x.diff_vs_control for _, x in per) / len(per) if paired else None
+        return AxisStats(name, [f"{f}:{x.axis}" for f, x in per], s, max(0.0, lo), min(1.0, hi), diff,
+                         None if ctrl is None else relative_drop(s, ctrl))  # fmt: skip
+
+    axes = []
+    for a in AXES:
+        per = [(f, x) for f, p in parts.items() for x in p.axes if x.axis == a]
+        if per:
+            axes.append(overall(a, per))
+    oods = [(f, p.ood) for f, p in parts.items() if p.ood is not None]
+    ood = overall("out-of-distribution (mean of families)", oods) if oods else None
+    variants = [v for p in parts.values() for v in p.variants]
+    warnings = [f"{f}: {w}" for f, p in parts.items() for w in p.warnings]
+    return Summary(control, variants, axes, ood, warnings, families=parts)
+
+
+def summarize_family(records: Iterable[Any], control: str,
+                     variants_meta: dict[str, dict[str, Any]] | None = None, family: str = "put_on") -> Summary:  # fmt: skip
     """Per-variant, per-axis and OOD statistics of de-duplicated episode records (see module docstring): the one
     place success rates are computed (report, leaderboard, RL and SFT evaluation, model cards).
 
@@ -223,7 +301,11 @@ def summarize(records: Iterable[Any], control: str,
         control: name of the control variant (the in-distribution arm every variant is paired with).
         variants_meta: run.json's ``variants`` (axis, split, severity, description per variant), for ordering and
             descriptions.
+        family: the records' task family (its outcome labels are the ``failures`` keys).
     """
+    from vla_gen_bench.families import FAMILIES
+
+    labels = FAMILIES[family].failure_labels if family in FAMILIES else FAILURE_LABELS
     meta = variants_meta or {}
     records = [r if isinstance(r, Mapping) else r.to_dict(chain=False) for r in records]
     by_variant: dict[str, list[dict[str, Any]]] = {}
@@ -251,9 +333,9 @@ def summarize(records: Iterable[Any], control: str,
             n=n, successes=k, rate=k / n, ci_low=lo, ci_high=hi,
             grasp_rate=sum(bool(r["grasped"]) for r in rows) / n,
             success_once_rate=sum(bool(r["success_once"]) for r in rows) / n,
-            failures={lab: fails.get(lab, 0) for lab in FAILURE_LABELS},
+            failures={lab: fails.get(lab, 0) for lab in labels},
             instructions=dict(Counter(r["instruction"] for r in rows).most_common()),
-            is_control=name == control,
+            is_control=name == control, family=family,
         )  # fmt: skip
         vs.small_n = vs.half_width > SMALL_N_HALF_WIDTH
         if ctrl_by_ep and not vs.is_control:

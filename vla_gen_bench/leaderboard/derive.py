@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vla_gen_bench.episode import FAILURE_LABELS
 from vla_gen_bench.eval import records
 from vla_gen_bench.eval.escape import csv_text
 from vla_gen_bench.eval.records import EPISODES, RUN_JSON, RunInfo
+from vla_gen_bench.families import all_failure_labels
 from vla_gen_bench.leaderboard.schema import DATE, HEX16, NAMES, TEXT, fmt_float
 
 # sha256 of the episodes.jsonl of runs committed before vgb recorded hash chains, reviewed by the maintainers when
@@ -61,8 +61,9 @@ def check_record(r: dict[str, Any], where: str, once: bool = False) -> None:
     failure = r.get("failure")
     if failure is None:
         return
-    if failure not in FAILURE_LABELS:
-        raise LeaderboardError(f"{where}: failure {failure!r} is not one of {', '.join(FAILURE_LABELS)}")
+    labels = all_failure_labels()  # every task family's
+    if failure not in labels:
+        raise LeaderboardError(f"{where}: failure {failure!r} is not one of {', '.join(labels)}")
     at_end = failure == "success"  # the env labels the final step 'success' exactly when it succeeded then
     problem = None
     if not once and r["success"] != at_end:
@@ -156,7 +157,7 @@ def run_rows(
             with the variant catalog, or conflicting repeats of an episode.
     """
     from vla_gen_bench.eval.stats import summarize
-    from vla_gen_bench.variants import CATALOG, VariantError, get_variant
+    from vla_gen_bench.variants import VARIANTS, VariantError, get_variant
 
     d = Path(run_dir)
     cfg = read_run_json(d)
@@ -196,8 +197,8 @@ def run_rows(
     verify_run(d, cfg)
 
     # the statistics of 'vgb report' (summary.csv), on the same records
-    stats = {v.variant: v for v in summarize(records, cfg.control).variants}
-    order = [v.name for v in CATALOG if v.name in by_variant]
+    stats = {v.variant: v for v in summarize(records, cfg.control, cfg.variants).variants}
+    order = [v.name for v in VARIANTS if v.name in by_variant]
     version = cfg.versions["vla-gen-bench"]
     rows = []
     for name in order:

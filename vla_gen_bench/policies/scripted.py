@@ -33,6 +33,8 @@ SETTLED_M = 0.008  # the TCP itself (not only its target) must be this close bef
 STALLED_M = 0.002  # ... or have moved less than this in the last step (blocked by the table or the object)
 TIP_CLEARANCE = 0.0025  # fingertips this far above the object's bottom at the grasp
 PANDA_FINGERTIP_DEPTH = 0.0095  # fingertips below the TCP when a robot does not say (the Panda's)
+FAMILY_ORACLES = {"push": "vla_gen_bench.policies.scripted_push.PushScriptedPolicy"}
+"""The oracle of every family but put_on (this module's), by the ``family`` key of the env's ``privileged()``."""
 
 
 def _qmul(a, b):
@@ -76,6 +78,7 @@ class ScriptedPolicy:
 
     def reset(self, instruction: str) -> None:
         self.phase, self.counter = "approach", 0
+        self._family_policies: dict[str, Any] = {}  # another family's oracle, made on its first observation
         self._goal_yaw = None
         self._locked_xy = np.zeros(2)
         self._last_tcp = None
@@ -84,6 +87,9 @@ class ScriptedPolicy:
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         p = obs["privileged"]
+        family = p.get("family", "put_on")
+        if family != "put_on":  # the env says which family's episode this is: that family's oracle acts
+            return self._family_oracle(family, obs)
         tgt = np.asarray(p["ee_target_pose"], dtype=np.float64)
         tcp = np.asarray(p.get("tcp_pose", tgt), dtype=np.float64)
         moved = math.inf if self._last_tcp is None else float(np.linalg.norm(tcp[:3] - self._last_tcp))
@@ -149,6 +155,19 @@ class ScriptedPolicy:
         if self.phase == "retreat":
             goal = np.array([*tgt[:2], CARRY_Z])
         return self._toward(tgt, goal, grip)
+
+    def _family_oracle(self, family: str, obs: dict[str, Any]) -> np.ndarray:
+        if family not in FAMILY_ORACLES:
+            raise ValueError(f"no scripted oracle for the {family!r} family; known: put_on, {', '.join(FAMILY_ORACLES)}")
+        if not hasattr(self, "_family_policies"):
+            self._family_policies = {}
+        if family not in self._family_policies:
+            from importlib import import_module
+
+            module, cls = FAMILY_ORACLES[family].rsplit(".", 1)
+            self._family_policies[family] = getattr(import_module(module), cls)()
+            self._family_policies[family].reset("")
+        return self._family_policies[family].act(obs)
 
     def _gripper_done(self, f_moved: float) -> bool:
         """The gripper has closed (or opened): :data:`GRIPPER_STEPS` actions spent and the fingers have stopped, or

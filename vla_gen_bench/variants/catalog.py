@@ -1,7 +1,12 @@
 """The variant catalog: one line per variant, suites of variants, and content hashes that identify what was run.
 
-A variant is the one task family plus a tuple of factor settings (defaults = in-distribution), an axis label, a split
-and a severity. Adding a variant is adding a line to :data:`CATALOG`; nothing else changes.
+A variant is a task family (:mod:`vla_gen_bench.families`) plus a tuple of factor settings (defaults =
+in-distribution), an axis label, a split and a severity. Adding a variant is adding a line to its family's catalog
+(:data:`CATALOG` for put_on, :data:`PUSH_CATALOG`, ...); nothing else changes. Each family has its own control arm
+(put_on: ``ind``, the others ``<family>_ind``), and a variant is compared with its family's.
+
+:data:`CATALOG` is the put_on family's lines: its hash (:func:`catalog_hash`) is the one every committed run carries.
+:data:`VARIANTS` is every family's lines.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from vla_gen_bench.families import FAMILIES, get_family
 from vla_gen_bench.variants.factors import (
     Distractor,
     Instructions,
@@ -55,6 +61,8 @@ class Variant:
     overlay: OverlayFactor | None = None
     robot_init: RobotInit | None = None
     reposition: RepositionFactor | None = None
+    family: str = "put_on"
+    """The task family (:data:`vla_gen_bench.families.FAMILIES`) whose env and assets the variant runs on."""
 
     def factors(self) -> list[tuple[str, object]]:
         """(field name, factor) in the order their hooks run."""
@@ -68,8 +76,17 @@ class Variant:
         return [(n, a) for n, a in self.factors() if getattr(ind, n) != a]
 
     def definition(self) -> dict:
-        """JSON-serialisable definition (what the catalog hash covers)."""
-        return asdict(self)
+        """JSON-serialisable definition (what the catalog hash covers). ``family`` is left out for put_on, so the
+        hashes of every variant written before families existed stay what they were."""
+        d = asdict(self)
+        if self.family == "put_on":
+            d.pop("family")
+        return d
+
+    @property
+    def control(self) -> str:
+        """The name of the control arm this variant is compared with (its family's)."""
+        return get_family(self.family).control
 
     def sample(self, rng, store):
         """Episode 0 of this variant's manifest for a seed drawn from ``rng`` (a numpy ``Generator`` or ``RandomState``):
@@ -82,6 +99,7 @@ class Variant:
     def n_configurations(self, store) -> int:
         """Number of distinct initial configurations: cell pairs (or triples when a distractor or a reposition
         target needs a third cell) x yaws x the choices of every other factor."""
+        store = get_family(self.family).store(store)
         third = self.distractor or self.reposition
         n = self.positions.count(store, third.third_cell_distances() if third else None)
         for name, a in self.factors():
@@ -150,12 +168,82 @@ CATALOG: tuple[Variant, ...] = (
 )
 # fmt: on
 
-_BY_NAME = {v.name: v for v in CATALOG}
-assert len(_BY_NAME) == len(CATALOG), "duplicate variant names in the catalog"
+
+def _family_lines(family: str, lines: tuple[tuple, ...]) -> tuple[Variant, ...]:
+    """A family's catalog lines: (setting, axis, split, summary, factor fields) -> ``<family>_<setting>``."""
+    return tuple(Variant(f"{family}_{name}", axis, split, summary, family=family, **kw)
+                 for name, axis, split, summary, kw in lines)  # fmt: skip
+
+
+# fmt: off
+PUSH_CATALOG: tuple[Variant, ...] = _family_lines("push", (
+    ("ind", "in-distribution", "train", "the training distribution: train object, train region, train table, "
+     "object and region 10-20 cm apart on the training grid, training yaws, training instruction", {}),
+    ("unseen_table", "vision", "test", "table appearance from the unseen tables", dict(table=TablePool(_U))),
+    ("dyn_texture_strong", "vision", "test", "dynamic texture on the foreground box, alpha 0.5",
+     dict(severity=0.5, overlay=OverlayFactor("texture", 0.5))),
+    ("dyn_noise_strong", "vision", "test", "dynamic noise over the whole image, alpha 0.5",
+     dict(severity=0.5, overlay=OverlayFactor("noise", 0.5))),
+    ("unseen_objects", "semantics", "test", "object from the unseen push objects (unseen shapes and colours)",
+     dict(objects=ObjectPool(_U))),
+    ("unseen_targets", "semantics", "test", "target region from the unseen regions (unseen shapes and colours)",
+     dict(receptacles=ReceptaclePool(_U))),
+    ("unseen_instructions", "semantics", "test", "instruction paraphrased (10 push paraphrases)",
+     dict(instructions=Instructions(_U))),
+    ("distractor", "semantics", "test", "a second, unnamed train object on the table",
+     dict(distractor=Distractor("object", _T))),
+    ("distractor_target", "semantics", "test", "a second, unnamed unseen region on the table",
+     dict(distractor=Distractor("receptacle", _U))),
+    ("unseen_positions", "execution", "test", "object and region on the ring of cells just outside the training "
+     "grid, unseen yaws", dict(severity=1.0, positions=PositionGrid(ring=1))),
+    ("unseen_robot_pose", "execution", "test", "initial joint positions offset (up to 0.15 rad, wrist 0.6 rad)",
+     dict(severity=1.0, robot_init=RobotInit(1.0))),
+    ("reposition", "execution", "test", "object moved to another cell right after step 5",
+     dict(severity=5, reposition=RepositionFactor(5))),
+))
+# fmt: on
+FAMILY_CATALOGS: dict[str, tuple[Variant, ...]] = {"put_on": CATALOG, "push": PUSH_CATALOG}
+"""Each family's catalog lines, put_on's first."""
+VARIANTS: tuple[Variant, ...] = tuple(v for lines in FAMILY_CATALOGS.values() for v in lines)
+"""Every family's catalog lines."""
+
+_BY_NAME = {v.name: v for v in VARIANTS}
+assert len(_BY_NAME) == len(VARIANTS), "duplicate variant names in the catalog"
+
+
+def check_variant(v: Variant) -> None:
+    """Refuse a variant of an unknown family, one outside its family's catalog, or one that changes a factor that
+    means nothing for its family.
+
+    Raises:
+        VariantError: what is wrong and which factors the family takes.
+    """
+    if v.family not in FAMILIES:
+        raise VariantError(f"variant {v.name!r}: unknown family {v.family!r}; allowed: {', '.join(FAMILIES)}")
+    f = get_family(v.family)
+    bad = [n for n, _ in v.changed_factors() if n not in f.factors]
+    if bad:
+        raise VariantError(f"variant {v.name!r} changes {', '.join(bad)}, which does not apply to the {v.family} "
+                           f"family (it takes: {', '.join(f.factors)})")  # fmt: skip
+    if v.family != "put_on" and not v.name.startswith(f"{v.family}_"):
+        raise VariantError(f"variant {v.name!r} of the {v.family} family must be named '{v.family}_<setting>'")
+
+
+for _v in VARIANTS:
+    check_variant(_v)
+for _f in FAMILIES.values():
+    if _f.name in FAMILY_CATALOGS and _f.control not in _BY_NAME:
+        raise VariantError(f"family {_f.name!r}: its control arm {_f.control!r} is not in the catalog")
 
 
 def _names(pred) -> tuple[str, ...]:
     return tuple(v.name for v in CATALOG if pred(v))
+
+
+def _family_names(family: str, axes: tuple[str, ...] = AXES) -> tuple[str, ...]:
+    """A family's control arm, then its lines of the given axes in catalog order."""
+    f = get_family(family)
+    return (f.control, *(v.name for v in FAMILY_CATALOGS[family] if v.name != f.control and v.axis in axes))
 
 
 PAPER = _names(lambda v: v.paper is not None)
@@ -174,7 +262,11 @@ SUITES: dict[str, tuple[str, ...]] = {
     "vision": (CONTROL, *_names(lambda v: v.axis == "vision" and v.paper)),
     "semantics": (CONTROL, *_names(lambda v: v.axis == "semantics" and v.paper)),
     "execution": (CONTROL, *_names(lambda v: v.axis == "execution" and v.paper)),
-    "all": tuple(_BY_NAME),
+    "all": tuple(v.name for v in CATALOG),  # the put_on family's lines (its pinned hash); 'vgb list' shows all
+    # every new family's control plus its vision / semantics / execution lines, with put_on's control and a few
+    "skills": (CONTROL, "unseen_table", "unseen_objects", "reposition",
+               *(n for fam in FAMILY_CATALOGS if fam != "put_on" for n in _family_names(fam))),
+    **{fam: _family_names(fam) for fam in FAMILY_CATALOGS if fam != "put_on"},
 }  # fmt: skip
 
 
@@ -208,10 +300,22 @@ def _sha(obj) -> str:
 
 def catalog_hash(variants: tuple[Variant, ...] = CATALOG, store=None) -> str:
     """Content hash of variant definitions plus a fingerprint of the episodes they generate (the first episodes
-    of seeds 0 and 1), so a change to either the catalog or the manifest code changes the hash."""
+    of seeds 0 and 1), so a change to either the catalog or the manifest code changes the hash. Default: the put_on
+    family's catalog (:func:`family_catalog_hash` for another family's)."""
     from vla_gen_bench.variants.manifest import manifest_fingerprint
 
     return _sha([[v.definition(), manifest_fingerprint(v, store)] for v in variants])
+
+
+def family_catalog_hash(family: str, store=None) -> str:
+    """Content hash of one family's catalog lines (put_on's is :func:`catalog_hash`)."""
+    return catalog_hash(FAMILY_CATALOGS[get_family(family).name], store)
+
+
+def families_of(variants) -> tuple[str, ...]:
+    """The families of ``variants`` (names or :class:`Variant` s), each once, in :data:`FAMILIES` order."""
+    present = {get_variant(v).family for v in variants}
+    return tuple(f for f in FAMILIES if f in present)
 
 
 def suite_hash(suite: str, store=None) -> str:

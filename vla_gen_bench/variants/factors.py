@@ -38,6 +38,8 @@ from vla_gen_bench.episode import (
     cell_pairs,
     grid_cells,
 )
+from vla_gen_bench.families import PUT_ON_PARAPHRASES as PARAPHRASES  # noqa: F401 - its old home
+from vla_gen_bench.families import Family, get_family
 
 Pool = Literal["train", "unseen"]
 """An asset pool a factor draws from: the training pool or the unseen one (``assets.store.POOLS``; asset manifests and
@@ -46,36 +48,32 @@ factor definitions keep the key ``split`` for it). Not a variant's split (``trai
 # Yaws of the unseen-position setting (RL4VLA Position-v1): none of them is a training yaw.
 UNSEEN_YAWS = (-math.pi / 8, -3 * math.pi / 8, -5 * math.pi / 8, -7 * math.pi / 8)
 
-# Paraphrases of the training template, written for this benchmark (the training template is never among them).
-# {object} and {receptacle} are the asset display names.
-PARAPHRASES = (
-    "place the {object} on the {receptacle}",
-    "set the {object} down on the {receptacle}",
-    "move the {object} onto the {receptacle}",
-    "pick up the {object} and put it on the {receptacle}",
-    "could you put the {object} on the {receptacle}?",
-    "the {object} goes on the {receptacle}",
-    "grab the {object} and leave it on the {receptacle}",
-    "transfer the {object} to the {receptacle}",
-    "I want the {object} on the {receptacle}",
-    "please place the {object} onto the {receptacle}",
-    "lift the {object} and drop it on the {receptacle}",
-    "get the {object} onto the {receptacle}, please",
-    "make the {object} rest on the {receptacle}",
-    "on the {receptacle}, place the {object}",
-    "take the {object} over to the {receptacle} and set it down",
-    "your task: {object} on top of {receptacle}",
-    "relocate the {object} so that it sits on the {receptacle}",
-    "carry the {object} to the {receptacle}",
-    "can you move the {object} to the {receptacle}",
-    "put the {object} on top of the {receptacle}",
-)
-
 # Minimum distances of the third cell (RL4VLA MultiCarrot / MultiPlate / PositionChangeTo triples).
 FAR = 0.15
 EPS = 1e-9
 THIRD_CELL_RULES = ("vgb", "rl4vla")
 _TRAIN_GRID = grid_cells()
+
+
+def family_of(store) -> Family:
+    """The family whose episodes a store answers for: a family's view of a store
+    (:meth:`vla_gen_bench.families.Family.store`) names it; a plain store is put_on's."""
+    return getattr(store, "family", None) or get_family("put_on")
+
+
+def family_pairs(cells: np.ndarray, family: Family) -> np.ndarray:
+    """(k, 2) (object cell, target cell) index pairs a family allows on ``cells``: farther apart than its minimum
+    distance and, where it has one, at most its maximum (put_on: :func:`cell_pairs` as it always was)."""
+    return pairs_in_range(cells, *family.pair_range)
+
+
+def pairs_in_range(cells: np.ndarray, lo: float, hi: float = math.inf) -> np.ndarray:
+    """(k, 2) index pairs of distinct cells farther apart than ``lo`` and at most ``hi`` (up to float rounding)."""
+    pairs = cell_pairs(cells, lo)
+    if math.isfinite(hi):
+        d = np.linalg.norm(cells[pairs[:, 0]] - cells[pairs[:, 1]], axis=1)
+        pairs = pairs[d <= hi + EPS]
+    return pairs
 
 
 def rl4vla_grid() -> np.ndarray:
@@ -137,6 +135,8 @@ class Draft:
     meta: dict = field(default_factory=dict)
     third_cells: str = "vgb"
     """How a third cell is drawn (:meth:`pick_third_cell`): ``vgb`` or ``rl4vla`` (the rl4vla profiles)."""
+    pair_range: tuple[float, float] = (MIN_PAIR_DIST, math.inf)
+    """The family's (min, max) object-target cell distance, kept when :meth:`pick_third_cell` re-draws the pair."""
 
     def xy(self, cell: int) -> tuple[float, float]:
         return (float(self.cells[cell, 0]), float(self.cells[cell, 1]))
@@ -156,7 +156,7 @@ class Draft:
         if len(ok):
             self.meta.setdefault("matched", "cells")
             return int(rng.choice(ok))
-        triples = [(i, j, c) for i, j in cell_pairs(self.cells) for c in range(len(self.cells))
+        triples = [(i, j, c) for i, j in pairs_in_range(self.cells, *self.pair_range) for c in range(len(self.cells))
                    if d[i, c] > from_object and d[j, c] > from_receptacle]  # fmt: skip
         same_obj = [t for t in triples if t[0] == self.obj_cell]
         pool = same_obj or triples
@@ -246,7 +246,7 @@ class PositionGrid:
         if self.is_train:
             return  # the base draw already is the training grid
         d.cells = self.cells()
-        pairs = cell_pairs(d.cells, MIN_PAIR_DIST)
+        pairs = family_pairs(d.cells, family_of(store))
         d.obj_cell, d.rec_cell = (int(x) for x in pairs[int(rng.integers(len(pairs)))])
         d.yaw = float(_pick(rng, self.yaws()))
         d.meta["matched"] = "none"
@@ -254,14 +254,21 @@ class PositionGrid:
     def count(self, store, third: tuple[float, float] | None = None) -> int:
         """Cell pairs (or triples whose third cell is farther than ``third`` = (from object, from receptacle)) x yaws."""
         cells = self.cells()
-        pairs = cell_pairs(cells, MIN_PAIR_DIST)
+        pairs = family_pairs(cells, family_of(store))
         if third is None:
             return len(pairs) * len(self.yaws())
         d = np.linalg.norm(cells[:, None] - cells[None], axis=-1) - EPS
         triples = sum(int(((d[i] > third[0]) & (d[j] > third[1])).sum()) for i, j in pairs)
         return triples * len(self.yaws())
 
-    def describe(self) -> str:
+    def describe(self, family: str | Family = "put_on") -> str:
+        f = get_family(family)
+        if f.name != "put_on":
+            lo, hi = f.pair_range
+            n = len(family_pairs(self.cells(), f))
+            where = "training 6x6 grid, 3 cm pitch" if self.is_train else f"cells {self.ring} pitch(es) outside the training grid"
+            yaws = "yaw in {0, 45, 90, 135} deg" if self.is_train else "unseen yaws {-22.5, -67.5, -112.5, -157.5} deg"
+            return f"{where}, object and target {100 * lo:g}-{100 * hi:g} cm apart ({n} pairs), {yaws}"
         if self.is_train:
             return (
                 "training 6x6 grid, 3 cm pitch, pairs > 7 cm apart (784 pairs), yaw in {0, 45, 90, 135} deg"
@@ -361,24 +368,27 @@ class Distractor:
 
 @dataclass(frozen=True)
 class Instructions:
-    """The instruction template: the training template, or one of :data:`PARAPHRASES`."""
+    """The instruction template: the family's training template, or one of its paraphrases (put_on's:
+    :data:`PARAPHRASES`)."""
 
     split: Pool = "train"
 
-    def templates(self) -> tuple[str, ...]:
-        return (TRAIN_TEMPLATE,) if self.split == "train" else PARAPHRASES
+    def templates(self, store=None) -> tuple[str, ...]:
+        """The pool's templates for the family ``store`` answers for (put_on for a plain store or None)."""
+        return family_of(store).templates(self.split)
 
     def apply(self, d: Draft, base: dict, rng: np.random.Generator, store) -> None:
         if self.split != "train":
-            d.template = _pick(rng, self.templates())
+            d.template = _pick(rng, self.templates(store))
 
     def count(self, store) -> int:
-        return len(self.templates())
+        return len(self.templates(store))
 
-    def describe(self) -> str:
+    def describe(self, family: str | Family = "put_on") -> str:
+        f = get_family(family)
         if self.split == "train":
-            return f"training template '{TRAIN_TEMPLATE}'"
-        return f"one of {len(PARAPHRASES)} paraphrases of the training template"
+            return f"training template '{f.train_template}'"
+        return f"one of {len(f.paraphrases)} paraphrases of the training template"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_gen_bench.episode import TRAIN_TEMPLATE, YAWS, EpisodeSpec, cell_pairs, grid_cells
-from vla_gen_bench.variants.factors import THIRD_CELL_RULES, Draft
+from vla_gen_bench.variants.factors import THIRD_CELL_RULES, Draft, family_of, family_pairs
 
 # One fixed RNG stream per factor field: adding a factor to a variant never shifts another factor's draws.
 _STREAMS = {"positions": 1, "table": 2, "objects": 3, "receptacles": 4, "distractor": 5, "instructions": 6,
@@ -54,9 +54,22 @@ def _check_index(seed: int, k: int) -> None:
         raise ValueError(f"seeds and episode indices must be >= 0 (got seed={seed}, episode={k})")
 
 
+def _pairs_of(family) -> np.ndarray:
+    if family.name == "put_on":
+        return _PAIRS
+    if family.name not in _FAMILY_PAIRS:
+        _FAMILY_PAIRS[family.name] = family_pairs(_CELLS, family)
+    return _FAMILY_PAIRS[family.name]
+
+
+_FAMILY_PAIRS: dict[str, np.ndarray] = {}
+
+
 def base_draw(seed: int, k: int, store) -> dict:
-    """The in-distribution draw of episode ``k`` for ``seed`` (shared by every variant)."""
+    """The in-distribution draw of episode ``k`` for ``seed`` (shared by every variant of the family ``store``
+    answers for: a family's view of the store draws its objects, targets and cell pairs)."""
     _check_index(seed, k)
+    pairs = _pairs_of(family_of(store))
     rng = np.random.default_rng([int(seed), int(k)])
     objs, recs, tables = (
         store.ids("object", "train"),
@@ -67,7 +80,7 @@ def base_draw(seed: int, k: int, store) -> dict:
         "object": objs[int(rng.integers(len(objs)))],
         "receptacle": recs[int(rng.integers(len(recs)))],
         "table": tables[int(rng.integers(len(tables)))],
-        "pair": tuple(int(x) for x in _PAIRS[int(rng.integers(len(_PAIRS)))]),
+        "pair": tuple(int(x) for x in pairs[int(rng.integers(len(pairs)))]),
         "yaw": float(YAWS[int(rng.integers(len(YAWS)))]),
     }
 
@@ -78,16 +91,18 @@ def episode(variant, seed: int, k: int, store=None, third_cells: str = "vgb") ->
     ``third_cells``: how a distractor's or reposition target's cell is drawn, ``vgb`` (the manifests of the
     benchmark) or ``rl4vla`` (RL4VLA's triple set, uniformly; used by the rl4vla profiles).
     """
+    from vla_gen_bench.families import get_family
     from vla_gen_bench.variants.catalog import get_variant
 
     if third_cells not in THIRD_CELL_RULES:
         raise ValueError(f"third_cells must be one of {', '.join(THIRD_CELL_RULES)}; got {third_cells!r}")
     v = get_variant(variant)
-    store = store or _default_store()
+    family = get_family(v.family)
+    store = family.store(store or _default_store())
     base = base_draw(seed, k, store)
     d = Draft(cells=_CELLS, obj_cell=base["pair"][0], rec_cell=base["pair"][1], yaw=base["yaw"],
               objects=[base["object"]], receptacles=[base["receptacle"]], table=base["table"],
-              third_cells=third_cells)  # fmt: skip
+              third_cells=third_cells, template=family.train_template, pair_range=family.pair_range)  # fmt: skip
     for name, factor in v.factors():
         factor.apply(d, base, np.random.default_rng([int(seed), int(k), _STREAMS[name]]), store)
     d.instruction = d.template.format(

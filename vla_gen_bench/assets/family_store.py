@@ -1,0 +1,67 @@
+"""A family's view of an asset store: the family's own shapes play "object" and "receptacle", everything else (tables,
+overlays, the pack hash) is the base store's.
+
+The variant factors and the task envs ask a store for ``ids("object", pool)``, ``shape``, ``name``; through this
+view the same factor code draws push objects and target regions for the push family, and the base pack's objects and
+receptacles for put_on (whose view is the base store itself, so nothing about it changes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vla_gen_bench.assets.store import POOLS, AssetError, AssetStore, did_you_mean
+
+
+class FamilyStore:
+    """``base`` with ``shapes`` (the family's objects and receptacles) answering for the kinds they play.
+
+    Args:
+        base: the run's store (tables, overlays and its pack hash come from it).
+        family: the :class:`~vla_gen_bench.families.Family` whose view this is.
+        shapes: the family's :class:`~vla_gen_bench.assets.procedural.ShapeAsset` list.
+        assets_hash: content hash of ``shapes`` (recorded beside the base pack hash).
+    """
+
+    def __init__(self, base: AssetStore, family, shapes: list, assets_hash: str):
+        self.base = base
+        self.family = family
+        self.assets_hash = assets_hash
+        self._shapes = {a.id: a for a in shapes}
+        self._plays = {"object": family.object_kind, "receptacle": family.receptacle_kind}
+
+    def __getattr__(self, name: str) -> Any:  # pack_hash, table_pack, source, image, path, verify, ...
+        return getattr(self.base, name)
+
+    def ids(self, kind: str, pool: str | None = None) -> list[str]:
+        if kind not in self._plays:
+            return self.base.ids(kind, pool)
+        if pool is not None and pool not in POOLS:
+            raise AssetError(
+                f"unknown asset pool {pool!r}{did_you_mean(pool, list(POOLS))}; allowed: {POOLS}"
+            )
+        want = self._plays[kind]
+        return [a.id for a in self._shapes.values() if a.kind == want and (pool is None or a.split == pool)]
+
+    def shape(self, asset_id: str):
+        if asset_id in self._shapes:
+            return self._shapes[asset_id]
+        return self.base.shape(asset_id)
+
+    def name(self, asset_id: str) -> str:
+        if asset_id in self._shapes:
+            return self._shapes[asset_id].name
+        return self.base.name(asset_id)
+
+    def entry(self, asset_id: str):
+        if asset_id in self._shapes:
+            a = self._shapes[asset_id]
+            from vla_gen_bench.assets.store import AssetEntry
+
+            return AssetEntry(a.id, a.kind, a.split, "procedural", a.name, dict(a.params), None, self.assets_hash,
+                              "CC0 (generated)")  # fmt: skip
+        try:
+            return self.base.entry(asset_id)
+        except AssetError:
+            raise AssetError(f"unknown asset id {asset_id!r}{did_you_mean(asset_id, list(self._shapes))} for the "
+                             f"{self.family.name} family; see 'vgb describe'") from None  # fmt: skip

@@ -1,0 +1,170 @@
+"""Task families as data: one :class:`Family` record per skill, the :data:`FAMILIES` registry and :func:`get_family`.
+
+A family is a registered ManiSkill env plus what the variant catalog needs to build its episodes: the instruction
+templates (train and unseen), which asset kinds play "object" and "receptacle" (the target: plate, target region,
+cabinet, base block), the distance range between the object's and the target's cells, which catalog factors mean
+something for it, its scripted oracle and its failure labels. Every family's episodes are
+:class:`~vla_gen_bench.episode.EpisodeSpec` s: ``objects[0]`` is the target object, ``receptacles[0]`` the target,
+``objects[1:]`` distractors.
+
+Importing this module is cheap (no simulator).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+
+from vla_gen_bench.episode import FAILURE_LABELS, MIN_PAIR_DIST, TRAIN_TEMPLATE
+
+
+class FamilyError(KeyError):
+    """Unknown family name; the message says what to do."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Family:
+    """One skill: its env, instructions, assets, applicable factors, oracle and outcome labels."""
+
+    name: str
+    env_id: str
+    summary: str
+    control: str
+    """The family's in-distribution control arm (paired intervals of its variants are against it)."""
+    train_template: str
+    paraphrases: tuple[str, ...]
+    object_kind: str = "object"
+    """Which asset kind of the family's store plays the target object (and distractor objects)."""
+    receptacle_kind: str = "receptacle"
+    """Which asset kind plays the target (plate, target region, cabinet, base block)."""
+    assets: str | None = None
+    """The family's own procedural generator (a module of ``vla_gen_bench.assets``), None: the base pack's
+    objects and receptacles."""
+    factors: tuple[str, ...] = ()
+    """Field names of :class:`~vla_gen_bench.variants.Variant` whose factors mean something for this family."""
+    pair_range: tuple[float, float] = (MIN_PAIR_DIST, math.inf)
+    """(min, max) distance in m between the object's and the target's cells (min exclusive, max inclusive)."""
+    oracle: str = "scripted"
+    failure_labels: tuple[str, ...] = FAILURE_LABELS
+    env_kwargs: tuple[tuple[str, object], ...] = ()
+    """Extra keyword arguments of the env (e.g. the drawer's ``mode``), as (name, value) pairs."""
+    disturbance: str = "reposition"
+    """What the mid-episode disturbance (the ``reposition`` factor) does in this family."""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def templates(self, split: str) -> tuple[str, ...]:
+        """Instruction templates of a pool: ``train`` (the one training template) or ``unseen`` (paraphrases)."""
+        return (self.train_template,) if split == "train" else self.paraphrases
+
+    def store(self, base):
+        """The family's view of ``base`` (:class:`~vla_gen_bench.assets.family_store.FamilyStore`); ``base`` itself
+        for a family on the base pack's objects and receptacles."""
+        if self.assets is None:
+            return base
+        if getattr(base, "family", None) is self:
+            return base
+        from importlib import import_module
+
+        from vla_gen_bench.assets.family_store import FamilyStore
+
+        base = getattr(base, "base", base)  # another family's view: start again from the run's store
+        mod = import_module(f"vla_gen_bench.assets.{self.assets}")
+        return FamilyStore(base, self, mod.shapes(), mod.pack_hash())
+
+    def assets_hash(self) -> str | None:
+        """Content hash of the family's own assets (None for a family on the base pack)."""
+        if self.assets is None:
+            return None
+        from importlib import import_module
+
+        return import_module(f"vla_gen_bench.assets.{self.assets}").pack_hash()
+
+
+ALL_FACTORS = ("positions", "table", "objects", "receptacles", "distractor", "instructions", "overlay",
+               "robot_init", "reposition")  # fmt: skip
+
+# Paraphrases of the training template, written for this benchmark (the training template is never among them).
+# {object} and {receptacle} are the asset display names.
+PUT_ON_PARAPHRASES = (
+    "place the {object} on the {receptacle}",
+    "set the {object} down on the {receptacle}",
+    "move the {object} onto the {receptacle}",
+    "pick up the {object} and put it on the {receptacle}",
+    "could you put the {object} on the {receptacle}?",
+    "the {object} goes on the {receptacle}",
+    "grab the {object} and leave it on the {receptacle}",
+    "transfer the {object} to the {receptacle}",
+    "I want the {object} on the {receptacle}",
+    "please place the {object} onto the {receptacle}",
+    "lift the {object} and drop it on the {receptacle}",
+    "get the {object} onto the {receptacle}, please",
+    "make the {object} rest on the {receptacle}",
+    "on the {receptacle}, place the {object}",
+    "take the {object} over to the {receptacle} and set it down",
+    "your task: {object} on top of {receptacle}",
+    "relocate the {object} so that it sits on the {receptacle}",
+    "carry the {object} to the {receptacle}",
+    "can you move the {object} to the {receptacle}",
+    "put the {object} on top of the {receptacle}",
+)
+
+PUSH_PARAPHRASES = (
+    "slide the {object} onto the {receptacle}",
+    "push the {object} so that it ends up on the {receptacle}",
+    "shove the {object} into the {receptacle}",
+    "nudge the {object} over to the {receptacle}",
+    "move the {object} onto the {receptacle} without lifting it",
+    "get the {object} into the {receptacle} by pushing it",
+    "the {object} should end up inside the {receptacle}; push it there",
+    "please push the {object} until it sits on the {receptacle}",
+    "slide the {object} across the table into the {receptacle}",
+    "could you push the {object} onto the {receptacle}?",
+)
+PUSH_LABELS = ("success", "never_touched", "wrong_object", "overshot", "timeout")
+"""Outcome labels of the push family: success; never_touched (the target never moved); wrong_object (a distractor
+was moved, the target was not pushed in); overshot (the target was inside the region, or past it, and left it);
+timeout (pushed, but not in the region at the end)."""
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("put_on", "VgbPutOnReceptacle-v1", "pick an object and put it on a receptacle (RL4VLA's task)",
+               control="ind", train_template=TRAIN_TEMPLATE, paraphrases=PUT_ON_PARAPHRASES, factors=ALL_FACTORS,
+               notes=("the paper's family; its catalog lines and hashes are the committed ones",)),
+        Family("push", "VgbPush-v1", "push a sliding object onto a marked target region (non-prehensile)",
+               control="push_ind", train_template="push the {object} onto the {receptacle}",
+               paraphrases=PUSH_PARAPHRASES, object_kind="push_object", receptacle_kind="region", assets="push",
+               factors=ALL_FACTORS, pair_range=(0.10, 0.20), oracle="scripted", failure_labels=PUSH_LABELS),
+    )
+}  # fmt: skip
+DEFAULT_FAMILY = "put_on"
+
+
+def get_family(name: str | Family) -> Family:
+    """The family record of ``name``.
+
+    Raises:
+        FamilyError: unknown name (with a did-you-mean and the allowed names).
+    """
+    if isinstance(name, Family):
+        return name
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), list(FAMILIES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise FamilyError(
+            f"unknown family {name!r}{hint} (allowed: {', '.join(FAMILIES)}; see 'vgb list')"
+        ) from None
+
+
+def all_failure_labels() -> tuple[str, ...]:
+    """Every family's outcome labels, put_on's first (the order of report columns), each once."""
+    out: list[str] = []
+    for f in FAMILIES.values():
+        out += [lab for lab in f.failure_labels if lab not in out]
+    return tuple(out)
