@@ -99,7 +99,30 @@ def footprint(shape: ShapeAsset) -> np.ndarray:
     return np.unique(np.round(pts, 6), axis=0)
 
 
+def inner_radius(shape: ShapeAsset) -> float:
+    """A region's inner radius: how far its centre is from its outline (the largest footprint radius it holds
+    at any yaw)."""
+    return float(signed_inside(np.zeros((1, 2)), np.asarray(region_polygon(shape.params["shape"])))[0])
+
+
 def pack_hash() -> str:
     """Content hash of the push family's assets (16 hex digits), recorded beside the pack hash of a run."""
     payload = [(a.id, a.kind, a.split, a.name, [asdict(p) for p in a.parts]) for a in shapes()]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rotate_xy(pts: np.ndarray, q) -> np.ndarray:
+    """(k, 2) points of a frame rotated by quaternion ``q`` (wxyz), projected on the table."""
+    w, x, y, z = q
+    r = np.array(
+        [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z)], [2 * (x * y + w * z), 1 - 2 * (x * x + z * z)]]
+    )
+    return pts @ r.T
+
+
+def signed_inside(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(k,) each point's distance inside a convex counter-clockwise polygon (negative: outside by that much)."""
+    a, b = poly, np.roll(poly, -1, axis=0)  # (n, 2) edges a -> b
+    e = b - a
+    n = np.stack([-e[:, 1], e[:, 0]], 1) / np.linalg.norm(e, axis=1, keepdims=True)  # inward normals
+    return ((pts[:, None, :] - a[None]) * n[None]).sum(-1).min(1)

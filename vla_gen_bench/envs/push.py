@@ -13,7 +13,7 @@ import sapien
 import torch
 from mani_skill.utils.registration import register_env
 
-from vla_gen_bench.assets.push import footprint, region_polygon
+from vla_gen_bench.assets.push import footprint, region_polygon, rotate_xy, signed_inside
 from vla_gen_bench.assets.store import default_store
 from vla_gen_bench.envs.actors import build_asset_actor, convex_mesh_file
 from vla_gen_bench.envs.put_on_receptacle import (
@@ -135,9 +135,9 @@ class PushEnv(PutOnReceptacleEnv):
         object's centre has passed the region's far edge along the start -> region direction (< 0: not yet))."""
         obj = self._pose_np(self.objects[self.object_ids.index(spec.objects[0])], i)
         reg = self._pose_np(self.receptacles[self.receptacle_ids.index(spec.receptacles[0])], i)
-        pts = _rotate_xy(self._footprints[spec.objects[0]], obj[3:]) + obj[:2]  # (k, 2)
-        poly = _rotate_xy(self._polygons[spec.receptacles[0]], reg[3:]) + reg[:2]  # (n, 2) counter-clockwise
-        inside = bool(_signed_inside(pts, poly).min() >= -INSIDE_TOL)
+        pts = rotate_xy(self._footprints[spec.objects[0]], obj[3:]) + obj[:2]  # (k, 2)
+        poly = rotate_xy(self._polygons[spec.receptacles[0]], reg[3:]) + reg[:2]  # (n, 2) counter-clockwise
+        inside = bool(signed_inside(pts, poly).min() >= -INSIDE_TOL)
         start = np.asarray(spec.object_xy[0] if spec.reposition is None else spec.reposition.xy)
         u = reg[:2] - start
         u = u / max(np.linalg.norm(u), 1e-9)
@@ -238,7 +238,7 @@ class PushEnv(PutOnReceptacleEnv):
             oa = self.objects[self.object_ids.index(s.objects[0])]
             ra = self.receptacles[self.receptacle_ids.index(s.receptacles[0])]
             poly = self._polygons[s.receptacles[0]]
-            inradius = float(_signed_inside(np.zeros((1, 2)), poly).min())
+            inradius = float(signed_inside(np.zeros((1, 2)), poly).min())
             inside, _, _ = self._inside(i, s)
             out.append(dict(
                 family=FAMILY, tcp_pose=tcp[i], ee_target_pose=target[i],
@@ -250,20 +250,3 @@ class PushEnv(PutOnReceptacleEnv):
                 fingertip_depth=np.float32(self.robot_spec.fingertip_depth),
             ))  # fmt: skip
         return out
-
-
-def _rotate_xy(pts: np.ndarray, q) -> np.ndarray:
-    """(k, 2) points of a frame rotated by quaternion ``q`` (wxyz), projected on the table."""
-    w, x, y, z = q
-    r = np.array(
-        [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z)], [2 * (x * y + w * z), 1 - 2 * (x * x + z * z)]]
-    )
-    return pts @ r.T
-
-
-def _signed_inside(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    """(k,) each point's distance inside a convex counter-clockwise polygon (negative: outside by that much)."""
-    a, b = poly, np.roll(poly, -1, axis=0)  # (n, 2) edges a -> b
-    e = b - a
-    n = np.stack([-e[:, 1], e[:, 0]], 1) / np.linalg.norm(e, axis=1, keepdims=True)  # inward normals
-    return ((pts[:, None, :] - a[None]) * n[None]).sum(-1).min(1)

@@ -20,7 +20,7 @@ from typing import Literal
 
 from vla_gen_bench.eval.escape import control_chars, csv_text, md
 from vla_gen_bench.leaderboard.derive import EPISODES, RUN_JSON, LeaderboardError, run_rows
-from vla_gen_bench.leaderboard.schema import KEY, NAMES, RUN_KEY, TEXT
+from vla_gen_bench.leaderboard.schema import KEY, NAMES, OPTIONAL, RUN_KEY, TEXT
 from vla_gen_bench.leaderboard.validate import check_rows, read_rows, validate
 
 SUBMISSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -33,9 +33,12 @@ def write_rows(path: Path, rows: Sequence[dict[str, str]]) -> None:
     import pandas as pd
 
     safe = [{k: csv_text(v) if k in TEXT and isinstance(v, str) else v for k, v in r.items()} for r in rows]
+    # optional columns (the task family) are written once a row fills one; a put_on-only board keeps its header
+    extra = [c.name for c in OPTIONAL if any(r.get(c.name) for r in rows)]
+    safe = [{**r, **{n: r.get(n) or "" for n in extra}} for r in safe]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(safe, columns=list(NAMES), dtype=str).to_csv(tmp, index=False, lineterminator="\n")
+    pd.DataFrame(safe, columns=list(NAMES) + extra, dtype=str).to_csv(tmp, index=False, lineterminator="\n")
     os.replace(tmp, path)
 
 
@@ -237,7 +240,7 @@ def groups(csv_path: Path | str) -> list[Group]:
     """The leaderboard as groups of ranked tables (one group per suite/asset hash pair)."""
     import pandas as pd
 
-    from vla_gen_bench.variants import AXES, CATALOG, CONTROL
+    from vla_gen_bench.variants import AXES, CONTROL, VARIANTS
 
     path = Path(csv_path)
     problems = validate(path)
@@ -248,7 +251,7 @@ def groups(csv_path: Path | str) -> list[Group]:
     for c in ("rate", "ci_low", "ci_high"):
         df[c] = pd.to_numeric(df[c].replace("", None), errors="raise")
     df["n"] = pd.to_numeric(df["n"].replace("", None))
-    order = {v.name: i for i, v in enumerate(CATALOG)}
+    order = {v.name: i for i, v in enumerate(VARIANTS)}
     df["_order"] = df["variant"].map(order)
     out: list[Group] = []
     keyed = sorted(df.groupby(["suite_hash", "asset_pack_hash"], sort=False),

@@ -218,5 +218,7 @@ def run_rows(
             row.update(paired_n=str(p.n), paired_drop=fmt_float(-p.diff), paired_drop_low=fmt_float(-p.high),
                        paired_drop_high=fmt_float(-p.low))  # fmt: skip
         assert tuple(row) == NAMES
+        if v.family != "put_on":  # the optional family column; empty means put_on
+            row["family"] = v.family
         rows.append({k: csv_text(v) if k in TEXT else v for k, v in row.items()})
     return rows

@@ -91,7 +91,12 @@ COLUMNS: tuple[Column, ...] = (
 )
 # fmt: on
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+"""The columns every leaderboard CSV has (its header)."""
+FAMILY = Column("family", "enum", "the variant's task family (vla_gen_bench.families); empty = put_on, the only "
+                "family before families existed (the paper's reported rows)", False, False, derived=True)  # fmt: skip
+OPTIONAL: tuple[Column, ...] = (FAMILY,)
+"""Columns a CSV may leave out of its header (every row then has them empty): written once a row needs one."""
+BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS + OPTIONAL}
 KEY = ("policy", "suite_hash", "asset_pack_hash", "variant")
 """At most one row per key; a second run of the same policy needs another name or --replace."""
 RUN_KEY = ("policy_hash", "suite_hash", "asset_pack_hash", "variant")
@@ -114,6 +119,10 @@ def enum_values(name: str) -> tuple[str, ...]:
         from vla_gen_bench.variants.catalog import Split
 
         return get_args(Split)
+    if name == "family":
+        from vla_gen_bench.families import FAMILIES
+
+        return tuple(FAMILIES)
     raise KeyError(name)
 
 
@@ -147,7 +156,7 @@ def parse_cells(row: dict[str, str]) -> dict[str, Any]:
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of one parsed row: what ``leaderboard/schema.json`` holds."""
     props: dict[str, Any] = {}
-    for c in COLUMNS:
+    for c in COLUMNS + OPTIONAL:
         if c.kind == "int":
             p: dict[str, Any] = {"type": ["integer", "null"]}
         elif c.kind == "float":

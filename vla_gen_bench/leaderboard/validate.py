@@ -32,6 +32,7 @@ from vla_gen_bench.leaderboard.schema import (
     KEY,
     LABEL,
     NAMES,
+    OPTIONAL,
     PAIRED,
     RATE_TOL,
     REPORTED_RATE_TOL,
@@ -75,7 +76,7 @@ def parse_text(text: str, where: str) -> tuple[list[str], list[tuple[int, Row]],
             problems.append(f"{where}:1: missing column {name!r} (the header needs: {', '.join(NAMES)})")
     for name in header:
         if name not in BY_NAME:
-            problems.append(f"{where}:1: unknown column {name!r} (allowed: {', '.join(NAMES)})")
+            problems.append(f"{where}:1: unknown column {name!r} (allowed: {', '.join(BY_NAME)})")
     seen: set[str] = set()
     for name in header:
         if name in seen:
@@ -129,9 +130,9 @@ def check_row(row: Row, line: int, where: str) -> list[str]:
     is_run = source == "run"
     ints: dict[str, int] = {}
     floats: dict[str, float] = {}
-    for c in COLUMNS:
+    for c in COLUMNS + OPTIONAL:
         if c.name not in row:
-            continue  # reported once, on the header
+            continue  # reported once, on the header (an optional column may be absent)
         v = row[c.name]
         bad = control_chars(v)
         if bad:
@@ -203,6 +204,10 @@ def check_row(row: Row, line: int, where: str) -> list[str]:
                 if got and got != getattr(spec, col):
                     out.append(f"{at} variant {variant!r} has {col} {getattr(spec, col)!r} in the catalog, "
                                f"not {got!r}")  # fmt: skip
+            family = row.get("family", "").strip() or "put_on"  # empty (or no column): put_on
+            if family != spec.family:
+                out.append(f"{at} variant {variant!r} is of the {spec.family} family in the catalog, not {family!r} "
+                           f"(the family column must say {spec.family!r}{' or be empty' if spec.family == 'put_on' else ''})")  # fmt: skip
 
     n, k = ints.get("n"), ints.get("successes")
     has_n, has_k = row.get("n", "").strip() != "", row.get("successes", "").strip() != ""
@@ -239,11 +244,15 @@ def check_row(row: Row, line: int, where: str) -> list[str]:
             f"{at} paired_n, paired_drop, paired_drop_low and paired_drop_high go together (all or none)"
         )
     elif all(given):
-        from vla_gen_bench.variants import CONTROL
+        from vla_gen_bench.variants import VariantError, get_variant
 
-        if variant == CONTROL:
+        try:
+            control = get_variant(variant).control
+        except VariantError:
+            control = None  # reported above
+        if variant == control:
             out.append(
-                f"{at} the control variant {CONTROL!r} has no paired drop against itself; leave paired_* empty"
+                f"{at} the control variant {control!r} has no paired drop against itself; leave paired_* empty"
             )
         pn = ints.get("paired_n")
         if pn is not None and n is not None and pn > n:
@@ -367,10 +376,10 @@ def check_submissions(rows: Sequence[tuple[int, Row]], where: str, root: Path) -
                            f"'vgb leaderboard add {folder} --submitter <you>'")  # fmt: skip
                 continue
             line, row = csv_rows[key]
-            for c in COLUMNS:
+            for c in COLUMNS + OPTIONAL:
                 if not c.derived:
                     continue
-                got, want = row.get(c.name, "").strip(), d[c.name]
+                got, want = row.get(c.name, "").strip(), d.get(c.name, "")
                 same = got == want
                 if not same and c.name in FLOATS and got and want:
                     a, b = _num(got), _num(want)
