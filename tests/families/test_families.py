@@ -213,3 +213,16 @@ def test_the_push_success_geometry():
     turned = push_assets.rotate_xy(pts, (math.cos(math.pi / 8), 0.0, 0.0, math.sin(math.pi / 8)))  # 45 deg
     assert np.linalg.norm(turned, axis=1).max() == pytest.approx(0.02 * math.sqrt(2))
     assert push_assets.signed_inside(turned, square).min() == pytest.approx(0.055 - 0.02 * math.sqrt(2))
+
+
+def test_training_episodes_of_the_push_family_are_checked_against_its_pools(store):
+    from vla_gen_bench.variants import TrainingPoolError, check_training_spec
+
+    check_training_spec(episode("push_ind", 0, 0, store), store, family="push")
+    for name, what in (("push_unseen_objects", "not in the training pool"),
+                       ("push_unseen_instructions", "does not use the training template"),
+                       ("push_reposition", "repositioning is a test-time perturbation")):  # fmt: skip
+        with pytest.raises(TrainingPoolError, match=what):
+            check_training_spec(episode(name, 0, 0, store), store, family="push")
+    with pytest.raises(TrainingPoolError):  # a push episode is no put_on training episode
+        check_training_spec(episode("push_ind", 0, 0, store), store)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_gen_bench.episode import TRAIN_TEMPLATE, YAWS, EpisodeSpec, cell_pairs, grid_cells
+from vla_gen_bench.episode import YAWS, EpisodeSpec, cell_pairs, grid_cells
 from vla_gen_bench.variants.factors import THIRD_CELL_RULES, Draft, family_of, family_pairs
 
 # One fixed RNG stream per factor field: adding a factor to a variant never shifts another factor's draws.
@@ -144,10 +144,13 @@ class TrainingPoolError(ValueError):
     """A training configuration that uses something from a test pool."""
 
 
-def check_training_spec(spec: EpisodeSpec, store=None) -> None:
-    """Refuse a training episode that overlaps a test pool (unseen assets, overlays, paraphrased instructions,
-    off-grid positions or yaws, joint offsets, repositioning)."""
-    store = store or _default_store()
+def check_training_spec(spec: EpisodeSpec, store=None, family: str = "put_on") -> None:
+    """Refuse a training episode of a task family that overlaps a test pool (unseen assets, overlays, paraphrased
+    instructions, off-grid positions or yaws, joint offsets, repositioning)."""
+    from vla_gen_bench.families import get_family
+
+    fam = get_family(family)
+    store = fam.store(store or _default_store())
     problems = []
     for kind, ids in (("object", spec.objects), ("receptacle", spec.receptacles), ("table", (spec.table,))):
         bad = [a for a in ids if a not in store.ids(kind, "train")]
@@ -155,11 +158,12 @@ def check_training_spec(spec: EpisodeSpec, store=None) -> None:
             problems.append(f"{kind}(s) {bad} are not in the training pool")
     if spec.overlay is not None:
         problems.append(f"overlay {spec.overlay.texture} is a test-time perturbation")
-    allowed = {TRAIN_TEMPLATE.format(object=store.name(o), receptacle=store.name(spec.receptacles[0]))
-               for o in spec.objects}  # fmt: skip
-    if spec.instruction not in allowed:
+    known = set(store.ids("object")) | set(store.ids("receptacle"))
+    allowed = {fam.train_template.format(object=store.name(o), receptacle=store.name(spec.receptacles[0]))
+               for o in spec.objects if o in known and spec.receptacles[0] in known}  # fmt: skip
+    if allowed and spec.instruction not in allowed:
         problems.append(
-            f"instruction {spec.instruction!r} does not use the training template {TRAIN_TEMPLATE!r}"
+            f"instruction {spec.instruction!r} does not use the training template {fam.train_template!r}"
         )
     for xy in (*spec.object_xy, *spec.receptacle_xy):
         if np.min(np.linalg.norm(_CELLS - np.asarray(xy), axis=1)) > 1e-6:
