@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vla_gen_bench.episode import FAILURE_LABELS  # noqa: F401 - put_on's labels, read from here too
 from vla_gen_bench.eval import records
 from vla_gen_bench.eval.escape import csv_text
 from vla_gen_bench.eval.records import EPISODES, RUN_JSON, RunInfo
