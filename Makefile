@@ -9,7 +9,7 @@ export MS_SKIP_ASSET_DOWNLOAD_PROMPT ?= 1
 PYTEST_ARGS ?=
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup test test-fast demo lint bench
+.PHONY: setup test test-fast demo lint bench lerobot test-lerobot
 
 setup:
 	@scripts/setup.sh
@@ -43,3 +43,11 @@ bench: setup
 	@$(PY) benchmarks/sim_throughput.py
 	@$(PY) benchmarks/policy_latency.py
 	@$(PY) benchmarks/eval_throughput.py
+
+# LeRobot bridge (vla_gen_bench/lerobot/): LeRobot's own environment, .venv-lerobot (pinned, idempotent; the first
+# run downloads ~3 GB and takes ~10 minutes, so `make test` skips the tests that need it), and those tests.
+lerobot:
+	@scripts/setup_lerobot.sh
+
+test-lerobot: setup lerobot
+	@$(PY) -m pytest -q -p no:cacheprovider -m lerobot tests/lerobot $(PYTEST_ARGS)

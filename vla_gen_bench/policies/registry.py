@@ -21,14 +21,15 @@ BUILTIN_OPTIONS: dict[str, tuple[str, ...]] = {
     "random": ("seed",),
     "zero": (),
 }
-FORMS = "scripted | scripted-smooth | random | zero | openvla:<checkpoint dir> | ws://host:port | package.module:ClassName"
+FORMS = ("scripted | scripted-smooth | random | zero | openvla:<checkpoint dir> | lerobot:<checkpoint dir> | "
+         "ws://host:port | package.module:ClassName")
 
 
 class PolicyError(ValueError):
     """A --policy string that cannot be resolved; the message says what is accepted."""
 
 
-PolicyKind = Literal["scripted", "scripted-smooth", "random", "zero", "openvla", "ws", "plugin"]
+PolicyKind = Literal["scripted", "scripted-smooth", "random", "zero", "openvla", "lerobot", "ws", "plugin"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class PolicySpec:
                 raise PolicyError("--policy openvla: needs the checkpoint folder: openvla:<folder with config.json "
                                   "and model.safetensors>")  # fmt: skip
             return cls("openvla", path=path)
+        if text.startswith("lerobot:"):  # a LeRobot checkpoint, served from LeRobot's environment
+            if not text[len("lerobot:") :]:
+                raise PolicyError("--policy lerobot: needs the checkpoint folder: lerobot:<folder with config.json and "
+                                  "model.safetensors>")  # fmt: skip
+            return cls("lerobot", path=text[len("lerobot:") :])
         if text.startswith(("ws://", "wss://")):
             return cls("ws", url=text)
         if ":" in text and not text.startswith(("/", ".")):
@@ -83,8 +89,8 @@ class PolicySpec:
         raise _unknown(text)
 
     def __str__(self) -> str:
-        if self.kind == "openvla":
-            return f"openvla:{self.path}"
+        if self.kind in ("openvla", "lerobot"):
+            return f"{self.kind}:{self.path}"
         if self.kind == "ws":
             return str(self.url)
         if self.kind == "plugin":
@@ -135,6 +141,14 @@ def resolve_policy(
                 f"--policy {spec}: {type(e).__name__}: {e} (check the checkpoint's config.json / "
                 "dataset_statistics.json and the --policy.<option> values)"
             ) from e
+    if spec.kind == "lerobot":
+        from vla_gen_bench.lerobot import LerobotEnvError
+        from vla_gen_bench.lerobot.policy import LerobotCheckpointError, LerobotPolicy
+
+        try:
+            return LerobotPolicy(spec.path, **kwargs)
+        except (LerobotCheckpointError, LerobotEnvError) as e:
+            raise PolicyError(f"--policy {spec}: {e}") from e
     if spec.kind == "ws":
         try:
             from vla_gen_bench.policies.remote import RemotePolicy
@@ -270,6 +284,16 @@ def check_policy(spec: PolicySpec | str, options: PolicyOptions | dict[str, Any]
         if not path.is_dir():
             raise PolicyError(f"--policy {spec}: checkpoint folder {path} does not exist (openvla:<folder with "
                               "config.json and model.safetensors>)")  # fmt: skip
+        return
+    if spec.kind == "lerobot":
+        from vla_gen_bench.lerobot import LerobotEnvError, lerobot_python
+        from vla_gen_bench.lerobot.policy import LerobotCheckpointError, check_checkpoint
+
+        try:
+            check_checkpoint(spec.path)
+            lerobot_python()
+        except (LerobotCheckpointError, LerobotEnvError) as e:
+            raise PolicyError(f"--policy {spec}: {e}") from None
         return
     if spec.kind == "ws":
         from vla_gen_bench.policies.remote import RemotePolicyError, split_url_options
