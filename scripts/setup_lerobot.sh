@@ -5,8 +5,9 @@
 #   scripts/setup_lerobot.sh --check   exit 0 if it is there and current, 1 if not (installs nothing)
 #
 # lerobot 0.4.4 pins torch < 2.11 (vgb runs torch 2.13), so it cannot share vgb's environment. PyPI's Linux torch
-# 2.10 wheel brings its CUDA libraries: measured on the 2-core CI machine, a first run downloads about 3 GB and
-# leaves an 8.3 GB environment in about 10 minutes (a CPU-only torch build is not on PyPI).
+# 2.10 wheel brings its CUDA libraries (a CPU-only torch build is not on PyPI): measured on the 2-core machine, a
+# first run downloads about 3 GB and leaves an 8.3 GB environment in 10.5 minutes (21 minutes while other jobs
+# shared the cores).
 #
 # Environment knobs:
 #   VGB_LEROBOT_VENV=path   where the environment lives (default: .venv-lerobot in the repository)
@@ -20,9 +21,9 @@ log() { printf '[setup-lerobot] %s\n' "$*" >&2; }
 
 # The pins: lerobot and what vgb's two scripts in vla_gen_bench/lerobot/ import (server.py, export_worker.py).
 pins=(lerobot==0.4.4 torch==2.10.0 torchvision==0.25.0 av==15.1.0 numpy==2.2.6 websockets==17.4 msgpack==1.2.4)
-stamp_src=$( { printf '%s\n' "${pins[@]}"; cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)
-stamp=$venv/.vgb-lerobot-stamp
 smoke='import av, msgpack, torch, websockets; from lerobot.datasets.lerobot_dataset import LeRobotDataset; from lerobot.policies.factory import make_pre_post_processors'
+stamp_src=$(printf '%s\n' "${pins[@]}" "$smoke" | sha256sum | cut -c1-16)
+stamp=$venv/.vgb-lerobot-stamp
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_src" ] && [ -x "$venv/bin/python" ]; then
   log "LeRobot environment up to date ($venv)"
@@ -45,7 +46,7 @@ if [ ! -x "$venv/bin/python" ]; then
     exit 1
   fi
 fi
-log "installing ${pins[*]} (first run: ~3 GB download, ~8 GB on disk, ~10 minutes)"
+log "installing ${pins[*]} (first run: ~3 GB download, 8.3 GB on disk, 10-20 minutes)"
 piplog=$venv/pip-install.log
 t0=$(date +%s)
 if ! { "$venv/bin/python" -m pip install --upgrade pip &&
