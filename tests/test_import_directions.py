@@ -25,6 +25,7 @@ ROOMS = (
     "training",
     "leaderboard",
     "recipes",
+    "lerobot",
 )
 SHARED = ("cameras", "episode", "options", "paths", "_compat", "")  # "" = ``import vla_gen_bench`` itself
 
@@ -34,12 +35,13 @@ ALLOWED: dict[str, set[str]] = {
     # eval: the runner's stepping pieces and in-training evaluation; recipes: the presets' defaults (data)
     "training": {"eval", "models", "variants", "policies", "envs", "assets", "recipes"},
     "leaderboard": {"eval", "variants"},  # it reads results: records, chain, stats
-    "policies": {"models"},
+    "policies": {"models", "lerobot"},  # lerobot: the lerobot:<dir> adapter (its server runs in LeRobot's venv)
     "envs": {"assets", "variants"},  # variants: a variant given by name is looked up in the catalog
     "variants": {"assets"},
     "assets": set(),  # generators take images; the CLI wires the simulator's render in
     "models": set(),  # the VLA is simulator-agnostic
     "recipes": set(),
+    "lerobot": set(),  # the LeRobot bridge's scripts run in LeRobot's own environment
 }
 # DESIGN.md's "never" arrows, checked directly as well so that widening ALLOWED cannot quietly admit one.
 NEVER: dict[str, set[str]] = {

@@ -143,7 +143,7 @@ def resolve_policy(
             ) from e
     if spec.kind == "lerobot":
         from vla_gen_bench.lerobot import LerobotEnvError
-        from vla_gen_bench.lerobot.policy import LerobotCheckpointError, LerobotPolicy
+        from vla_gen_bench.policies.lerobot import LerobotCheckpointError, LerobotPolicy
 
         try:
             return LerobotPolicy(spec.path, **kwargs)
@@ -287,7 +287,7 @@ def check_policy(spec: PolicySpec | str, options: PolicyOptions | dict[str, Any]
         return
     if spec.kind == "lerobot":
         from vla_gen_bench.lerobot import LerobotEnvError, lerobot_python
-        from vla_gen_bench.lerobot.policy import LerobotCheckpointError, check_checkpoint
+        from vla_gen_bench.policies.lerobot import LerobotCheckpointError, check_checkpoint
 
         try:
             check_checkpoint(spec.path)

@@ -1,7 +1,7 @@
 """``--policy lerobot:<checkpoint dir>``: a LeRobot checkpoint served from the LeRobot environment, spoken to with
 vgb's openpi websocket client.
 
-The policy starts ``server.py`` (see there) with ``.venv-lerobot/bin/python`` on a free port of 127.0.0.1, waits
+The policy starts ``vla_gen_bench/lerobot/server.py`` (see there) with ``.venv-lerobot/bin/python`` on a free port of 127.0.0.1, waits
 for it to load the checkpoint, and is then a :class:`~vla_gen_bench.policies.remote.RemotePolicy` connected to it:
 the same reply timeout, reset flag (the first observation of each episode carries ``"reset": True``), action
 checks and conventions check as ``--policy ws://...``. The server replies with the first ``n_action_steps`` actions
