@@ -98,6 +98,7 @@ def _write_run_json(args, settings, modes) -> None:
         what="scripted drawer oracle (privileged) on VgbDrawer-v1", policy="DrawerScriptedPolicy",
         episodes_per_setting=args.episodes, seed=args.seed, modes=list(modes), settings=list(settings),
         camera="default", pushback_step=CB.PUSHBACK_STEP, cabinets=CB.cabinet_ids(), handles=CB.handle_ids(),
+        cabinet_pack_hash=CB.pack_hash(),
         git_commit=commit.strip(), python=platform.python_version(), mani_skill=mani_skill.__version__,
         sapien=sapien.__version__, omp_threads=os.environ.get("OMP_NUM_THREADS"),
     )  # fmt: skip

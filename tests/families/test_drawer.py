@@ -12,6 +12,7 @@ import pytest
 from vla_gen_bench.assets import cabinets as CB
 from vla_gen_bench.episode import Reposition
 
+PACK_HASH = "b4702f85b70841da"  # cabinets.pack_hash(); update it (and rerun the oracle) when an asset changes
 ZERO = np.array([0, 0, 0, 0, 0, 0, 1.0], dtype=np.float32)  # stay, gripper open
 _ENVS: dict[str, object] = {}
 
@@ -74,6 +75,39 @@ def test_handles_are_grippable_under_the_hand():
         for c in CB.CABINETS:
             grip_z = CB.grip_point(c, h)[2]
             assert c.height - CB.HAND_CLEARANCE <= grip_z < c.height, (h.id, c.id)
+
+
+def test_pack_hash_pins_the_assets():
+    """Any change to a cabinet, a handle or the geometry changes the hash every oracle run records."""
+    assert CB.pack_hash() == PACK_HASH
+    changed = replace(CB.CABINETS[0], travel=0.1)
+    saved = CB.CABINETS
+    try:
+        CB.CABINETS = (changed, *saved[1:])
+        assert CB.pack_hash() != PACK_HASH
+    finally:
+        CB.CABINETS = saved
+
+
+def test_start_poses_are_clear_of_the_cabinet(store):
+    """Every setting's robot start keeps the hand out of the cabinet (forward kinematics; the offsets of
+    unseen_robot_pose are drawn until they do), and the kinematics are the robots' rest pose."""
+    from vla_gen_bench.envs.robots import REST_QPOS
+
+    np.testing.assert_allclose(CB.PANDA_REST, REST_QPOS, atol=1e-6)
+    for mode in ("open", "close"):
+        for setting in CB.SETTINGS:
+            for s in range(30):
+                spec = episode(store, mode, setting, seed=s)
+                cab = CB.get_cabinet(spec.receptacles[0])
+                assert CB.hand_clear_of_cabinet(
+                    spec.qpos_offset, cab, spec.receptacle_xy[0], spec.receptacle_yaw[0]
+                )
+                assert (any(spec.qpos_offset)) == (setting == "unseen_robot_pose")
+    # a start inside the carcass is refused: a cabinet as tall as the hand is high, put where the hand is
+    cab = replace(CB.get_cabinet("cab_white_small"), height=0.25)
+    tcp = CB.tcp_position((0.0,) * 7)
+    assert not CB.hand_clear_of_cabinet((0.0,) * 7, cab, (tcp[0], tcp[1] - 0.05), CB.BASE_YAW)
 
 
 def test_episodes_are_deterministic_and_follow_their_setting(store):
@@ -142,6 +176,18 @@ def test_reset_is_deterministic_for_an_episode(drawer_env, store):
     front = np.array([cx, cy]) + (cab.depth / 2) * np.array([-math.cos(yaw), -math.sin(yaw)]) - base
     out = float(np.dot(pa["handle_grip"][:2] - front, pa["pull_axis"][:2]))
     assert out == pytest.approx(CB.get_handle(spec.objects[0]).grip[0], abs=1e-4)
+
+
+@pytest.mark.sim
+def test_forward_kinematics_match_the_simulated_start(drawer_env, store):
+    """The start check's kinematics put the TCP where the simulator does, with and without arm offsets."""
+    env = drawer_env("open")
+    for s in (0, 1):
+        spec = episode(store, "open", "unseen_robot_pose", seed=s)
+        env.reset(seed=0, options={"episode": spec})
+        tcp = env.unwrapped.agent.tcp.pose.p[0].cpu().numpy()
+        np.testing.assert_allclose(tcp, CB.tcp_position(spec.qpos_offset), atol=2e-3)
+    assert env.unwrapped.failure_labels[0] == "success"
 
 
 @pytest.mark.sim

@@ -167,6 +167,15 @@ def handle_ids(split: str | None = None) -> list[str]:
     return [h.id for h in HANDLES if split is None or h.split == split]
 
 
+def pack_hash() -> str:
+    """sha256 (16 hex) of every cabinet and handle spec and the geometry constants: changes when any asset does."""
+    import hashlib
+
+    data = repr((CABINETS, HANDLES, WALL, FRONT_T, GAP, HAND_CLEARANCE, JOINT_FRICTION, JOINT_DAMPING,
+                 CARCASS_DENSITY, DRAWER_DENSITY))  # fmt: skip
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
 def _unknown(kind: str, asset_id: str, known: list[str]) -> KeyError:
     from vla_gen_bench.assets.store import did_you_mean
 
@@ -387,15 +396,28 @@ def _dh(a: float, d: float, alpha: float, theta: float):
     )
 
 
-def hand_points(qpos_offset):
-    """(k, 3) world points on the Panda's hand and fingers (open) at the rest configuration plus ``qpos_offset``."""
+def _hand_frame(qpos_offset):
+    """(4, 4) pose of the Panda's hand in its base frame at the rest configuration plus ``qpos_offset``."""
     import numpy as np
 
     m = np.eye(4)
     for (a, d, alpha), q in zip(_PANDA_DH, np.add(PANDA_REST, qpos_offset), strict=True):
         m = m @ _dh(a, d, alpha, float(q))
-    m = m @ _dh(0.0, 0.107, 0.0, 0.0) @ _dh(0.0, 0.0, 0.0, -math.pi / 4)
-    pts = np.c_[np.asarray(_HAND_POINTS), np.ones(len(_HAND_POINTS))] @ m.T
+    return m @ _dh(0.0, 0.107, 0.0, 0.0) @ _dh(0.0, 0.0, 0.0, -math.pi / 4)
+
+
+def tcp_position(qpos_offset):
+    """(3,) world position of the Panda's TCP at the rest configuration plus ``qpos_offset``."""
+    import numpy as np
+
+    return (_hand_frame(qpos_offset) @ np.array([0.0, 0.0, 0.1034, 1.0]))[:3] + np.asarray(PANDA_BASE)
+
+
+def hand_points(qpos_offset):
+    """(k, 3) world points on the Panda's hand and fingers (open) at the rest configuration plus ``qpos_offset``."""
+    import numpy as np
+
+    pts = np.c_[np.asarray(_HAND_POINTS), np.ones(len(_HAND_POINTS))] @ _hand_frame(qpos_offset).T
     return pts[:, :3] + np.asarray(PANDA_BASE)
 
 

@@ -79,6 +79,7 @@ class DrawerEnv(PutOnReceptacleEnv):
                 f"{ENV_ID} has only the vgb rules; the rl4vla rules are the paper's one task family"
             )
         self.mode = mode
+        self.failure_labels = DRAWER_FAILURE_LABELS  # what info["failure"] indexes (the runner reads it)
         self._next_spec: EpisodeSpec | None = None
         super().__init__(*args, reconfiguration_freq=1, **kwargs)
 
