@@ -7,7 +7,8 @@ something for it, its scripted oracle and its failure labels. Every family's epi
 :class:`~vla_gen_bench.episode.EpisodeSpec` s: ``objects[0]`` is the target object, ``receptacles[0]`` the target,
 ``objects[1:]`` distractors.
 
-Importing this module is cheap (no simulator).
+Importing this module is cheap (no simulator) and imports no room: it is shared data, like
+:mod:`vla_gen_bench.episode`.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class Family:
     receptacle_kind: str = "receptacle"
     """Which asset kind plays the target (plate, target region, cabinet, base block)."""
     assets: str | None = None
-    """The family's own procedural generator (a module of ``vla_gen_bench.assets``), None: the base pack's
-    objects and receptacles."""
+    """The family's own procedural generator (a module of ``vla_gen_bench.assets`` with ``shapes()`` and
+    ``pack_hash()``), None: the base pack's objects and receptacles. The family's view of a store is
+    :func:`vla_gen_bench.assets.family_store.family_store`."""
     factors: tuple[str, ...] = ()
     """Field names of :class:`~vla_gen_bench.variants.Variant` whose factors mean something for this family."""
     pair_range: tuple[float, float] = (MIN_PAIR_DIST, math.inf)
@@ -59,29 +61,6 @@ class Family:
     def templates(self, split: str) -> tuple[str, ...]:
         """Instruction templates of a pool: ``train`` (the one training template) or ``unseen`` (paraphrases)."""
         return (self.train_template,) if split == "train" else self.paraphrases
-
-    def store(self, base):
-        """The family's view of ``base`` (:class:`~vla_gen_bench.assets.family_store.FamilyStore`); ``base`` itself
-        for a family on the base pack's objects and receptacles."""
-        if self.assets is None:
-            return base
-        if getattr(base, "family", None) is self:
-            return base
-        from importlib import import_module
-
-        from vla_gen_bench.assets.family_store import FamilyStore
-
-        base = getattr(base, "base", base)  # another family's view: start again from the run's store
-        mod = import_module(f"vla_gen_bench.assets.{self.assets}")
-        return FamilyStore(base, self, mod.shapes(), mod.pack_hash())
-
-    def assets_hash(self) -> str | None:
-        """Content hash of the family's own assets (None for a family on the base pack)."""
-        if self.assets is None:
-            return None
-        from importlib import import_module
-
-        return import_module(f"vla_gen_bench.assets.{self.assets}").pack_hash()
 
 
 ALL_FACTORS = ("positions", "table", "objects", "receptacles", "distractor", "instructions", "overlay",

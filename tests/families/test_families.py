@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vla_gen_bench.assets import push as push_assets
+from vla_gen_bench.assets.family_store import family_store
 from vla_gen_bench.families import FAMILIES, Family, FamilyError, all_failure_labels, get_family
 from vla_gen_bench.variants import (
     CATALOG,
@@ -53,7 +54,7 @@ def test_put_on_hashes_and_pack_are_unchanged(store):
     assert all(v.family == "put_on" and "family" not in v.definition() for v in CATALOG)
     assert get_variant("push_ind").definition()["family"] == "push"
     # the push family's own assets are hashed separately; its view of the store keeps the base pack's hash
-    view = get_family("push").store(store)
+    view = family_store("push", store)
     assert view.pack_hash == PACK_HASH and view.assets_hash == push_assets.pack_hash() == PUSH_ASSETS_HASH
     assert not set(view.ids("object")) & set(store.ids("object"))
 
@@ -80,7 +81,7 @@ def test_every_catalog_line_passes_its_family_check():
 @pytest.mark.parametrize("family", list(FAMILY_CATALOGS))
 def test_train_and_unseen_pools_are_disjoint_per_family(family, store):
     f = get_family(family)
-    view = f.store(store)
+    view = family_store(f, store)
     for kind in ("object", "receptacle"):
         train, unseen = set(view.ids(kind, "train")), set(view.ids(kind, "unseen"))
         assert train and unseen and not train & unseen, kind
@@ -104,7 +105,7 @@ def test_every_push_object_fits_inside_every_region():
 
 def test_push_manifest_respects_the_family(store):
     f = get_family("push")
-    view = f.store(store)
+    view = family_store(f, store)
     for k in range(40):
         for name in ("push_ind", "push_unseen_positions", "push_reposition", "push_distractor"):
             e = episode(name, 0, k, store)

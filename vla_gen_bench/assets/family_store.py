@@ -8,6 +8,7 @@ receptacles for put_on (whose view is the base store itself, so nothing about it
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from vla_gen_bench.assets.store import POOLS, AssetError, AssetStore, did_you_mean
@@ -65,3 +66,27 @@ class FamilyStore:
         except AssetError:
             raise AssetError(f"unknown asset id {asset_id!r}{did_you_mean(asset_id, list(self._shapes))} for the "
                              f"{self.family.name} family; see 'vgb describe'") from None  # fmt: skip
+
+
+def family_store(family, base):
+    """The view of ``base`` for a task family (a :class:`~vla_gen_bench.families.Family` or its name): a
+    :class:`FamilyStore` over the family's own generator, or ``base`` itself for a family on the base pack's objects
+    and receptacles (put_on). Another family's view is unwrapped first."""
+    from vla_gen_bench.families import get_family
+
+    f = get_family(family)
+    if f.assets is None:
+        return getattr(base, "base", base) if isinstance(base, FamilyStore) else base
+    if isinstance(base, FamilyStore) and base.family is f:
+        return base
+    base = base.base if isinstance(base, FamilyStore) else base
+    mod = import_module(f"vla_gen_bench.assets.{f.assets}")
+    return FamilyStore(base, f, mod.shapes(), mod.pack_hash())
+
+
+def family_assets_hash(family) -> str | None:
+    """Content hash of a family's own assets (None for a family on the base pack)."""
+    from vla_gen_bench.families import get_family
+
+    f = get_family(family)
+    return None if f.assets is None else import_module(f"vla_gen_bench.assets.{f.assets}").pack_hash()

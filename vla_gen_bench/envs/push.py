@@ -13,6 +13,7 @@ import sapien
 import torch
 from mani_skill.utils.registration import register_env
 
+from vla_gen_bench.assets.family_store import family_store
 from vla_gen_bench.assets.push import footprint, region_polygon, rotate_xy, signed_inside
 from vla_gen_bench.assets.store import default_store
 from vla_gen_bench.envs.actors import build_asset_actor, convex_mesh_file
@@ -62,7 +63,7 @@ class PushEnv(PutOnReceptacleEnv):
 
     def __init__(self, *args, asset_store=None, variant=None, **kwargs):
         self.family = get_family(FAMILY)
-        store = self.family.store(asset_store or default_store())
+        store = family_store(self.family, asset_store or default_store())
         if variant is None or isinstance(variant, str):
             from vla_gen_bench.variants import get_variant
 

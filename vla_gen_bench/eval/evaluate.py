@@ -360,10 +360,11 @@ def _family_meta(v) -> dict[str, Any]:
     family, its control arm and the content hash of its own assets."""
     if v.family == "put_on":
         return {}
+    from vla_gen_bench.assets.family_store import family_assets_hash
     from vla_gen_bench.families import get_family
 
     f = get_family(v.family)
-    return {"family": f.name, "control": f.control, "family_assets_hash": f.assets_hash()}
+    return {"family": f.name, "control": f.control, "family_assets_hash": family_assets_hash(f)}
 
 
 def family_batches(todo: list[Item], size: int) -> list[list[Item]]:

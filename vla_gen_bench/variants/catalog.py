@@ -99,7 +99,9 @@ class Variant:
     def n_configurations(self, store) -> int:
         """Number of distinct initial configurations: cell pairs (or triples when a distractor or a reposition
         target needs a third cell) x yaws x the choices of every other factor."""
-        store = get_family(self.family).store(store)
+        from vla_gen_bench.assets.family_store import family_store
+
+        store = family_store(self.family, store) if store is not None else store
         third = self.distractor or self.reposition
         n = self.positions.count(store, third.third_cell_distances() if third else None)
         for name, a in self.factors():

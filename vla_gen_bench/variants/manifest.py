@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_gen_bench.assets.family_store import family_store
 from vla_gen_bench.episode import YAWS, EpisodeSpec, cell_pairs, grid_cells
 from vla_gen_bench.variants.factors import THIRD_CELL_RULES, Draft, family_of, family_pairs
 
@@ -98,7 +99,7 @@ def episode(variant, seed: int, k: int, store=None, third_cells: str = "vgb") ->
         raise ValueError(f"third_cells must be one of {', '.join(THIRD_CELL_RULES)}; got {third_cells!r}")
     v = get_variant(variant)
     family = get_family(v.family)
-    store = family.store(store or _default_store())
+    store = family_store(family, store or _default_store())
     base = base_draw(seed, k, store)
     d = Draft(cells=_CELLS, obj_cell=base["pair"][0], rec_cell=base["pair"][1], yaw=base["yaw"],
               objects=[base["object"]], receptacles=[base["receptacle"]], table=base["table"],
@@ -150,7 +151,7 @@ def check_training_spec(spec: EpisodeSpec, store=None, family: str = "put_on") -
     from vla_gen_bench.families import get_family
 
     fam = get_family(family)
-    store = fam.store(store or _default_store())
+    store = family_store(fam, store or _default_store())
     problems = []
     for kind, ids in (("object", spec.objects), ("receptacle", spec.receptacles), ("table", (spec.table,))):
         bad = [a for a in ids if a not in store.ids(kind, "train")]
