@@ -354,9 +354,9 @@ def drawer_episode(rng, store, mode: str, setting: str = "ind"):
         side = cab.width / 2 + rng.uniform(*DISTRACTOR_GAP)
         along = rng.uniform(-cab.depth / 2, cab.depth / 2 - 0.03)
         c, s = math.cos(yaw), math.sin(yaw)
-        # cabinet frame (along, -side) is its -y side = world +x for the base yaw
+        # the point (along, side) of the cabinet frame: its +y side is world +x at the base yaw
         objects.append(obj)
-        xy.append((centre[0] + c * along + s * side, centre[1] + s * along - c * side))
+        xy.append((centre[0] + c * along - s * side, centre[1] + s * along + c * side))
         yaws.append(float(rng.uniform(0, math.pi)))
     split = "unseen" if setting == "unseen_instructions" else "train"
     template = pick(TEMPLATES[(mode, split)])
