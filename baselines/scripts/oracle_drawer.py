@@ -40,6 +40,7 @@ def main() -> None:
     from vla_gen_bench.envs.drawer import DRAWER_FAILURE_LABELS, make_drawer_env
     from vla_gen_bench.eval.runner import run_batch
     from vla_gen_bench.policies.scripted_drawer import DrawerScriptedPolicy
+    from vla_gen_bench.variants.factors import RobotInit
 
     settings = [s for s in args.settings.split(",") if s] or list(CB.SETTINGS)
     for s in settings:
@@ -63,7 +64,7 @@ def main() -> None:
                 if (mode, setting, k) in done:
                     continue
                 rng = np.random.default_rng((args.seed, CB.SETTINGS.index(setting), MODES.index(mode), k))
-                spec = CB.drawer_episode(rng, store, mode, setting)
+                spec = CB.drawer_episode(rng, store, mode, setting, RobotInit.table())
                 last = {}
                 (res,) = run_batch(env, [DrawerScriptedPolicy()], [args.seed * 100_000 + k], [spec],
                                    on_step=lambda *step, last=last: last.update(info=step[-1]))  # fmt: skip

@@ -34,7 +34,9 @@ def drawer_env():
 
 
 def episode(store, mode="open", setting="ind", seed=3, **kw):
-    spec = CB.drawer_episode(np.random.default_rng(seed), store, mode, setting)
+    from vla_gen_bench.variants.factors import RobotInit
+
+    spec = CB.drawer_episode(np.random.default_rng(seed), store, mode, setting, RobotInit.table())
     return replace(spec, **kw)
 
 
@@ -126,6 +128,8 @@ def test_episodes_are_deterministic_and_follow_their_setting(store):
                 assert abs(spec.receptacle_yaw[0] - CB.BASE_YAW) <= max(CB.UNSEEN_YAW_JITTER) + 1e-9
     with pytest.raises(ValueError, match="allowed: open, close"):
         CB.drawer_episode(np.random.default_rng(0), store, "shut")
+    with pytest.raises(ValueError, match="robot_offsets=RobotInit.table()"):
+        CB.drawer_episode(np.random.default_rng(0), store, "open", "unseen_robot_pose")
 
 
 def test_distractor_is_clear_of_the_drawer(store):

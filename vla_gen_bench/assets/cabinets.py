@@ -1,8 +1,10 @@
-"""Procedural cabinets and drawer handles for the drawer family (``VgbDrawer-v1``): pure data, one builder.
+"""Procedural cabinets and drawer handles for the drawer family (``VgbDrawer-v1``): pure data.
 
 A cabinet is a carcass (top, bottom, sides and back plates around a front opening) with one drawer on a prismatic
 joint; a handle is a few primitive parts screwed to the drawer front. Both are deterministic data with ids
 (``cab_*``, ``handle_*``) and a train / unseen split, like the procedural object pool; nothing is downloaded.
+
+The simulator's articulation is built from these parts by :func:`vla_gen_bench.envs.drawer.build_cabinet`.
 
 Frames. The cabinet frame has its origin at the centre of the carcass's bottom face, z up, and the drawer front
 facing -x (the drawer slides out along -x). A handle frame sits on the outer face of the drawer front, at the
@@ -242,47 +244,24 @@ def handle_to_cabinet(cab: CabinetSpec, p: tuple[float, float, float]) -> tuple[
 
 def handle_parts(cab: CabinetSpec, handle: HandleSpec) -> tuple[Part, ...]:
     """The handle's parts in the cabinet frame (drawer closed): turned 180 degrees about z, moved to the mount."""
-    from vla_gen_bench.envs.actors import quat_mul
-
     turn = (0.0, 0.0, 0.0, 1.0)
     return tuple(
-        Part(p.kind, p.size, handle_to_cabinet(cab, p.pos), quat_mul(turn, p.quat), p.color, p.vertices)
+        Part(p.kind, p.size, handle_to_cabinet(cab, p.pos), _qmul(turn, p.quat), p.color, p.vertices)
         for p in handle.parts
     )
+
+
+def _qmul(a, b) -> tuple[float, float, float, float]:
+    """Hamilton product of two wxyz quaternions."""
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return (w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2)  # fmt: skip
 
 
 def grip_point(cab: CabinetSpec, handle: HandleSpec) -> tuple[float, float, float]:
     """Where the TCP closes on the handle, in the cabinet frame with the drawer closed."""
     return handle_to_cabinet(cab, handle.grip)
-
-
-def build_cabinet(scene, cab: CabinetSpec, handle: HandleSpec, pose, name: str = "cabinet"):
-    """Build the cabinet with this handle as a ManiSkill articulation (fixed root, one prismatic joint ``drawer``
-    along the cabinet's -x with limits [0, travel]) at ``pose`` (a ``sapien.Pose``); returns it.
-
-    The drawer link's frame is the cabinet frame at joint position 0 (closed).
-    """
-    import sapien
-
-    from vla_gen_bench.envs.actors import _add_part
-
-    friction = sapien.physx.PhysxMaterial(static_friction=1.0, dynamic_friction=1.0, restitution=0.0)
-    b = scene.create_articulation_builder()
-    b.initial_pose = pose
-    root = b.create_link_builder()
-    root.set_name("carcass")
-    for p in carcass_parts(cab):
-        _add_part(root, cab.id, p, friction, CARCASS_DENSITY)
-    drawer = b.create_link_builder(root)
-    drawer.set_name("drawer")
-    for p in (*drawer_parts(cab), *handle_parts(cab, handle)):
-        _add_part(drawer, handle.id, p, friction, DRAWER_DENSITY)
-    # a prismatic joint moves along its frame's x axis: turned 180 degrees about z, +q pulls the drawer out (-x)
-    axis = sapien.Pose([0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0])
-    drawer.set_joint_name("drawer")
-    drawer.set_joint_properties("prismatic", limits=[[0.0, cab.travel]], pose_in_parent=axis, pose_in_child=axis,
-                                friction=JOINT_FRICTION, damping=JOINT_DAMPING)  # fmt: skip
-    return b.build(name=name, fix_root_link=True)
 
 
 # ---------------------------------------------------------------------- episodes
@@ -322,12 +301,14 @@ def cabinet_centre(front_xy: tuple[float, float], yaw: float, depth: float) -> t
     return (front_xy[0] - nx * depth / 2, front_xy[1] - ny * depth / 2)
 
 
-def drawer_episode(rng, store, mode: str, setting: str = "ind"):
+def drawer_episode(rng, store, mode: str, setting: str = "ind", robot_offsets=None):
     """One drawer :class:`~vla_gen_bench.episode.EpisodeSpec` of a setting (:data:`SETTINGS`), drawn with ``rng``
     (a ``numpy.random.Generator``) from the store's tables and objects and this module's cabinets and handles.
 
     ``receptacles[0]`` is the cabinet, ``receptacle_xy/yaw[0]`` its pose; ``objects[0]`` the handle (its xy/yaw are
     unused: zeros); ``objects[1:]`` distractors beside the cabinet; ``reposition`` the push-back (its xy unused).
+    ``unseen_robot_pose`` draws from ``robot_offsets``, the (n, 7) robot-pose offset table
+    (``vla_gen_bench.variants.factors.RobotInit.table()``; the assets room imports no other room).
     """
     from vla_gen_bench.episode import EpisodeSpec, Reposition
 
@@ -335,6 +316,9 @@ def drawer_episode(rng, store, mode: str, setting: str = "ind"):
         raise ValueError(f"unknown drawer mode {mode!r}; allowed: open, close")
     if setting not in SETTINGS:
         raise ValueError(f"unknown drawer setting {setting!r}; allowed: {', '.join(SETTINGS)}")
+    if setting == "unseen_robot_pose" and robot_offsets is None:
+        raise ValueError("unseen_robot_pose draws from the robot-pose offset table: pass "
+                         "robot_offsets=RobotInit.table() (vla_gen_bench.variants.factors)")  # fmt: skip
     pick = lambda ids: ids[int(rng.integers(len(ids)))]  # noqa: E731
     cab_id = pick(cabinet_ids("unseen" if setting == "unseen_cabinets" else "train"))
     handle_id = pick(handle_ids("unseen" if setting == "unseen_handles" else "train"))
@@ -362,7 +346,7 @@ def drawer_episode(rng, store, mode: str, setting: str = "ind"):
     template = pick(TEMPLATES[(mode, split)])
     qpos = (0.0,) * 7
     if setting == "unseen_robot_pose":
-        qpos = clear_robot_offset(rng, cab, centre, float(yaw))
+        qpos = clear_robot_offset(rng, robot_offsets, cab, centre, float(yaw))
     table = pick(store.ids("table", "train"))
     return EpisodeSpec(
         objects=tuple(objects), receptacles=(cab_id,), table=table,
@@ -438,12 +422,9 @@ def hand_clear_of_cabinet(
     return not bool(inside.any())
 
 
-def clear_robot_offset(rng, cab: CabinetSpec, centre, yaw: float) -> tuple[float, ...]:
-    """A row of the robot-pose offset table (:class:`~vla_gen_bench.variants.factors.RobotInit`) drawn with ``rng``
-    whose hand starts clear of this cabinet (up to :data:`ROBOT_POSE_TRIES` draws)."""
-    from vla_gen_bench.variants.factors import RobotInit
-
-    rows = RobotInit.table()
+def clear_robot_offset(rng, rows, cab: CabinetSpec, centre, yaw: float) -> tuple[float, ...]:
+    """A row of the robot-pose offset table ``rows`` (n, 7) drawn with ``rng`` whose hand starts clear of this
+    cabinet (up to :data:`ROBOT_POSE_TRIES` draws)."""
     for _ in range(ROBOT_POSE_TRIES):
         row = tuple(float(x) for x in rows[int(rng.integers(len(rows)))])
         if hand_clear_of_cabinet(row, cab, centre, yaw):

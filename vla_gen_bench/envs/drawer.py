@@ -16,7 +16,7 @@ from mani_skill.utils.registration import register_env
 from mani_skill.utils.structs import Pose
 
 from vla_gen_bench.assets import cabinets as CB
-from vla_gen_bench.envs.actors import build_asset_actor
+from vla_gen_bench.envs.actors import _add_part, build_asset_actor
 from vla_gen_bench.envs.put_on_receptacle import (
     GRASP_MIN_N,
     MAX_EPISODE_STEPS,
@@ -113,7 +113,7 @@ class DrawerEnv(PutOnReceptacleEnv):
         self.cab = CB.get_cabinet(spec.receptacles[0])
         self.handle = CB.get_handle(spec.objects[0])
         (cx, cy), yaw = spec.receptacle_xy[0], spec.receptacle_yaw[0] if spec.receptacle_yaw else CB.BASE_YAW
-        self.cabinet = CB.build_cabinet(
+        self.cabinet = build_cabinet(
             self.scene, self.cab, self.handle, sapien.Pose([cx, cy, 0.0], _yaw_quat(yaw))
         )
         self.drawer_link = self.cabinet.links_map["drawer"]
@@ -301,6 +301,31 @@ class DrawerEnv(PutOnReceptacleEnv):
                 is_grasped=np.bool_(grasped[i]),
             ))  # fmt: skip
         return out
+
+
+def build_cabinet(scene, cab: CB.CabinetSpec, handle: CB.HandleSpec, pose, name: str = "cabinet"):
+    """Build the cabinet with this handle as a ManiSkill articulation (fixed root, one prismatic joint ``drawer``
+    along the cabinet's -x with limits [0, travel]) at ``pose`` (a ``sapien.Pose``); returns it.
+
+    The drawer link's frame is the cabinet frame at joint position 0 (closed).
+    """
+    friction = sapien.physx.PhysxMaterial(static_friction=1.0, dynamic_friction=1.0, restitution=0.0)
+    b = scene.create_articulation_builder()
+    b.initial_pose = pose
+    root = b.create_link_builder()
+    root.set_name("carcass")
+    for p in CB.carcass_parts(cab):
+        _add_part(root, cab.id, p, friction, CB.CARCASS_DENSITY)
+    drawer = b.create_link_builder(root)
+    drawer.set_name("drawer")
+    for p in (*CB.drawer_parts(cab), *CB.handle_parts(cab, handle)):
+        _add_part(drawer, handle.id, p, friction, CB.DRAWER_DENSITY)
+    # a prismatic joint moves along its frame's x axis: turned 180 degrees about z, +q pulls the drawer out (-x)
+    axis = sapien.Pose([0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0])
+    drawer.set_joint_name("drawer")
+    drawer.set_joint_properties("prismatic", limits=[[0.0, cab.travel]], pose_in_parent=axis, pose_in_child=axis,
+                                friction=CB.JOINT_FRICTION, damping=CB.JOINT_DAMPING)  # fmt: skip
+    return b.build(name=name, fix_root_link=True)
 
 
 def _yaw_of(q) -> float:
