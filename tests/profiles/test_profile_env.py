@@ -33,11 +33,21 @@ def test_every_variant_resets_and_steps_on_rl4vla_assets(profile_env, rl4vla_sto
 
 
 def test_mesh_object_on_its_receptacle_is_a_success(profile_env, rl4vla_store):
-    from dataclasses import replace
+    import torch
+    from mani_skill.utils.structs import Pose
 
     spec = episode("ind", 0, 1, rl4vla_store)
-    spec = replace(spec, object_xy=spec.receptacle_xy)  # spawned on the receptacle, left to settle
     profile_env.reset(seed=0, options={"episode": spec})
+    # set down 1 mm over the receptacle's top after the reset (the rl4vla rules drop both from one height: spawned
+    # at the receptacle's xy, the object would land under it), then left to settle
+    u = profile_env.unwrapped
+    obj = u.objects[u.object_ids.index(spec.objects[0])]
+    rec = u.receptacles[u.receptacle_ids.index(spec.receptacles[0])]
+    raw = obj.pose.raw_pose.clone()
+    raw[0, :3] = rec.pose.p[0] + torch.tensor(
+        [0.0, 0.0, float(rl4vla_store.shape(spec.receptacles[0]).bounds[1][2]) + 1e-3]
+    )
+    obj.set_pose(Pose.create(raw))
     for _ in range(3):
         *_, info = profile_env.step(ZERO)
     assert bool(info["success"][0]), "an object resting on the receptacle must count as placed"

@@ -19,12 +19,42 @@ PLATE = "rec_001_plate_simpler"  # a disc of radius 5.5 cm: xy tolerance 5.5 + 1
 
 
 def test_spawn_heights_are_the_papers_per_variant_family():
-    up = lambda *zs: [round(z - RL4VLA_TABLE_TOP_Z, 4) for z in zs]  # noqa: E731
-    assert spawn_heights(1, 1, False) == (up(0.95), up(0.95)) == ([0.0805], [0.0805])
+    up = lambda *zs: [round(z - RL4VLA_TABLE_TOP_Z, 6) for z in zs]  # noqa: E731
+    assert spawn_heights(1, 1, False) == (up(0.95), up(0.95)) == ([0.080468], [0.080468])
     assert spawn_heights(2, 1, False) == (up(0.95, 1.0), up(0.92))  # MultiCarrot
     assert spawn_heights(1, 2, False) == (up(1.0), up(0.92, 0.96))  # MultiPlate
     assert spawn_heights(1, 1, True) == (up(0.95), up(0.92))  # PositionChangeTo
     assert spawn_heights(2, 2, False) == (up(1.0, 1.0), up(0.92, 0.96))  # no RL4VLA env: extras like the last
+
+
+def test_our_table_top_is_rl4vlas_relative_to_the_robot_base():
+    """RL4VLA's base stands at z = 0.870 over a table top at 0.869532 (where SIMPLER rests its plate): ours stands
+    as high over our table top (z = 0), so every height the drop uses is the paper's to the micrometre."""
+    from vla_gen_bench.envs.robots import WIDOWX_BASE_POSE
+
+    assert RL4VLA_TABLE_TOP_Z == 0.869532
+    assert WIDOWX_BASE_POSE[2] + RL4VLA_TABLE_TOP_Z == pytest.approx(0.870, abs=1e-9)
+
+
+def test_the_table_collides_as_a_triangle_mesh_under_rl4vla_and_as_a_box_under_vgb(
+    profile_env, vgb_rules_env
+):
+    """RL4VLA's arena is a non-convex triangle mesh, and PhysX's contacts with one differ from a box's (an object
+    dropped at reset rests 0.4 deg off RL4VLA's on a box, 0.1 deg on a mesh): the rl4vla rules build the same top as
+    a triangle mesh; the vgb rules keep the box."""
+    import sapien
+
+    def shapes(env):
+        env.reset(seed=0)
+        table = env.unwrapped.table._objs[0].find_component_by_type(sapien.physx.PhysxRigidStaticComponent)
+        return table.collision_shapes
+
+    (mesh,) = shapes(profile_env)
+    assert isinstance(mesh, sapien.physx.PhysxCollisionShapeTriangleMesh)
+    top = float(np.asarray(mesh.get_vertices())[:, 2].max() * mesh.get_scale()[2])
+    assert top == pytest.approx(0.0, abs=1e-6)  # the table top, z = 0 as the box's
+    (box,) = shapes(vgb_rules_env)
+    assert isinstance(box, sapien.physx.PhysxCollisionShapeBox)
 
 
 def test_profiles_set_the_rules_and_vgb_keeps_its_env_kwargs():

@@ -8,6 +8,7 @@ in :mod:`vla_gen_bench.eval.profiles`; ``docs/paper_profile.md`` explains each v
 from __future__ import annotations
 
 import math
+import os
 
 from vla_gen_bench.envs.robots import WIDOWX_BASE_POSE
 
@@ -25,10 +26,13 @@ RL4VLA_SIM_FREQ = 500
 # RL4VLA renders evaluation, RL rollouts and demo collection with ManiSkill's "default" shader pack (its gym wrapper and
 # collector pass sensor_configs shader_pack="default"); a ManiSkill 3.0.1 CameraConfig defaults to "minimal".
 RL4VLA_SHADER = "default"
-# Mid-episode reposition (PositionChangeTo-v1): the object's model origin is set at z = 1.0 over a table top at
-# z ~ 0.8695, then `_settle(0.5)` runs half a control step of physics (50 substeps at 500 Hz = 0.1 s) inside the step.
-RL4VLA_TABLE_TOP_Z = 0.8695
-RL4VLA_REPOSITION_DROP = round(1.0 - RL4VLA_TABLE_TOP_Z, 4)  # 0.1305 m above the table
+# RL4VLA's table top: SIMPLER's pose table rests its plate (bbox bottom at the model origin) at z = 0.869532.
+RL4VLA_TABLE_TOP_Z = 0.869532
+# Mid-episode reposition (PositionChangeTo-v1): the object's model origin is set at z = 1.0 over that table top,
+# then `_settle(0.5)` runs half a control step of physics (50 substeps at 500 Hz = 0.1 s) inside the step.
+RL4VLA_REPOSITION_DROP = round(
+    1.0 - RL4VLA_TABLE_TOP_Z, 4
+)  # 0.1305 m above the table (as the manifests hold it)
 RL4VLA_REPOSITION_SETTLE_S = 0.1
 
 
@@ -67,7 +71,7 @@ RL4VLA_CAMERA_POSE = mounted_pose(WIDOWX_BASE_POSE, RL4VLA_CAMERA_MOUNT)
 
 
 # ---- RL4VLA's reset (put_on_in_scene_multi.py `_initialize_episode`): the robot parked 1 m above its base, every
-# placed object and receptacle set with its model origin at a fixed world height over a table top at z ~ 0.8695,
+# placed object and receptacle set with its model origin at a fixed world height over the table top (z = 0.869532),
 # `_settle(0.5)` (0.1 s of physics), `_settle(6)` (1.2 s more) if the placed actors' summed speeds (norms over the
 # batch) exceed 1e-3 m/s or 1e-2 rad/s; then the robot returns to its base and joints.
 RL4VLA_PARK_ROBOT_DZ = 1.0
@@ -81,7 +85,7 @@ def spawn_heights(n_objects: int, n_receptacles: int, repositions: bool) -> tupl
     """Heights of the model origins above the table top at which RL4VLA drops an episode's objects and receptacles
     (target first), by the variant family its env id belongs to: Main-based envs 0.95 / 0.95; MultiCarrot 0.95,
     receptacle 0.92, extra object 1.0; MultiPlate object 1.0, 0.92, extra receptacle 0.96; PositionChangeTo 0.95 /
-    0.92 (world z, minus the table top 0.8695)."""
+    0.92 (world z, minus the table top 0.869532)."""
     if n_receptacles > 1:
         obj, rec = [1.0], [0.92, 0.96]
     elif n_objects > 1:
@@ -91,5 +95,25 @@ def spawn_heights(n_objects: int, n_receptacles: int, repositions: bool) -> tupl
     else:
         obj, rec = [0.95], [0.95]
     # an episode with more actors than any RL4VLA env (none in the catalog) drops the extra ones like the last
-    up = lambda zs, n: [round(z - RL4VLA_TABLE_TOP_Z, 4) for z in (zs + zs[-1:] * n)[:n]]  # noqa: E731
+    up = lambda zs, n: [round(z - RL4VLA_TABLE_TOP_Z, 6) for z in (zs + zs[-1:] * n)[:n]]  # noqa: E731
     return up(obj, n_objects), up(rec, n_receptacles)
+
+
+def table_mesh_file(center: tuple[float, float, float], half: tuple[float, float, float]) -> str:
+    """A box (``center``, ``half`` extents) written once as a triangle mesh (.obj in the cache); its path. RL4VLA's
+    table is a non-convex triangle mesh, and PhysX makes contacts with a triangle mesh differently from those with a
+    box shape: the rl4vla rules build the table's collision from this file (measured side by side, an object
+    dropped at reset comes to rest within 0.01 mm / 0.1 deg of RL4VLA's, against 0.1 mm / 0.4 deg on a box)."""
+    import trimesh
+
+    from vla_gen_bench.paths import cache_dir
+
+    lo = [c - h for c, h in zip(center, half, strict=True)]
+    hi = [c + h for c, h in zip(center, half, strict=True)]
+    path = cache_dir() / "meshes" / ("table_" + "_".join(f"{v:.4f}" for v in (*lo, *hi)) + ".obj")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.obj")  # workers may write the same file at once
+        trimesh.creation.box(bounds=[lo, hi]).export(str(tmp))
+        os.replace(tmp, path)
+    return str(path)

@@ -58,9 +58,9 @@ WIDOWX_GRIPPER_RANGE = (0.015 - 0.001, 0.037 + 0.001)
 WIDOWX_GRIPPER_PD = (1000.0, 200.0, 60.0)  # stiffness, damping, force limit
 WIDOWX_LINK_MATERIAL = (0.9, 0.3)  # specular, roughness on every robot link (as the paper renders it)
 # The paper's base pose is p = (0.147, 0.028, 0.870), yaw 180 deg, with the 6x6 grid centred at (-0.16, 0) on a table
-# whose top is at z ~ 0.8695 (SIMPLER's plate rests at 0.869532). Our grid is centred at episode.GRID_CENTER =
-# (-0.10, 0) on a table top at z = 0, so the same base-to-grid offset (+0.307, +0.028) puts the base here:
-WIDOWX_BASE_POSE = (0.207, 0.028, 0.0005, 0.0, 0.0, 0.0, 1.0)  # x, y, z, qw, qx, qy, qz
+# whose top is at z = 0.869532 (where SIMPLER's plate rests; rl4vla.RL4VLA_TABLE_TOP_Z). Our grid is centred at
+# episode.GRID_CENTER = (-0.10, 0) on a table top at z = 0, so the same base-to-grid offset puts the base here:
+WIDOWX_BASE_POSE = (0.207, 0.028, 0.000468, 0.0, 0.0, 0.0, 1.0)  # x, y, z, qw, qx, qy, qz
 
 
 @dataclass(frozen=True)
