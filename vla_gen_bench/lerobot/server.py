@@ -140,7 +140,7 @@ class LerobotRunner:
             for block in iter(lambda: f.read(2**20), b""):
                 h.update(block)
         return {"lerobot_type": self.cfg.type, "checkpoint": str(self.checkpoint), "weights_sha256": h.hexdigest(),
-                "mode": self.mode, "n_action_steps": self.n_action_steps,
+                "mode": self.mode, "n_action_steps": self.n_action_steps, "gripper": "clipped to [-1, 1]",
                 "chunk_size": int(getattr(self.cfg, "chunk_size", 0) or 0), "image_key": self.image_keys[0],
                 "image_shape": list(self.image_shape), "state_dim": self.state_dim,
                 "lerobot_version": _version("lerobot"), "torch_version": self.torch.__version__}  # fmt: skip
@@ -177,7 +177,7 @@ class LerobotRunner:
             batch = self.pre(self._batch(observations))
             chunk = self.policy.predict_action_chunk(batch)[:, : self.n_action_steps]  # (B, n, 7)
             chunk = self.post(chunk)
-        a = chunk.detach().float().cpu().numpy()
+        a = clip_gripper(chunk.detach().float().cpu().numpy())
         return [a[i] for i in range(len(observations))]
 
     def act_step(self, conn: int, obs: dict[str, Any], reset: bool) -> np.ndarray:
@@ -190,7 +190,16 @@ class LerobotRunner:
             policy.reset()
         with self.torch.inference_mode():
             action = self.post(policy.select_action(self.pre(self._batch([obs]))))
-        return action.detach().float().cpu().numpy().reshape(1, -1)
+        return clip_gripper(action.detach().float().cpu().numpy().reshape(1, -1))
+
+
+def clip_gripper(actions: np.ndarray) -> np.ndarray:
+    """The gripper column clipped to [-1, 1]: a regression policy overshoots the +1 open / -1 close targets it was
+    trained on (1.24 is "open"), and vgb refuses actions beyond the env's bounds. The arm's deltas are left as they
+    are, so a policy whose actions are not de-normalised is still refused by vgb's conventions check."""
+    actions = np.array(actions, dtype=np.float32)
+    actions[..., 6] = np.clip(actions[..., 6], -1.0, 1.0)
+    return actions
 
 
 def _version(name: str) -> str:
