@@ -31,10 +31,11 @@ DEMO_EPISODES ?= 3
 demo: setup
 	@$(VGB) assets build
 	@$(VGB) render --suite default --out $(DEMO_DIR)/variants.png
+	@$(VGB) render --suite skills --no-strips --out $(DEMO_DIR)/families.png
 	@$(VGB) evaluate --policy scripted --suite smoke --episodes $(DEMO_EPISODES) --out $(DEMO_DIR)/scripted
 	@$(VGB) evaluate --policy random --suite smoke --episodes $(DEMO_EPISODES) --videos 1 --out $(DEMO_DIR)/random
 	@$(VGB) compare $(DEMO_DIR)/scripted $(DEMO_DIR)/random --out $(DEMO_DIR)/compare.md
-	@echo "demo outputs in $(DEMO_DIR)/: variants.png, scripted/ and random/ (report.html, report.md, summary.csv, videos/), compare.md"
+	@echo "demo outputs in $(DEMO_DIR)/: variants.png, families_<family>.png (one sheet per task family), scripted/ and random/ (report.html, report.md, summary.csv, videos/), compare.md"
 
 lint: setup
 	@$(VENV)/bin/ruff check vla_gen_bench tests benchmarks && $(VENV)/bin/ruff format --check vla_gen_bench tests benchmarks
