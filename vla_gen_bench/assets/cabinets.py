@@ -179,10 +179,10 @@ def pack_hash() -> str:
 
 
 def _unknown(kind: str, asset_id: str, known: list[str]) -> KeyError:
-    from vla_gen_bench.assets.store import did_you_mean
+    from vla_gen_bench.assets.store import AssetError, did_you_mean
 
-    return KeyError(
-        f"unknown {kind} {asset_id!r}{did_you_mean(asset_id, known)}; allowed: {', '.join(known)}"
+    return AssetError(
+        f"unknown {kind} {asset_id!r}{did_you_mean(asset_id, known)} (allowed: {', '.join(known)})"
     )
 
 
