@@ -68,10 +68,8 @@ GRID = tuple(
 ) + tuple(
     (0.0, d) for d in (-0.07, -0.065, -0.06, 0.06, 0.065, 0.07)
 )  # (dx, dy) of the object's origin from the plate's, m
-GRID_CLEARANCE = 0.001  # m between the object's bbox bottom and the plate's bbox top when it is let go
-GRID_SETTLE_S = (
-    0.1  # s of physics before success is read: contact made, little time to slide (RL4VLA's settle step)
-)
+GRID_CLEARANCE = 0.0005  # m between the object's bbox bottom and the plate's bbox top when it is let go
+GRID_SETTLE_S = 0.05  # s of physics before success is read: contact made, too little time to tip or slide far
 GRID_VARIANTS = ("ind", "unseen_objects")  # the other two variants' episodes hold the same object as ind's
 PIXEL_TARGET = 0.99
 LABELS = ("background", "robot", "object", "plate", "other object")
@@ -318,8 +316,14 @@ def compare(vgb: list[dict], rl: list[dict], vgb_rgb, rl_rgb, vgb_lab, rl_lab) -
             gd, grot = pose_diff(ga["object_pose"], gb["object_pose"])
             grid.append({"episode": a["name"], "dx": ga["dx"], "dy": ga["dy"], "vgb": ga["success"],
                          "rl4vla": gb["success"], "agree": ga["success"] == gb["success"],
-                         "object_mm": gd, "object_deg": grot})  # fmt: skip
+                         "object_mm": gd, "object_deg": grot,
+                         "origin_xy_mm": {"vgb": _xy_mm(ga), "rl4vla": _xy_mm(gb)}})  # fmt: skip
     return {"episodes": episodes, "grid": grid}
+
+
+def _xy_mm(g: dict) -> float:
+    """Horizontal distance between the object's and the plate's origins after the grid settle, mm."""
+    return 1000 * math.dist(g["object_pose"][:2], g["plate_pose"][:2])
 
 
 def _tilt(pose: list[float]) -> float:
@@ -370,13 +374,15 @@ def readme(res: dict) -> str:
                      f"{e['object_tilt_deg']['vgb']:.1f} / {e['object_tilt_deg']['rl4vla']:.1f} | {where or '-'} |")  # fmt: skip
     lines += [
         "",
-        "| episode | dx (cm) | dy (cm) | vgb | RL4VLA | object after settle mm / deg |",
-        "|---|---|---|---|---|---|",
+        "| episode | dx (cm) | dy (cm) | vgb | RL4VLA | object after settle mm / deg | origin from plate's, vgb / "
+        "RL4VLA (mm) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for g in res["comparison"]["grid"]:
         yn = lambda b: "success" if b else "fail"  # noqa: E731
         lines.append(f"| {g['episode']} | {100 * g['dx']:+.1f} | {100 * g['dy']:+.1f} | {yn(g['vgb'])} | "
-                     f"{yn(g['rl4vla'])} | {g['object_mm']:.2f} / {g['object_deg']:.2f} |")  # fmt: skip
+                     f"{yn(g['rl4vla'])} | {g['object_mm']:.2f} / {g['object_deg']:.2f} | "
+                     f"{g['origin_xy_mm']['vgb']:.1f} / {g['origin_xy_mm']['rl4vla']:.1f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -467,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
            "rl4vla": {k: rl_meta[k] for k in ("arena", "mani_skill", "sapien")},
            "vgb": {"mani_skill": mani_skill.__version__, "sapien": sapien.__version__},
            "seconds": {"rl4vla": round(t1 - t0, 1), "vgb": round(t2 - t1, 1)},
-           "summary": summary(cmp), "comparison": cmp, "images": str(work)}  # fmt: skip
+           "summary": summary(cmp), "comparison": cmp, "sides": {"vgb": vgb, "rl4vla": rl_meta["episodes"]},
+           "images": str(work)}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     (args.out / "README.md").write_text(readme(res))

@@ -86,7 +86,7 @@ def test_compare_counts_identical_pixels_and_where_they_differ(sbs):
     la[1, :2], lb[1, :2] = 2, 1
     pose = [0.0, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0]
     moved = [0.001, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0]
-    grid = lambda ok: [{"dx": -0.065, "dy": 0.0, "success": ok, "object_pose": pose}]  # noqa: E731
+    grid = lambda ok: [{"dx": -0.065, "dy": 0.0, "success": ok, "object_pose": pose, "plate_pose": pose}]  # noqa: E731
     vgb = [
         {
             "name": "ind/0/0",
@@ -104,7 +104,8 @@ def test_compare_counts_identical_pixels_and_where_they_differ(sbs):
     assert e["differing_pixels_vgb_rl4vla_labels"] == {"background / background": 1, "object / robot": 2}
     assert e["object_mm"] == pytest.approx(1.0) and e["plate_mm"] == 0.0
     assert cmp["grid"] == [{"episode": "ind/0/0", "dx": -0.065, "dy": 0.0, "vgb": False, "rl4vla": True,
-                            "agree": False, "object_mm": 0.0, "object_deg": 0.0}]  # fmt: skip
+                            "agree": False, "object_mm": 0.0, "object_deg": 0.0,
+                            "origin_xy_mm": {"vgb": 0.0, "rl4vla": 0.0}}]  # fmt: skip
     s = sbs.summary(cmp)
     assert (s["grid_agree"], s["grid_poses"], s["identical_pixels_min"]) == (0, 1, pytest.approx(0.85))
     assert "0/1" in sbs.readme({"summary": s, "comparison": cmp, "created": "2026-12-07T00:00:00+00:00",
