@@ -467,14 +467,16 @@ class Worker:
         from vla_gen_bench.envs.robots import ACTION_HIGH, ACTION_LOW
         from vla_gen_bench.eval.conventions import check_moves, check_spec, validate_action
         from vla_gen_bench.eval.runner import policy_observation
+        from vla_gen_bench.families import get_family
         from vla_gen_bench.variants import CONTROL, episode
 
         p = self.policies[0]
         check_spec(p.spec)
         env = self.env
         b = env.unwrapped.num_envs
-        control = getattr(env.unwrapped, "family", None)  # the first family's control arm (put_on: CONTROL)
-        spec = episode(control.control if control is not None else CONTROL, 0, 0, self.store)
+        # the control arm of the env's family (the suite's first family; put_on: CONTROL)
+        family = next((f for f, e in getattr(self, "envs", {}).items() if e is env), "put_on")
+        spec = episode(get_family(family).control if family != "put_on" else CONTROL, 0, 0, self.store)
         obs, _ = env.reset(seed=[0] * b if b > 1 else 0, options={"episode": [spec] * b if b > 1 else spec})
         p.reset(env.unwrapped.instructions[0])
         states = [env.unwrapped.proprio()[0].copy()]

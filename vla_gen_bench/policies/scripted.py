@@ -33,7 +33,10 @@ SETTLED_M = 0.008  # the TCP itself (not only its target) must be this close bef
 STALLED_M = 0.002  # ... or have moved less than this in the last step (blocked by the table or the object)
 TIP_CLEARANCE = 0.0025  # fingertips this far above the object's bottom at the grasp
 PANDA_FINGERTIP_DEPTH = 0.0095  # fingertips below the TCP when a robot does not say (the Panda's)
-FAMILY_ORACLES = {"push": "vla_gen_bench.policies.scripted_push.PushScriptedPolicy"}
+FAMILY_ORACLES = {
+    "push": "vla_gen_bench.policies.scripted_push.PushScriptedPolicy",
+    "drawer": "vla_gen_bench.policies.scripted_drawer.DrawerScriptedPolicy",
+}
 """The oracle of every family but put_on (this module's), by the ``family`` key of the env's ``privileged()``."""
 
 
