@@ -146,7 +146,9 @@ def list_variants(cfg: List) -> int:
         out.print(t)
     st = Table("suite", "variants", "members", title="suites")
     for name, members in SUITES.items():
-        st.add_row(name, str(len(members)), ", ".join(members) if name != "all" else "every put_on catalog line")
+        st.add_row(
+            name, str(len(members)), ", ".join(members) if name != "all" else "every put_on catalog line"
+        )
     out.print(st)
     return 0
 
@@ -173,7 +175,9 @@ def describe(cfg: Describe) -> int:
         out.print(v.summary)
         changed = v.changed_factors()
         out.print(
-            f"\n[bold]changes vs the control arm ({v.control}):[/]" if changed else "\n[bold]the control arm itself[/]"
+            f"\n[bold]changes vs the control arm ({v.control}):[/]"
+            if changed
+            else "\n[bold]the control arm itself[/]"
         )
         said = lambda n, a: a.describe(v.family) if n in ("instructions", "positions") else a.describe()  # noqa: E731
         for n, a in changed:

@@ -65,7 +65,9 @@ def test_a_factor_that_does_not_apply_to_its_family_is_refused(monkeypatch):
     monkeypatch.setitem(FAMILIES, "toy", toy)
     check_variant(Variant("toy_unseen_table", "vision", "test", "", table=TablePool("unseen"), family="toy"))
     with pytest.raises(VariantError, match="changes overlay, which does not apply to the toy family"):
-        check_variant(Variant("toy_noise", "vision", "test", "", overlay=OverlayFactor("noise", 0.5), family="toy"))
+        check_variant(
+            Variant("toy_noise", "vision", "test", "", overlay=OverlayFactor("noise", 0.5), family="toy")
+        )
     with pytest.raises(VariantError, match="must be named 'toy_<setting>'"):
         check_variant(Variant("noise", "vision", "test", "", table=TablePool("unseen"), family="toy"))
     with pytest.raises(VariantError, match="unknown family 'nope'"):
@@ -117,10 +119,16 @@ def test_push_manifest_respects_the_family(store):
         assert ind.instruction == f.train_template.format(
             object=view.name(ind.objects[0]), receptacle=view.name(ind.receptacles[0])
         )
-        assert ind.objects[0] in view.ids("object", "train") and ind.receptacles[0] in view.ids("receptacle", "train")
+        assert ind.objects[0] in view.ids("object", "train") and ind.receptacles[0] in view.ids(
+            "receptacle", "train"
+        )
         # matched to the family's control arm: what a variant leaves alone is the control's episode
         tab = episode("push_unseen_table", 0, k, store)
-        assert (tab.objects, tab.object_xy, tab.receptacle_xy) == (ind.objects, ind.object_xy, ind.receptacle_xy)
+        assert (tab.objects, tab.object_xy, tab.receptacle_xy) == (
+            ind.objects,
+            ind.object_xy,
+            ind.receptacle_xy,
+        )
         assert tab.table in store.ids("table", "unseen")
         obj = episode("push_unseen_objects", 0, k, store)
         assert obj.objects[0] in view.ids("object", "unseen") and obj.object_xy == ind.object_xy
@@ -146,7 +154,9 @@ def test_the_paper_profile_refuses_another_family(tmp_path):
                    profile="rl4vla")  # fmt: skip
     with pytest.raises(EvalConfigError, match="has one family \\(put_on"):
         check_protocol(cfg)
-    check_protocol(Evaluate(policy="scripted", out=tmp_path / "r", suite="ind,push_ind", episodes=1, seeds=(0,)))
+    check_protocol(
+        Evaluate(policy="scripted", out=tmp_path / "r", suite="ind,push_ind", episodes=1, seeds=(0,))
+    )
 
 
 def _rec(variant, seed, ep, success, family_labels=("success", "timeout"), axis=None):
@@ -188,7 +198,10 @@ def test_records_and_leaderboard_rows_know_the_family_labels_and_column():
     from vla_gen_bench.leaderboard.validate import check_row
 
     assert set(get_family("push").failure_labels) <= set(all_failure_labels())
-    assert all_failure_labels()[: len(get_family("put_on").failure_labels)] == get_family("put_on").failure_labels
+    assert (
+        all_failure_labels()[: len(get_family("put_on").failure_labels)]
+        == get_family("put_on").failure_labels
+    )
     row = {"policy": "p", "policy_hash": "0123456789abcdef", "source": "run", "suite": "push",
            "suite_hash": "0123456789abcdef", "catalog_hash": "0123456789abcdef",
            "asset_pack_hash": "0123456789abcdef", "vgb_version": "0.1.0", "variant": "push_ind",

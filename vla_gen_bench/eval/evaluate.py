@@ -545,7 +545,9 @@ class Worker:
         return out
 
     def close(self) -> None:
-        envs = getattr(self, "envs", None) or ({"env": self.env} if getattr(self, "env", None) is not None else {})
+        envs = getattr(self, "envs", None) or (
+            {"env": self.env} if getattr(self, "env", None) is not None else {}
+        )
         if not self.shared:
             for env in envs.values():
                 env.close()

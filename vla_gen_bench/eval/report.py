@@ -346,7 +346,9 @@ def write_csvs(run: Run, s: Summary, out_dir: Path | None = None) -> dict[str, P
             ["axis", "variants", "k", "score", "ci_low", "ci_high", "diff_vs_control", "relative_drop"]
         )
         groups = [(f"{f}: ", p) for f, p in s.families.items()] + [("overall: " if s.families else "", s)]
-        for prefix, a in [(pre, a) for pre, part in groups for a in part.axes + ([part.ood] if part.ood else [])]:
+        for prefix, a in [
+            (pre, a) for pre, part in groups for a in part.axes + ([part.ood] if part.ood else [])
+        ]:
             w.writerow(map(csv_cell, [prefix + a.axis, ";".join(a.variants), len(a.variants), a.score, a.ci_low, a.ci_high,
                                       "" if a.diff_vs_control is None else a.diff_vs_control,
                                       "" if a.relative_drop is None else a.relative_drop]))  # fmt: skip

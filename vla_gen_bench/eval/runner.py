@@ -173,7 +173,9 @@ def run_batch(env, policies: list[Policy], seeds: list[int], episodes: list | No
             success_once=flag("success_once", i),
             grasped=flag("ever_grasped", i),
             consecutive_grasp=flag("consecutive_grasp", i),
-            failure=getattr(u, "failure_labels", FAILURE_LABELS)[int(info["failure"][i])],  # the family's labels
+            failure=getattr(u, "failure_labels", FAILURE_LABELS)[
+                int(info["failure"][i])
+            ],  # the family's labels
             steps=steps,
             return_=round(float(totals[i]), 6),
             wall_s=wall,

@@ -268,6 +268,7 @@ def summarize(records: Iterable[Any], control: str,
     parts = {f: summarize_family(by_family[f], _family_control(f, control, meta),
                                  {k: m for k, m in meta.items() if family_of(k, meta) == f}, f)
              for f in order}  # fmt: skip
+
     def overall(name: str, per: list[tuple[str, AxisStats]]) -> AxisStats:
         """MOVER mean of the families' scores; the difference and drop against the mean of their controls."""
         s, lo, hi = mover_mean([(x.score, x.ci_low, x.ci_high) for _, x in per])

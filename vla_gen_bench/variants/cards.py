@@ -44,7 +44,11 @@ def _episode_line(spec) -> str:
 
 def _describe(v: Variant, name: str, factor) -> str:
     """A factor's description in the variant's family (positions and instructions depend on it)."""
-    return factor.describe(v.family) if name in ("positions", "instructions") and v.family != "put_on" else factor.describe()
+    return (
+        factor.describe(v.family)
+        if name in ("positions", "instructions") and v.family != "put_on"
+        else factor.describe()
+    )
 
 
 def card(v: Variant, store) -> str:

@@ -228,7 +228,9 @@ def check_variant(v: Variant) -> None:
         raise VariantError(f"variant {v.name!r} changes {', '.join(bad)}, which does not apply to the {v.family} "
                            f"family (it takes: {', '.join(f.factors)})")  # fmt: skip
     if v.family != "put_on" and not v.name.startswith(f"{v.family}_"):
-        raise VariantError(f"variant {v.name!r} of the {v.family} family must be named '{v.family}_<setting>'")
+        raise VariantError(
+            f"variant {v.name!r} of the {v.family} family must be named '{v.family}_<setting>'"
+        )
 
 
 for _v in VARIANTS:

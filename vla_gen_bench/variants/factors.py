@@ -266,8 +266,16 @@ class PositionGrid:
         if f.name != "put_on":
             lo, hi = f.pair_range
             n = len(family_pairs(self.cells(), f))
-            where = "training 6x6 grid, 3 cm pitch" if self.is_train else f"cells {self.ring} pitch(es) outside the training grid"
-            yaws = "yaw in {0, 45, 90, 135} deg" if self.is_train else "unseen yaws {-22.5, -67.5, -112.5, -157.5} deg"
+            where = (
+                "training 6x6 grid, 3 cm pitch"
+                if self.is_train
+                else f"cells {self.ring} pitch(es) outside the training grid"
+            )
+            yaws = (
+                "yaw in {0, 45, 90, 135} deg"
+                if self.is_train
+                else "unseen yaws {-22.5, -67.5, -112.5, -157.5} deg"
+            )
             return f"{where}, object and target {100 * lo:g}-{100 * hi:g} cm apart ({n} pairs), {yaws}"
         if self.is_train:
             return (
