@@ -27,7 +27,15 @@ ROOMS = (
     "recipes",
     "lerobot",
 )
-SHARED = ("cameras", "episode", "families", "options", "paths", "_compat", "")  # "" = ``import vla_gen_bench`` itself
+SHARED = (
+    "cameras",
+    "episode",
+    "families",
+    "options",
+    "paths",
+    "_compat",
+    "",
+)  # "" = ``import vla_gen_bench`` itself
 
 ALLOWED: dict[str, set[str]] = {
     "cli": set(ROOMS) - {"cli"},  # parses and dispatches to every room
@@ -35,7 +43,10 @@ ALLOWED: dict[str, set[str]] = {
     # eval: the runner's stepping pieces and in-training evaluation; recipes: the presets' defaults (data)
     "training": {"eval", "models", "variants", "policies", "envs", "assets", "recipes"},
     "leaderboard": {"eval", "variants"},  # it reads results: records, chain, stats
-    "policies": {"models", "lerobot"},  # lerobot: the lerobot:<dir> adapter (its server runs in LeRobot's venv)
+    "policies": {
+        "models",
+        "lerobot",
+    },  # lerobot: the lerobot:<dir> adapter (its server runs in LeRobot's venv)
     "envs": {"assets", "variants"},  # variants: a variant given by name is looked up in the catalog
     "variants": {"assets"},
     "assets": set(),  # generators take images; the CLI wires the simulator's render in
@@ -118,7 +129,9 @@ def test_the_table_never_allows_a_forbidden_arrow():
 
 @pytest.mark.parametrize("room", [*ROOMS, *sorted(LEAVES)])
 def test_room_imports_only_what_the_design_allows(room):
-    allowed = set(SHARED) - {room} if room in LEAVES else set(SHARED) | ALLOWED[room]  # a leaf: other leaves only
+    allowed = (
+        set(SHARED) - {room} if room in LEAVES else set(SHARED) | ALLOWED[room]
+    )  # a leaf: other leaves only
     bad = [where for src, dst, where in _edges() if src == room and dst not in allowed]
     assert not bad, (
         f"{room} may import only {sorted(allowed - {''})} (tests/test_import_directions.py):\n"

@@ -200,7 +200,10 @@ def test_suites(store):
         assert members[0] == get_variant(members[0]).control, f"suite {name} must start with a control arm"
         for fam in {get_variant(m).family for m in members}:  # every family in a suite brings its control arm
             assert get_variant(members[0]).control == CONTROL or fam != "put_on"
-            assert any(get_variant(m).control == m and get_variant(m).family == fam for m in members), (name, fam)
+            assert any(get_variant(m).control == m and get_variant(m).family == fam for m in members), (
+                name,
+                fam,
+            )
     default = get_suite("default")
     assert len(default) == 16 and all(v.paper for v in default)
     axes = {v.axis for v in get_suite("smoke")}

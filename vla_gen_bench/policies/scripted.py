@@ -161,7 +161,9 @@ class ScriptedPolicy:
 
     def _family_oracle(self, family: str, obs: dict[str, Any]) -> np.ndarray:
         if family not in FAMILY_ORACLES:
-            raise ValueError(f"no scripted oracle for the {family!r} family; known: put_on, {', '.join(FAMILY_ORACLES)}")
+            raise ValueError(
+                f"no scripted oracle for the {family!r} family; known: put_on, {', '.join(FAMILY_ORACLES)}"
+            )
         if not hasattr(self, "_family_policies"):
             self._family_policies = {}
         if family not in self._family_policies:
