@@ -5,8 +5,9 @@ make-act <dataset root> <repo id> <out>   a tiny randomly initialised ACT (no pr
                                           saves a checkpoint (save_pretrained + pre/post-processors)
 read <dataset root> <repo id>             the dataset as LeRobotDataset loads it: JSON with per-frame actions,
                                           states, tasks, episode indices and the decoded images (.npy beside)
-select <checkpoint> <image.npy> <state.npy>  lerobot's own loop: reset(), then select_action n_action_steps times
-                                          on one observation; JSON list of the actions
+make-act <dataset root> <repo id> <out> ensemble   the same with temporal ensembling (n_action_steps 1)
+select <checkpoint> <image.npy> <state.npy> [steps]  lerobot's own loop: reset(), then select_action n_action_steps
+                                          (or ``steps``) times on one observation; JSON list of the actions
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import numpy as np
 
 
-def make_act(root: str, repo_id: str, out: str) -> None:
+def make_act(root: str, repo_id: str, out: str, ensemble: str = "") -> None:
     import torch
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
@@ -33,7 +34,9 @@ def make_act(root: str, repo_id: str, out: str) -> None:
         input_features={k: f for k, f in feats.items() if f.type is not FeatureType.ACTION},
         output_features={k: f for k, f in feats.items() if f.type is FeatureType.ACTION},
         chunk_size=4,
-        n_action_steps=3,
+        # ensemble: temporal ensembling, one action per step from a per-episode state (the server's step mode)
+        n_action_steps=1 if ensemble else 3,
+        temporal_ensemble_coeff=0.01 if ensemble else None,
         dim_model=32,
         n_heads=2,
         dim_feedforward=64,
@@ -79,7 +82,7 @@ def read(root: str, repo_id: str, images_out: str) -> None:
     )
 
 
-def select(checkpoint: str, image: str, state: str) -> None:
+def select(checkpoint: str, image: str, state: str, steps: str = "") -> None:
     import torch
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
@@ -93,7 +96,7 @@ def select(checkpoint: str, image: str, state: str) -> None:
     policy.reset()
     out = []
     with torch.inference_mode():
-        for _ in range(cfg.n_action_steps):
+        for _ in range(int(steps) if steps else cfg.n_action_steps):
             out.append(post(policy.select_action(pre(dict(batch)))).reshape(-1).tolist())
     print(json.dumps(out))
 

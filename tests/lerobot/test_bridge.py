@@ -75,6 +75,35 @@ def test_server_chunks_match_lerobot_select_action(tiny_act, tmp_path):
     assert policy.server.proc.poll() is not None, "the server outlived close()"
 
 
+def test_step_mode_keeps_one_policy_state_per_episode(exported, tmp_path):
+    """ACT with temporal ensembling needs the previous steps' chunks: the server answers one action per step from
+    a per-connection policy state, reset on the episode's first observation, and matches lerobot's own loop."""
+    from vla_gen_bench.policies.registry import resolve_policy
+
+    ckpt = tmp_path / "act-ensemble"
+    lerobot_side("make-act", str(exported), "vgb/demos_tiny", str(ckpt), "ensemble")
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    state = rng.normal(size=16).astype(np.float32)
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "state.npy", state)
+    want = np.asarray(json.loads(lerobot_side("select", str(ckpt), str(tmp_path / "image.npy"),
+                                              str(tmp_path / "state.npy"), "3")), np.float32)  # fmt: skip
+    want[:, 6] = np.clip(want[:, 6], -1, 1)
+    policy = resolve_policy(f"lerobot:{ckpt}")
+    try:
+        assert policy.metadata["mode"] == "step" and policy.spec.chunk == 1
+        obs = {"image": image, "state": state, "instruction": "x"}
+        for episode in range(
+            2
+        ):  # the second episode starts from a fresh ensembler, as after lerobot's reset()
+            policy.reset("x")
+            got = np.concatenate([policy.act(obs) for _ in range(3)])
+            np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"episode {episode}")
+    finally:
+        policy.close()
+
+
 def test_refuses_checkpoint_without_processors(tiny_act, tmp_path):
     from vla_gen_bench.policies.registry import PolicyError, resolve_policy
 
