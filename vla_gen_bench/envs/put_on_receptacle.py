@@ -206,7 +206,8 @@ class PutOnReceptacleEnv(BaseEnv):
         b = self.scene.create_actor_builder()
         half = [(x1 - x0) / 2, (y1 - y0) / 2, 0.02]
         center = sapien.Pose([(x0 + x1) / 2, (y0 + y1) / 2, -0.02])
-        if self.rules == "rl4vla":  # RL4VLA's table collides as a triangle mesh (contacts differ from a box's)
+        # RL4VLA's table collides as a triangle mesh (contacts differ from a box's)
+        if self.rules == "rl4vla":
             b.add_nonconvex_collision_from_file(rl4vla.table_mesh_file(tuple(center.p), tuple(half)))
         else:
             b.add_box_collision(center, half)
