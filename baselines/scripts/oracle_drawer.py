@@ -1,12 +1,12 @@
-"""The drawer family's scripted oracle on every setting of both modes: a run folder with its episodes.
+"""The drawer family's scripted oracle on every setting of both modes: its own result files (not a ``vgb evaluate`` run folder).
 
     python baselines/scripts/oracle_drawer.py --out baselines/results/oracle-drawer/open --episodes 64 --mode open
 
 Each setting (:data:`vla_gen_bench.assets.cabinets.SETTINGS`) draws its episodes with
 :func:`~vla_gen_bench.assets.cabinets.drawer_episode` from ``numpy.random.default_rng((seed, setting, mode,
 episode))``, runs them through the evaluation runner's loop (``run_batch``) and appends one JSON line per episode
-to ``episodes.jsonl`` (a rerun skips the episodes already there). ``run.json`` holds the configuration and versions,
-``summary.csv`` the successes per setting and mode with Wilson 95 % intervals (rewritten from the episodes at the
+to ``oracle.jsonl`` (a rerun skips the episodes already there). ``oracle.json`` holds the configuration and versions,
+``oracle.csv`` the successes per setting and mode with Wilson 95 % intervals (rewritten from the episodes at the
 end of every setting). Until the family is in the variant catalog this script is how its oracle numbers are made.
 """
 
@@ -49,7 +49,7 @@ def main() -> None:
     modes = MODES if args.mode == "both" else (args.mode,)
     args.out.mkdir(parents=True, exist_ok=True)
     _write_run_json(args, settings, modes)
-    path = args.out / "episodes.jsonl"
+    path = args.out / "oracle.jsonl"
     done = set()
     if path.exists():
         for line in path.read_text().splitlines():
@@ -80,7 +80,7 @@ def main() -> None:
             _write_summary(args.out)
             print(f"{mode} {setting}: {time.perf_counter() - t0:.0f} s", flush=True)
         env.close()
-    print(f"wrote {args.out}/episodes.jsonl, summary.csv, run.json")
+    print(f"wrote {args.out}/oracle.jsonl, oracle.csv, oracle.json")
 
 
 def _write_run_json(args, settings, modes) -> None:
@@ -103,17 +103,17 @@ def _write_run_json(args, settings, modes) -> None:
         git_commit=commit.strip(), python=platform.python_version(), mani_skill=mani_skill.__version__,
         sapien=sapien.__version__, omp_threads=os.environ.get("OMP_NUM_THREADS"),
     )  # fmt: skip
-    (args.out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    (args.out / "oracle.json").write_text(json.dumps(run, indent=1) + "\n")
 
 
 def _write_summary(out: Path) -> None:
     from vla_gen_bench.eval.stats import wilson_interval
 
     rows: dict[tuple[str, str], list[dict]] = {}
-    for line in (out / "episodes.jsonl").read_text().splitlines():
+    for line in (out / "oracle.jsonl").read_text().splitlines():
         r = json.loads(line)
         rows.setdefault((r["mode"], r["setting"]), []).append(r)
-    with (out / "summary.csv").open("w", newline="") as f:
+    with (out / "oracle.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["mode", "setting", "n", "successes", "rate", "wilson_lo", "wilson_hi", "failures"])
         for (mode, setting), rs in sorted(rows.items()):
