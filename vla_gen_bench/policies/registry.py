@@ -21,8 +21,10 @@ BUILTIN_OPTIONS: dict[str, tuple[str, ...]] = {
     "random": ("seed",),
     "zero": (),
 }
-FORMS = ("scripted | scripted-smooth | random | zero | openvla:<checkpoint dir> | lerobot:<checkpoint dir> | "
-         "ws://host:port | package.module:ClassName")
+FORMS = (
+    "scripted | scripted-smooth | random | zero | openvla:<checkpoint dir> | lerobot:<checkpoint dir> | "
+    "ws://host:port | package.module:ClassName"
+)
 
 
 class PolicyError(ValueError):
