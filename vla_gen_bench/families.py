@@ -56,6 +56,9 @@ class Family:
     """Extra keyword arguments of the env (e.g. the drawer's ``mode``), as (name, value) pairs."""
     disturbance: str = "reposition"
     """What the mid-episode disturbance (the ``reposition`` factor) does in this family."""
+    layout: str = "grid"
+    """How its episodes are laid out: ``grid`` (object and target on two cells of the position grid) or ``cabinet``
+    (one cabinet placed in front of the robot, :mod:`vla_gen_bench.variants.drawer`)."""
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def templates(self, split: str) -> tuple[str, ...]:
@@ -108,6 +111,38 @@ PUSH_LABELS = ("success", "never_touched", "wrong_object", "overshot", "timeout"
 was moved, the target was not pushed in); overshot (the target was inside the region, or past it, and left it);
 timeout (pushed, but not in the region at the end)."""
 
+# The drawer's instructions ({receptacle}: the cabinet's name, {object}: the handle's), as in
+# vla_gen_bench.assets.cabinets.TEMPLATES (its four first) and six more; one family per mode, since the mode is fixed when the env is built.
+DRAWER_PARAPHRASES = {
+    "open": ("pull the {receptacle}'s drawer out", "slide the drawer of the {receptacle} open",
+             "pull out the drawer with the {object}", "open the {receptacle}'s drawer by its {object}",
+             "could you open the {receptacle}'s drawer?", "grab the {object} and pull the drawer open",
+             "the drawer of the {receptacle} should be open; pull it out",
+             "please pull open the drawer of the {receptacle}", "use the {object} to open the {receptacle}'s drawer",
+             "get the {receptacle}'s drawer open"),
+    "close": ("push the {receptacle}'s drawer shut", "slide the drawer of the {receptacle} closed",
+              "push in the drawer with the {object}", "shut the {receptacle}'s drawer",
+              "could you close the {receptacle}'s drawer?", "push the open drawer of the {receptacle} back in",
+              "the drawer of the {receptacle} should be closed; push it in",
+              "please push the drawer of the {receptacle} shut", "slide the drawer with the {object} all the way in",
+              "get the {receptacle}'s drawer closed"),
+}  # fmt: skip
+DRAWER_LABELS = ("success", "never_touched", "no_progress", "partial", "undone")
+"""Outcome labels of the drawer families (``VgbDrawer-v1``'s ``DRAWER_FAILURE_LABELS``, test): success; the robot
+never touched the drawer; touched it, moved it less than 10 % of its travel; moved it, not past the threshold; past
+the threshold at some step but not at the end."""
+
+
+def _drawer(mode: str) -> Family:
+    return Family(f"drawer_{mode}", "VgbDrawer-v1", f"{mode} the drawer of a procedural cabinet (articulated)",
+                  control=f"drawer_{mode}_ind", train_template=f"{mode} the drawer of the {{receptacle}}",
+                  paraphrases=DRAWER_PARAPHRASES[mode], object_kind="handle", receptacle_kind="cabinet",
+                  assets="cabinets", factors=ALL_FACTORS, oracle="scripted", failure_labels=DRAWER_LABELS,
+                  env_kwargs=(("mode", mode),), layout="cabinet",
+                  disturbance=f"the drawer set back {'closed' if mode == 'open' else 'fully open'}",
+                  notes=("object = the handle, receptacle = the cabinet, distractors = the base pack's objects",))  # fmt: skip
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -118,6 +153,8 @@ FAMILIES: dict[str, Family] = {
                control="push_ind", train_template="push the {object} onto the {receptacle}",
                paraphrases=PUSH_PARAPHRASES, object_kind="push_object", receptacle_kind="region", assets="push",
                factors=ALL_FACTORS, pair_range=(0.10, 0.20), oracle="scripted", failure_labels=PUSH_LABELS),
+        _drawer("open"),
+        _drawer("close"),
     )
 }  # fmt: skip
 DEFAULT_FAMILY = "put_on"

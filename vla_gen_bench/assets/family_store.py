@@ -8,10 +8,36 @@ receptacles for put_on (whose view is the base store itself, so nothing about it
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
 from vla_gen_bench.assets.store import POOLS, AssetError, AssetStore, did_you_mean
+
+
+@dataclass(frozen=True)
+class FamilyAsset:
+    """A family asset that is no :class:`~vla_gen_bench.assets.procedural.ShapeAsset` (a cabinet, a handle): what
+    the factors and the records ask of it. The env builds it from its generator's own spec."""
+
+    id: str
+    kind: str
+    split: str
+    name: str
+    params: dict = field(default_factory=dict, compare=False)
+
+
+def _cabinet_assets(mod) -> list[FamilyAsset]:
+    """The drawer families' cabinets (kind ``cabinet``) and handles (kind ``handle``) of :mod:`.cabinets`."""
+    cabs = [FamilyAsset(c.id, "cabinet", c.split, c.name, {"depth": c.depth, "width": c.width, "height": c.height,
+                                                           "travel": c.travel}) for c in mod.CABINETS]  # fmt: skip
+    handles = [FamilyAsset(h.id, "handle", h.split, h.name, {"grip": h.grip, "grip_width": h.grip_width})
+               for h in mod.HANDLES]  # fmt: skip
+    return cabs + handles
+
+
+def _family_assets(mod) -> list:
+    return mod.shapes() if hasattr(mod, "shapes") else _cabinet_assets(mod)
 
 
 class FamilyStore:
@@ -20,7 +46,7 @@ class FamilyStore:
     Args:
         base: the run's store (tables, overlays and its pack hash come from it).
         family: the :class:`~vla_gen_bench.families.Family` whose view this is.
-        shapes: the family's :class:`~vla_gen_bench.assets.procedural.ShapeAsset` list.
+        shapes: the family's :class:`~vla_gen_bench.assets.procedural.ShapeAsset` (or :class:`FamilyAsset`) list.
         assets_hash: content hash of ``shapes`` (recorded beside the base pack hash).
     """
 
@@ -81,7 +107,7 @@ def family_store(family, base):
         return base
     base = base.base if isinstance(base, FamilyStore) else base
     mod = import_module(f"vla_gen_bench.assets.{f.assets}")
-    return FamilyStore(base, f, mod.shapes(), mod.pack_hash())
+    return FamilyStore(base, f, _family_assets(mod), mod.pack_hash())
 
 
 def family_assets_hash(family) -> str | None:

@@ -27,15 +27,21 @@ def _suites_of(name: str) -> list[str]:
     return [s for s, names in SUITES.items() if name in names and s != "all"]
 
 
-def _episode_line(spec) -> str:
+def _episode_line(spec, cabinet: bool = False) -> str:
     bits = [f"`{spec.instruction}`", f"objects {', '.join(spec.objects)}", f"receptacles {', '.join(spec.receptacles)}",
             f"table {spec.table}", "cells " + ", ".join(f"({x:+.3f}, {y:+.3f})" for x, y in spec.object_xy + spec.receptacle_xy),
             f"yaw {spec.object_yaw[0]:+.3f}"]  # fmt: skip
+    if cabinet:  # the handle's pose is the cabinet's; distractors beside it
+        (x, y), yaw = spec.receptacle_xy[0], spec.receptacle_yaw[0]
+        bits[4:6] = [f"cabinet at ({x:+.3f}, {y:+.3f}), yaw {yaw:+.3f}"]
+        bits[5:5] = [f"distractor at ({a:+.3f}, {b:+.3f})" for a, b in spec.object_xy[1:]]
     if spec.overlay:
         bits.append(f"overlay {spec.overlay.kind} {spec.overlay.texture} a={spec.overlay.alpha:g}")
     if any(spec.qpos_offset):
         bits.append("joint offsets " + ", ".join(f"{x:+.2f}" for x in spec.qpos_offset))
-    if spec.reposition:
+    if spec.reposition and cabinet:
+        bits.append(f"drawer pushed back after step {spec.reposition.at_step}")
+    elif spec.reposition:
         x, y = spec.reposition.xy
         bits.append(f"moved after step {spec.reposition.at_step} to ({x:+.3f}, {y:+.3f})")
     bits.append(f"matched to control: {spec.meta.get('matched')}")
@@ -44,6 +50,10 @@ def _episode_line(spec) -> str:
 
 def _describe(v: Variant, name: str, factor) -> str:
     """A factor's description in the variant's family (positions and instructions depend on it)."""
+    if FAMILIES[v.family].layout == "cabinet":
+        from vla_gen_bench.variants.drawer import describe
+
+        return describe(name, factor, FAMILIES[v.family])
     return (
         factor.describe(v.family)
         if name in ("positions", "instructions") and v.family != "put_on"
@@ -68,7 +78,8 @@ def card(v: Variant, store) -> str:
         _describe(v, n, a) for n, a in Variant(CONTROL, "in-distribution", "train", "").factors() if n not in dict(changed)) + ".",
         "", "## Knobs", "", "```json", json.dumps({n: asdict(a) for n, a in v.factors()}, indent=1), "```", "",
         "## First episodes (seed 0)", ""]  # fmt: skip
-    lines += [f"{k}. {_episode_line(episode(v, 0, k, store))}" for k in range(3)]
+    cabinet = FAMILIES[v.family].layout == "cabinet"
+    lines += [f"{k}. {_episode_line(episode(v, 0, k, store), cabinet)}" for k in range(3)]
     lines += ["", f"Manifest fingerprint: `{manifest_fingerprint(v, store)}` (changes whenever these episodes would).",
               "", "## Run it", "", "```bash", f"vgb describe {v.name} --preview {v.name}.png",
               f"vgb evaluate --policy <policy> --suite {v.name} --episodes 64 --out runs/{v.name}", "```", ""]  # fmt: skip

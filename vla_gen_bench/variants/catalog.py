@@ -102,6 +102,10 @@ class Variant:
         from vla_gen_bench.assets.family_store import family_store
 
         store = family_store(self.family, store) if store is not None else store
+        if get_family(self.family).layout == "cabinet":
+            from vla_gen_bench.variants.drawer import n_configurations
+
+            return n_configurations(self, store)
         third = self.distractor or self.reposition
         n = self.positions.count(store, third.third_cell_distances() if third else None)
         for name, a in self.factors():
@@ -203,8 +207,43 @@ PUSH_CATALOG: tuple[Variant, ...] = _family_lines("push", (
     ("reposition", "execution", "test", "object moved to another cell right after step 5",
      dict(severity=5, reposition=RepositionFactor(5))),
 ))
+PUSHBACK_STEP = 25  # vla_gen_bench.assets.cabinets.PUSHBACK_STEP: the drawer oracle is done by then (test)
+
+
+def _drawer_lines(mode: str) -> tuple[Variant, ...]:
+    back = "closed" if mode == "open" else "fully open"
+    return _family_lines(f"drawer_{mode}", (
+        ("ind", "in-distribution", "train", f"the training distribution: train cabinet and handle, the drawer front "
+         f"in the training box facing the workspace, training yaw jitter, training instruction ({mode})", {}),
+        ("unseen_table", "vision", "test", "table appearance from the unseen tables", dict(table=TablePool(_U))),
+        ("dyn_noise_strong", "vision", "test", "dynamic noise over the whole image, alpha 0.5",
+         dict(severity=0.5, overlay=OverlayFactor("noise", 0.5))),
+        ("unseen_handles", "semantics", "test", "handle from the unseen handles (T-bar, ring pull, square knob)",
+         dict(objects=ObjectPool(_U))),
+        ("unseen_cabinets", "semantics", "test", "cabinet from the unseen cabinets (unseen sizes and colours)",
+         dict(receptacles=ReceptaclePool(_U))),
+        ("unseen_instructions", "semantics", "test", f"instruction paraphrased (10 {mode} paraphrases)",
+         dict(instructions=Instructions(_U))),
+        ("distractor", "semantics", "test", "an unnamed train object beside the cabinet",
+         dict(distractor=Distractor("object", _T))),
+        ("unseen_positions", "execution", "test", "the drawer front just outside the training box, unseen yaws",
+         dict(severity=1.0, positions=PositionGrid(ring=1))),
+        ("unseen_robot_pose", "execution", "test", "initial joint positions offset (up to 0.15 rad, wrist 0.6 rad), "
+         "hand clear of the cabinet", dict(severity=1.0, robot_init=RobotInit(1.0))),
+        ("pushed_back", "execution", "test", f"the drawer set back {back} right after step {PUSHBACK_STEP}",
+         dict(severity=PUSHBACK_STEP, reposition=RepositionFactor(PUSHBACK_STEP))),
+    ))
+
+
+DRAWER_OPEN_CATALOG: tuple[Variant, ...] = _drawer_lines("open")
+DRAWER_CLOSE_CATALOG: tuple[Variant, ...] = _drawer_lines("close")
 # fmt: on
-FAMILY_CATALOGS: dict[str, tuple[Variant, ...]] = {"put_on": CATALOG, "push": PUSH_CATALOG}
+FAMILY_CATALOGS: dict[str, tuple[Variant, ...]] = {
+    "put_on": CATALOG,
+    "push": PUSH_CATALOG,
+    "drawer_open": DRAWER_OPEN_CATALOG,
+    "drawer_close": DRAWER_CLOSE_CATALOG,
+}  # fmt: skip
 """Each family's catalog lines, put_on's first."""
 VARIANTS: tuple[Variant, ...] = tuple(v for lines in FAMILY_CATALOGS.values() for v in lines)
 """Every family's catalog lines."""
@@ -271,6 +310,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "skills": (CONTROL, "unseen_table", "unseen_objects", "reposition",
                *(n for fam in FAMILY_CATALOGS if fam != "put_on" for n in _family_names(fam))),
     **{fam: _family_names(fam) for fam in FAMILY_CATALOGS if fam != "put_on"},
+    "drawer": (*_family_names("drawer_open"), *_family_names("drawer_close")),
 }  # fmt: skip
 
 

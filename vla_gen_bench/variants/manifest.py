@@ -100,6 +100,10 @@ def episode(variant, seed: int, k: int, store=None, third_cells: str = "vgb") ->
     v = get_variant(variant)
     family = get_family(v.family)
     store = family_store(family, store or _default_store())
+    if family.layout == "cabinet":
+        from vla_gen_bench.variants.drawer import drawer_episode
+
+        return drawer_episode(v, family, seed, k, store, _STREAMS)
     base = base_draw(seed, k, store)
     d = Draft(cells=_CELLS, obj_cell=base["pair"][0], rec_cell=base["pair"][1], yaw=base["yaw"],
               objects=[base["object"]], receptacles=[base["receptacle"]], table=base["table"],
