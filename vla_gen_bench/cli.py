@@ -179,7 +179,9 @@ def describe(cfg: Describe) -> int:
             if changed
             else "\n[bold]the control arm itself[/]"
         )
-        said = lambda n, a: a.describe(v.family) if n in ("instructions", "positions") else a.describe()  # noqa: E731
+        from vla_gen_bench.variants.cards import describe_factor
+
+        said = lambda n, a: describe_factor(v, n, a)  # noqa: E731 - in the variant's family (the drawer's layout)
         for n, a in changed:
             out.print(f"  {n}: {said(n, a)}   {json.dumps(asdict(a))}")
         kept = [

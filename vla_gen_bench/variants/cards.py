@@ -48,7 +48,7 @@ def _episode_line(spec, cabinet: bool = False) -> str:
     return "; ".join(bits)
 
 
-def _describe(v: Variant, name: str, factor) -> str:
+def describe_factor(v: Variant, name: str, factor) -> str:
     """A factor's description in the variant's family (positions and instructions depend on it)."""
     if FAMILIES[v.family].layout == "cabinet":
         from vla_gen_bench.variants.drawer import describe
@@ -71,11 +71,11 @@ def card(v: Variant, store) -> str:
              f"| {', '.join(_suites_of(v.name)) or '-'} | {v.n_configurations(store):,} |", "",
              f"## What changes relative to the control arm (`{v.control}`)", ""]  # fmt: skip
     if changed:
-        lines += [f"- **{n}**: {_describe(v, n, a)}" for n, a in changed]
+        lines += [f"- **{n}**: {describe_factor(v, n, a)}" for n, a in changed]
     else:
         lines += ["Nothing: this is the in-distribution setting every other variant is compared against."]
     lines += ["", "Everything else stays in-distribution: " + "; ".join(
-        _describe(v, n, a) for n, a in Variant(CONTROL, "in-distribution", "train", "").factors() if n not in dict(changed)) + ".",
+        describe_factor(v, n, a) for n, a in Variant(CONTROL, "in-distribution", "train", "").factors() if n not in dict(changed)) + ".",
         "", "## Knobs", "", "```json", json.dumps({n: asdict(a) for n, a in v.factors()}, indent=1), "```", "",
         "## First episodes (seed 0)", ""]  # fmt: skip
     cabinet = FAMILIES[v.family].layout == "cabinet"
