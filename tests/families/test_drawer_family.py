@@ -92,7 +92,11 @@ def test_manifest_is_deterministic_and_paired_with_the_control(name, store):
             assert spec.receptacle_xy == ctl.receptacle_xy and spec.receptacle_yaw == ctl.receptacle_yaw
         if "table" not in changed:
             assert spec.table == ctl.table
-        if not changed & {"instructions", "receptacles", "objects"}:  # the instruction names cabinet and handle
+        if not changed & {
+            "instructions",
+            "receptacles",
+            "objects",
+        }:  # the instruction names cabinet and handle
             assert spec.instruction == ctl.instruction
     assert episode(v, 0, 0, store) != episode(v, 1, 0, store)
 

@@ -36,7 +36,9 @@ PUSH_ASSETS_HASH = "58dfb12d27e5e8c4"  # update only with the push family's resu
 
 def test_registry_and_did_you_mean():
     assert list(FAMILIES)[:2] == ["put_on", "push"]
-    assert len({(f.env_id, f.env_kwargs) for f in FAMILIES.values()}) == len(FAMILIES)  # drawer: one env, 2 modes
+    assert len({(f.env_id, f.env_kwargs) for f in FAMILIES.values()}) == len(
+        FAMILIES
+    )  # drawer: one env, 2 modes
     assert get_family("push").control == "push_ind" and get_family("put_on").control == "ind"
     with pytest.raises(FamilyError, match="did you mean 'push'"):
         get_family("psuh")
