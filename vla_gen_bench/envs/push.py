@@ -17,13 +17,7 @@ from vla_gen_bench.assets.family_store import family_store
 from vla_gen_bench.assets.push import footprint, region_polygon, rotate_xy, signed_inside
 from vla_gen_bench.assets.store import default_store
 from vla_gen_bench.envs.actors import build_asset_actor, convex_mesh_file
-from vla_gen_bench.envs.put_on_receptacle import (
-    GRASP_MIN_N,
-    MAX_EPISODE_STEPS,
-    PARK_X,
-    TABLE_RECT,
-    PutOnReceptacleEnv,
-)
+from vla_gen_bench.envs.put_on_receptacle import GRASP_MIN_N, MAX_EPISODE_STEPS, PutOnReceptacleEnv
 from vla_gen_bench.families import get_family
 
 ENV_ID = "VgbPush-v1"
@@ -80,19 +74,7 @@ class PushEnv(PutOnReceptacleEnv):
 
     # ------------------------------------------------------------------ scene
     def _load_scene(self, options: dict):
-        x0, x1, y0, y1 = TABLE_RECT
-        b = self.scene.create_actor_builder()
-        half = [(x1 - x0) / 2, (y1 - y0) / 2, 0.02]
-        center = sapien.Pose([(x0 + x1) / 2, (y0 + y1) / 2, -0.02])
-        b.add_box_collision(center, half)
-        b.add_box_visual(center, half, material=sapien.render.RenderMaterial(base_color=[0.6, 0.6, 0.6, 1]))
-        b.initial_pose = sapien.Pose()
-        self.table = b.build_static(name="table")
-        b = self.scene.create_actor_builder()
-        n_park = len(self.object_ids) + len(self.receptacle_ids)
-        b.add_box_collision(sapien.Pose([PARK_X + 0.15 * n_park, 0, -0.02]), [0.2 * n_park, 1.0, 0.02])
-        b.initial_pose = sapien.Pose()
-        self.parking = b.build_static(name="parking")
+        self._build_table_and_parking()
         # the objects slide on the table and the fingers; a lower friction than put_on's grasps need
         friction = sapien.physx.PhysxMaterial(static_friction=0.5, dynamic_friction=0.4, restitution=0.0)
         self.objects = [build_asset_actor(self.scene, i, self.store.shape(i), friction,

@@ -202,6 +202,21 @@ class PutOnReceptacleEnv(BaseEnv):
 
     # ------------------------------------------------------------------ scene
     def _load_scene(self, options: dict):
+        self._build_table_and_parking()
+        friction = sapien.physx.PhysxMaterial(static_friction=1.0, dynamic_friction=1.0, restitution=0.0)
+        build = lambda i, k: build_asset_actor(self.scene, i, self.store.shape(i), friction,  # noqa: E731
+                                               sapien.Pose(self._park_pose(k)))  # fmt: skip
+        self.objects = [build(i, k) for k, i in enumerate(self.object_ids)]
+        off = len(self.object_ids)
+        self.receptacles = [build(i, off + k) for k, i in enumerate(self.receptacle_ids)]
+        # local bounding-box centres / half extents, for the success test
+        self._obj_local = [self._bbox(i) for i in self.object_ids]
+        self._rec_local = [self._bbox(i) for i in self.receptacle_ids]
+
+    def _build_table_and_parking(self):
+        """The static table (its top at z = 0 over :data:`TABLE_RECT`) and the parking shelf far outside every
+        camera where unused actors wait (``self.table``, ``self.parking``); every family's ``_load_scene`` starts
+        here."""
         x0, x1, y0, y1 = TABLE_RECT
         b = self.scene.create_actor_builder()
         half = [(x1 - x0) / 2, (y1 - y0) / 2, 0.02]
@@ -219,16 +234,6 @@ class PutOnReceptacleEnv(BaseEnv):
         b.add_box_collision(sapien.Pose([PARK_X + 0.15 * n_park, 0, -0.02]), [0.2 * n_park, 1.0, 0.02])
         b.initial_pose = sapien.Pose()
         self.parking = b.build_static(name="parking")
-
-        friction = sapien.physx.PhysxMaterial(static_friction=1.0, dynamic_friction=1.0, restitution=0.0)
-        build = lambda i, k: build_asset_actor(self.scene, i, self.store.shape(i), friction,  # noqa: E731
-                                               sapien.Pose(self._park_pose(k)))  # fmt: skip
-        self.objects = [build(i, k) for k, i in enumerate(self.object_ids)]
-        off = len(self.object_ids)
-        self.receptacles = [build(i, off + k) for k, i in enumerate(self.receptacle_ids)]
-        # local bounding-box centres / half extents, for the success test
-        self._obj_local = [self._bbox(i) for i in self.object_ids]
-        self._rec_local = [self._bbox(i) for i in self.receptacle_ids]
 
     def _bbox(self, asset_id: str):
         """(reference point of the success test in the actor frame, half extents): the bounding-box centre, or under
