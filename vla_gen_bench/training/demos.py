@@ -193,9 +193,17 @@ def training_specs(variant: str, seed: int, n: int) -> list:
     specs = []
     for k in range(int(n)):
         spec = episode(v, seed, k)
-        check_training_spec(spec)
+        check_training_spec(spec, family=v.family)
         specs.append(spec)
     return specs
+
+
+def variant_family(variant: str) -> str:
+    """The task family of a variant (:mod:`vla_gen_bench.families`): which env the collector builds and which
+    family's oracle labels the steps."""
+    from vla_gen_bench.variants import get_variant
+
+    return get_variant(variant).family
 
 
 EVAL_SEEDS = (0, 1, 2)
@@ -217,9 +225,8 @@ class DemoWorker:
         torch.set_num_threads(1)
         from vla_gen_bench.envs import make_env
 
-        self.env = make_env(
-            camera=self.cfg.camera, camera_size=self.cfg.camera_size, sim_freq=self.cfg.sim_freq
-        )
+        self.env = make_env(camera=self.cfg.camera, camera_size=self.cfg.camera_size, sim_freq=self.cfg.sim_freq,
+                            family=variant_family(self.cfg.variant))  # fmt: skip
         self.learner = None
         if self.cfg.learner is not None:
             from vla_gen_bench.policies.registry import PolicySpec, resolve_policy
@@ -237,7 +244,8 @@ class DemoWorker:
         spec = episode(cfg.variant, cfg.seed, k)
         from vla_gen_bench.variants import check_training_spec
 
-        check_training_spec(spec)
+        family = variant_family(cfg.variant)
+        check_training_spec(spec, family=family)
         env = self.env
         rec: dict[str, list] = {
             "images": [],
@@ -266,7 +274,8 @@ class DemoWorker:
                   else ScriptedPolicy())  # fmt: skip
         noise = np.random.default_rng([int(cfg.seed), int(k), 7])
         policy = _StateTap(oracle, env, state_before, noise, cfg.noise_xyz, cfg.noise_yaw, cfg.noise_gripper,
-                           learner=self.learner, learner_key=episode_key(f"dagger/{cfg.variant}", cfg.seed, k))  # fmt: skip
+                           learner=self.learner, learner_key=episode_key(f"dagger/{cfg.variant}", cfg.seed, k),
+                           family=family)  # fmt: skip
         t0 = time.perf_counter()
         seed = int(cfg.seed) * 1_000_003 + int(k)
         res = run_batch(env, [policy], [seed], [spec], on_step=on_step)[0]
@@ -299,7 +308,13 @@ class DemoWorker:
             self.env = None
 
 
-NOISY_PHASES = ("approach", "carry")  # free motion; no noise while closing, lifting, releasing or retreating
+NOISY_PHASES = {"put_on": ("approach", "carry"), "push": ("above",), "drawer_open": ("approach",),
+                "drawer_close": ("approach",)}  # fmt: skip
+"""Each family's oracle phases of free motion, where DART noise acts (none while grasping, pushing, pulling,
+releasing or retreating). A family missing here gets no noise."""
+GRIPPER_PHASES = {"put_on": "approach", "drawer_open": "approach", "drawer_close": "approach"}
+"""The phase in which a family's gripper-noise burst (a premature close) can start; push keeps its gripper closed
+throughout, so it has none."""
 GRIPPER_BURST = 2  # steps a gripper-noise event keeps the gripper closed
 
 
@@ -309,8 +324,9 @@ class _StateTap:
     instead (DAgger: the oracle still acts on every state, so its phase follows the episode, but only labels)."""
 
     def __init__(self, policy, env, state_before: list, rng=None, noise_xyz: float = 0.0, noise_yaw: float = 0.0,
-                 noise_gripper: float = 0.0, learner=None, learner_key: int = 0):  # fmt: skip
+                 noise_gripper: float = 0.0, learner=None, learner_key: int = 0, family: str = "put_on"):  # fmt: skip
         self.policy, self.env, self.state_before = policy, env, state_before
+        self.family = family
         self.learner, self.learner_key, self._queue, self._t = learner, int(learner_key), [], 0
         self.spec, self.metadata = policy.spec, policy.metadata
         self.rng, self.noise_xyz, self.noise_yaw = rng, float(noise_xyz), float(noise_yaw)
@@ -342,14 +358,15 @@ class _StateTap:
             self._t += 1
             return self._queue.pop(0)
         out = self.label.copy()
-        if (self.noise_xyz or self.noise_yaw) and getattr(self.policy, "phase", None) in NOISY_PHASES:
+        phase = self._phase()
+        if (self.noise_xyz or self.noise_yaw) and phase in NOISY_PHASES.get(self.family, ()):
             # noise proportional to the commanded motion (full strength at a 4 cm / 0.5 rad step), so the
             # demonstrator still converges on the grasp and the drop point, where its steps are small
             out[:3] += self.rng.normal(
                 0.0, self.noise_xyz * min(1.0, float(np.linalg.norm(out[:3])) / 0.04), 3
             )
             out[5] += self.rng.normal(0.0, self.noise_yaw * min(1.0, abs(float(out[5])) / 0.5))
-        if self.noise_gripper and getattr(self.policy, "phase", None) == "approach":
+        if self.noise_gripper and phase is not None and phase == GRIPPER_PHASES.get(self.family):
             if self._burst == 0 and self.rng.random() < self.noise_gripper:
                 self._burst = GRIPPER_BURST
             if self._burst > 0:
@@ -357,6 +374,12 @@ class _StateTap:
         else:
             self._burst = 0
         return out
+
+
+    def _phase(self) -> str | None:
+        """The acting oracle's phase: the family's own oracle when :class:`ScriptedPolicy` handed the episode to it."""
+        inner = next(iter(getattr(self.policy, "_family_policies", {}).values()), self.policy)
+        return getattr(inner, "phase", None)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -391,6 +414,12 @@ def collect(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     """Collect (or resume) a dataset and write its card and statistics. Returns the card."""
     specs = training_specs(cfg.variant, cfg.seed, cfg.episodes)  # refuses test pools before any work
     del specs
+    family = variant_family(cfg.variant)
+    if family != "put_on" and cfg.oracle == "scripted-smooth":
+        raise DemoConfigError(
+            f"--oracle scripted-smooth is the put_on family's demonstrator; {cfg.variant!r} is a {family!r} "
+            "variant: use --oracle scripted (that family's own oracle)"
+        )
     if cfg.learner is not None:
         _check_learner(cfg)
     root = Path(cfg.out)

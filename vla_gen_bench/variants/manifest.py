@@ -170,14 +170,42 @@ def check_training_spec(spec: EpisodeSpec, store=None, family: str = "put_on") -
         problems.append(
             f"instruction {spec.instruction!r} does not use the training template {fam.train_template!r}"
         )
-    for xy in (*spec.object_xy, *spec.receptacle_xy):
-        if np.min(np.linalg.norm(_CELLS - np.asarray(xy), axis=1)) > 1e-6:
-            problems.append(f"position {tuple(round(c, 4) for c in xy)} is not a training-grid cell")
-    if any(min(abs(y - t) for t in YAWS) > 1e-6 for y in spec.object_yaw):
-        problems.append(f"object yaw(s) {spec.object_yaw} are not training yaws")
+    if fam.layout == "cabinet":
+        problems += _cabinet_layout_problems(spec)
+    else:
+        for xy in (*spec.object_xy, *spec.receptacle_xy):
+            if np.min(np.linalg.norm(_CELLS - np.asarray(xy), axis=1)) > 1e-6:
+                problems.append(f"position {tuple(round(c, 4) for c in xy)} is not a training-grid cell")
+        if any(min(abs(y - t) for t in YAWS) > 1e-6 for y in spec.object_yaw):
+            problems.append(f"object yaw(s) {spec.object_yaw} are not training yaws")
     if any(abs(x) > 0 for x in spec.qpos_offset):
         problems.append("initial joint offsets are a test-time perturbation")
     if spec.reposition is not None:
         problems.append("mid-episode repositioning is a test-time perturbation")
     if problems:
         raise TrainingPoolError("training configuration overlaps a test pool: " + "; ".join(problems))
+
+
+def _cabinet_layout_problems(spec: EpisodeSpec) -> list[str]:
+    """A cabinet-layout episode outside the training placement: the drawer front's centre outside the training box
+    or the cabinet's yaw beyond the training jitter (:mod:`vla_gen_bench.assets.cabinets`' ranges)."""
+    import math
+
+    from vla_gen_bench.assets import cabinets as CB
+
+    out = []
+    eps = 1e-6
+    for cab_id, xy, yaw in zip(spec.receptacles, spec.receptacle_xy, spec.receptacle_yaw, strict=True):
+        try:
+            depth = CB.get_cabinet(cab_id).depth
+        except Exception:  # noqa: BLE001 - not a cabinet: the pool check above already names it
+            continue
+        # the inverse of cabinets.cabinet_centre: the front is half the depth along the front's outward normal
+        front = (xy[0] - math.cos(yaw) * depth / 2, xy[1] - math.sin(yaw) * depth / 2)
+        (x0, x1), (y0, y1) = CB.TRAIN_FRONT_X, CB.TRAIN_FRONT_Y
+        if not (x0 - eps <= front[0] <= x1 + eps and y0 - eps <= front[1] <= y1 + eps):
+            out.append(f"drawer front at {tuple(round(c, 4) for c in front)} is outside the training box "
+                       f"(x in {CB.TRAIN_FRONT_X}, y in {CB.TRAIN_FRONT_Y})")  # fmt: skip
+        if abs((yaw - CB.BASE_YAW + math.pi) % (2 * math.pi) - math.pi) > CB.TRAIN_YAW_JITTER + eps:
+            out.append(f"cabinet yaw {yaw:.3f} is beyond the training jitter (+-{CB.TRAIN_YAW_JITTER} rad)")
+    return out
