@@ -44,11 +44,21 @@ def test_every_recipe_is_algo_preset_and_builds():
     presets = set(_presets())
     names = recipes.names()
     assert {n.split("_", 1)[0] for n in names} == set(recipes.ALGOS)
+    from vla_gen_bench.families import FAMILIES
+
+    family_recipes = []
     for name in names:
         algo, preset = name.split("_", 1)
-        assert algo in recipes.ALGOS and preset in presets, f"{name}.toml is not <algo>_<preset>.toml"
+        family = next((f for f in FAMILIES if f != "put_on" and preset.endswith(f"_{f}")), None)
+        if family is not None:  # sft_<preset>_<family>.toml: a task family's own SFT recipe
+            preset = preset[: -len(family) - 1]
+            family_recipes.append((algo, family))
+        assert algo in recipes.ALGOS and preset in presets, (
+            f"{name}.toml is not <algo>_<preset>[_<family>].toml"
+        )
+    assert {a for a, _ in family_recipes} <= {"sft"}
     built = load_every_recipe()
-    assert len(built) == len(names) == 2 * len(recipes.ALGOS)
+    assert len(built) == len(names) == 2 * len(recipes.ALGOS) + len(family_recipes)
     demo, sft = built["sft_tiny"]
     assert (demo.camera, sft.eval_camera, sft.demos) == ("fast", "fast", demo.out)
     assert [c.hparams for c in built["ppo_tiny"]] == ["ours", "released", "text"]
@@ -185,3 +195,23 @@ def test_rl_command_refuses_an_init_it_cannot_find_in_one_line(capsys, tmp_path,
     assert main(["train-baseline", "grpo", "--model.init", "nowhere/final"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"not found at {tmp_path / 'nowhere' / 'final'}" in err
+
+
+def test_family_picks_the_familys_own_sft_recipe():
+    from vla_gen_bench.families import FamilyError
+    from vla_gen_bench.training.commands import TrainSFT
+
+    cmd = TrainSFT.from_recipe(["--family", "push"])
+    assert cmd.recipe_file == "sft_tiny_push.toml" and cmd.family == "push"
+    assert (cmd.collect.variant, cmd.sft.eval_suite, cmd.collect.oracle) == (
+        "push_ind",
+        "push_ind",
+        "scripted",
+    )
+    assert TrainSFT.from_recipe([]).recipe_file == "sft_tiny.toml"  # put_on: the paper's recipe
+    with pytest.raises(FamilyError, match="did you mean 'push'"):
+        TrainSFT.from_recipe(["--family", "pushh"])
+    with pytest.raises(ValueError, match="no warm-up recipe"):
+        TrainSFT.from_recipe(["--family", "push", "--warmup"])
+    with pytest.raises(FileNotFoundError, match="no sft recipe for preset 'openvla-7b_push'"):
+        TrainSFT.from_recipe(["--family", "push", "--preset", "openvla-7b"])

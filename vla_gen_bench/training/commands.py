@@ -88,8 +88,11 @@ class TrainSFT(RecipeCommand):
     The defaults shown below are the recipe's."""
     warmup: bool = False
     """Use the warm-up recipe instead (RL4VLA's 140-trajectory warm-up: recipes/warmup_<preset>.toml)."""
+    family: str = "put_on"
+    """Task family (``vgb list``): put_on uses sft_<preset>.toml, another family its own recipe
+    sft_<preset>_<family>.toml (its oracle's demonstrations on its control arm, evaluated there)."""
     recipe: Path | None = None
-    """An explicit recipe TOML file (overrides --preset / --warmup)."""
+    """An explicit recipe TOML file (overrides --preset / --warmup / --family)."""
     sft: Annotated[SFTConfig, tyro.conf.arg(name="")] = field(default_factory=_default_sft)
     collect: DemoConfig = DemoConfig()
     """The demonstrations to collect (the recipe's [demos] table); at least --num-demos episodes."""
@@ -99,7 +102,7 @@ class TrainSFT(RecipeCommand):
     """The recipe's name (recorded in config.json)."""
     recipe_file: tyro.conf.Suppress[str] = ""
 
-    PICK = ("preset", "warmup", "recipe")
+    PICK = ("preset", "warmup", "family", "recipe")
 
     @classmethod
     def from_picked(cls, picked: dict[str, Any], **rest) -> TrainSFT:
@@ -111,12 +114,21 @@ class TrainSFT(RecipeCommand):
         from vla_gen_bench import recipes
 
         preset, warmup = picked.get("preset") or "tiny", bool(picked.get("warmup"))
+        family = picked.get("family") or "put_on"
         if picked.get("recipe"):
             where = str(picked["recipe"])
             raw = recipes.read_file(Path(where))
         else:
-            where = f"{'warmup' if warmup else 'sft'}_{preset}.toml"
-            raw = recipes.read("warmup" if warmup else "sft", preset)
+            from vla_gen_bench.families import get_family
+
+            get_family(family)  # an unknown family: did-you-mean and the allowed names
+            if family != "put_on" and warmup:
+                raise ValueError(
+                    f"--warmup is RL4VLA's put_on warm-up; the {family!r} family has no warm-up recipe"
+                )
+            recipe_preset = preset if family == "put_on" else f"{preset}_{family}"
+            where = f"{'warmup' if warmup else 'sft'}_{recipe_preset}.toml"
+            raw = recipes.read("warmup" if warmup else "sft", recipe_preset)
         unknown = set(raw) - {"name", "description", "demos", "sft", "dagger"}
         if unknown:
             raise ValueError(
@@ -132,8 +144,8 @@ class TrainSFT(RecipeCommand):
             raise ValueError(f"{where}: [sft] demos / extra are set by the command, not the recipe")
         sft = recipes.build(SFTConfig, {"demos": str(collect.out), **s}, where=f"{where} [sft] ")
         dagger = recipes.build(DaggerConfig, dict(raw.get("dagger", {})), where=f"{where} [dagger] ")
-        return cls(preset=preset, warmup=warmup, recipe=picked.get("recipe"), sft=sft, collect=collect,
-                   dagger=dagger, name=name, recipe_file=where, **rest)  # fmt: skip
+        return cls(preset=preset, warmup=warmup, family=family, recipe=picked.get("recipe"), sft=sft,
+                   collect=collect, dagger=dagger, name=name, recipe_file=where, **rest)  # fmt: skip
 
 
 def build_configs(cfg: TrainSFT):
