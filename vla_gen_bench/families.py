@@ -111,6 +111,24 @@ PUSH_LABELS = ("success", "never_touched", "wrong_object", "overshot", "timeout"
 was moved, the target was not pushed in); overshot (the target was inside the region, or past it, and left it);
 timeout (pushed, but not in the region at the end)."""
 
+STACK_PARAPHRASES = (
+    "put the {object} on top of the {receptacle}",
+    "place the {object} onto the {receptacle}",
+    "set the {object} down on top of the {receptacle}",
+    "pick up the {object} and stack it on the {receptacle}",
+    "the {object} goes on top of the {receptacle}",
+    "could you stack the {object} onto the {receptacle}?",
+    "build a tower: the {object} on the {receptacle}",
+    "lift the {object} and rest it on the {receptacle}",
+    "please balance the {object} on top of the {receptacle}",
+    "move the {object} so that it sits on the {receptacle}",
+)
+STACK_LABELS = ("success", "never_grasped", "wrong_object", "dropped", "misplaced", "toppled", "timeout")
+"""Outcome labels of the stack family (``VgbStack-v1``'s, test): success; never_grasped (the piece was never
+grasped); wrong_object (another object was grasped, the piece never); dropped (released away from the base);
+misplaced (released at the base but not resting on its top); toppled (resting on top at some step, not at the end);
+timeout (still held at the end, or on top for fewer than the stable steps)."""
+
 # The drawer's instructions ({receptacle}: the cabinet's name, {object}: the handle's), as in
 # vla_gen_bench.assets.cabinets.TEMPLATES (its four first) and six more; one family per mode, since the mode is fixed when the env is built.
 DRAWER_PARAPHRASES = {
@@ -153,6 +171,10 @@ FAMILIES: dict[str, Family] = {
                control="push_ind", train_template="push the {object} onto the {receptacle}",
                paraphrases=PUSH_PARAPHRASES, object_kind="push_object", receptacle_kind="region", assets="push",
                factors=ALL_FACTORS, pair_range=(0.10, 0.20), oracle="scripted", failure_labels=PUSH_LABELS),
+        Family("stack", "VgbStack-v1", "stack a piece on top of a base block, stable (precise placement)",
+               control="stack_ind", train_template="stack the {object} on the {receptacle}",
+               paraphrases=STACK_PARAPHRASES, object_kind="stack_object", receptacle_kind="base", assets="stack",
+               factors=ALL_FACTORS, pair_range=(0.12, 0.22), oracle="scripted", failure_labels=STACK_LABELS),
         _drawer("open"),
         _drawer("close"),
     )

@@ -1,5 +1,5 @@
 """ManiSkill task families of the benchmark (:mod:`vla_gen_bench.families`). Importing this module registers
-``VgbPutOnReceptacle-v1``, ``VgbPush-v1`` and ``VgbDrawer-v1``; :func:`make_env` builds a family's env.
+``VgbPutOnReceptacle-v1``, ``VgbPush-v1``, ``VgbStack-v1`` and ``VgbDrawer-v1``; :func:`make_env` builds a family's env.
 
 (This import loads ManiSkill and torch; ``import vla_gen_bench`` alone does not.)
 """
@@ -14,3 +14,5 @@ from vla_gen_bench.envs.put_on_receptacle import (  # noqa: F401
     MAX_EPISODE_STEPS,
     PutOnReceptacleEnv,
 )
+from vla_gen_bench.envs.stack import ENV_ID as STACK_ENV_ID  # noqa: F401, E402
+from vla_gen_bench.envs.stack import StackEnv  # noqa: F401, E402

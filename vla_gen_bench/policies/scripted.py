@@ -35,6 +35,7 @@ TIP_CLEARANCE = 0.0025  # fingertips this far above the object's bottom at the g
 PANDA_FINGERTIP_DEPTH = 0.0095  # fingertips below the TCP when a robot does not say (the Panda's)
 FAMILY_ORACLES = {
     "push": "vla_gen_bench.policies.scripted_push.PushScriptedPolicy",
+    "stack": "vla_gen_bench.policies.scripted_stack.StackScriptedPolicy",
     "drawer": "vla_gen_bench.policies.scripted_drawer.DrawerScriptedPolicy",
 }
 """The oracle of every family but put_on (this module's), by the ``family`` key of the env's ``privileged()``."""

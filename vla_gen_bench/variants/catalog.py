@@ -207,6 +207,31 @@ PUSH_CATALOG: tuple[Variant, ...] = _family_lines("push", (
     ("reposition", "execution", "test", "object moved to another cell right after step 5",
      dict(severity=5, reposition=RepositionFactor(5))),
 ))
+STACK_CATALOG: tuple[Variant, ...] = _family_lines("stack", (
+    ("ind", "in-distribution", "train", "the training distribution: train piece, train base, train table, piece and "
+     "base 12-22 cm apart on the training grid, training yaws, training instruction", {}),
+    ("unseen_table", "vision", "test", "table appearance from the unseen tables", dict(table=TablePool(_U))),
+    ("dyn_texture_strong", "vision", "test", "dynamic texture on the foreground box, alpha 0.5",
+     dict(severity=0.5, overlay=OverlayFactor("texture", 0.5))),
+    ("dyn_noise_strong", "vision", "test", "dynamic noise over the whole image, alpha 0.5",
+     dict(severity=0.5, overlay=OverlayFactor("noise", 0.5))),
+    ("unseen_objects", "semantics", "test", "piece from the unseen pieces (prisms, bars, tall blocks; unseen "
+     "colours)", dict(objects=ObjectPool(_U))),
+    ("unseen_bases", "semantics", "test", "base from the unseen bases (polygonal blocks, unseen colours)",
+     dict(receptacles=ReceptaclePool(_U))),
+    ("unseen_instructions", "semantics", "test", "instruction paraphrased (10 stack paraphrases)",
+     dict(instructions=Instructions(_U))),
+    ("distractor", "semantics", "test", "a second, unnamed train piece on the table",
+     dict(distractor=Distractor("object", _T))),
+    ("distractor_base", "semantics", "test", "a second, unnamed unseen base on the table",
+     dict(distractor=Distractor("receptacle", _U))),
+    ("unseen_positions", "execution", "test", "piece and base on the ring of cells just outside the training "
+     "grid, unseen yaws", dict(severity=1.0, positions=PositionGrid(ring=1))),
+    ("unseen_robot_pose", "execution", "test", "initial joint positions offset (up to 0.15 rad, wrist 0.6 rad)",
+     dict(severity=1.0, robot_init=RobotInit(1.0))),
+    ("reposition", "execution", "test", "piece moved to another cell right after step 5",
+     dict(severity=5, reposition=RepositionFactor(5))),
+))
 PUSHBACK_STEP = 25  # vla_gen_bench.assets.cabinets.PUSHBACK_STEP: the drawer oracle is done by then (test)
 
 
@@ -241,6 +266,7 @@ DRAWER_CLOSE_CATALOG: tuple[Variant, ...] = _drawer_lines("close")
 FAMILY_CATALOGS: dict[str, tuple[Variant, ...]] = {
     "put_on": CATALOG,
     "push": PUSH_CATALOG,
+    "stack": STACK_CATALOG,
     "drawer_open": DRAWER_OPEN_CATALOG,
     "drawer_close": DRAWER_CLOSE_CATALOG,
 }  # fmt: skip
