@@ -133,17 +133,18 @@ def test_episodes_are_deterministic_and_follow_their_setting(store):
 
 
 def test_distractor_is_clear_of_the_drawer(store):
-    """The distractor stands beside the cabinet on the camera's side (away from the robot), never in the drawer's
-    path (the strip in front of the front)."""
+    """The distractor stands in front of the cabinet beside the drawer's path, on the robot's side (world -y, where
+    the camera sees it below the hand), never in the drawer's path (the strip in front of the front)."""
     for s in range(40):
         spec = episode(store, "open", "distractor", seed=s)
         cab = CB.get_cabinet(spec.receptacles[0])
         (cx, cy), yaw = spec.receptacle_xy[0], spec.receptacle_yaw[0]
         dx, dy = np.subtract(spec.object_xy[1], (cx, cy))
-        # into the cabinet frame: its y axis is across the front
-        across = -math.sin(yaw) * dx + math.cos(yaw) * dy
-        assert across >= cab.width / 2 + CB.DISTRACTOR_GAP[0] - 1e-9  # on the side away from the robot
-        assert spec.object_xy[1][0] > cx
+        # into the cabinet frame: its x axis is the pull axis (the front at -depth/2), its y across the front
+        along, across = math.cos(yaw) * dx + math.sin(yaw) * dy, -math.sin(yaw) * dx + math.cos(yaw) * dy
+        assert across >= cab.width / 2 + CB.DISTRACTOR_GAP[0] - 1e-9  # beside the drawer's path
+        assert along <= -cab.depth / 2 - CB.DISTRACTOR_AHEAD[0] + 1e-9  # in front of the front
+        assert spec.object_xy[1][1] < cy  # on the robot's side
 
 
 # ---------------------------------------------------------------------- simulation
@@ -182,6 +183,23 @@ def test_reset_is_deterministic_for_an_episode(drawer_env, store):
     front = np.array([cx, cy]) + (cab.depth / 2) * np.array([-math.cos(yaw), -math.sin(yaw)]) - base
     out = float(np.dot(pa["handle_grip"][:2] - front, pa["pull_axis"][:2]))
     assert out == pytest.approx(CB.get_handle(spec.objects[0]).grip[0], abs=1e-4)
+
+
+@pytest.mark.sim
+def test_framing_projection_is_the_simulators_camera(drawer_env, store):
+    """The pinhole the framing test (test_drawer_family) projects with puts world points on the pixels of the
+    simulator's own policy camera (its OpenCV intrinsics and extrinsics)."""
+    from tests.families.test_drawer_family import _pixels
+    from vla_gen_bench.envs.cameras import POLICY_CAMERA
+
+    env = drawer_env("open")
+    env.reset(seed=0, options={"episode": episode(store, "open")})
+    params = env.unwrapped.scene.sensors[POLICY_CAMERA].get_params()
+    K = params["intrinsic_cv"][0].cpu().numpy()  # (3, 3)
+    extr = params["extrinsic_cv"][0].cpu().numpy()  # (3, 4) world -> camera
+    pts = np.array([[0.0, 0.0, 0.17], [-0.12, 0.1, 0.05], [0.05, -0.1, 0.0], [-0.3, 0.2, 0.1]])  # (4, 3)
+    cam = (np.c_[pts, np.ones(len(pts))] @ extr.T) @ K.T  # (4, 3)
+    np.testing.assert_allclose(_pixels(env.unwrapped.camera_spec, pts), cam[:, :2] / cam[:, 2:], atol=0.05)
 
 
 @pytest.mark.sim

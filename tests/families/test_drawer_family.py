@@ -140,6 +140,65 @@ def test_each_line_changes_what_it_says(mode, store):
         assert line("pushed_back", k).reposition.at_step == PUSHBACK_STEP
 
 
+def _pixels(cam, points) -> np.ndarray:
+    """(n, 2) pixel (u, v) of world ``points`` (n, 3) in the policy camera ``cam`` (a look-at pinhole with a
+    vertical field of view and the principal point at the image centre, as ManiSkill builds it; checked against
+    the simulator's own camera matrices in tests/families/test_drawer.py)."""
+    eye, target = np.asarray(cam.eye), np.asarray(cam.target)
+    fwd = (target - eye) / np.linalg.norm(target - eye)
+    left = np.cross([0.0, 0.0, 1.0], fwd)
+    left /= np.linalg.norm(left)
+    up = np.cross(fwd, left)
+    d = np.asarray(points, dtype=float) - eye
+    f = cam.height / 2 / np.tan(cam.fov_y / 2)
+    x, y, z = d @ fwd, d @ left, d @ up
+    return np.stack([cam.width / 2 - f * y / x, cam.height / 2 - f * z / x], -1)
+
+
+def _in_frame(spec, mode: str) -> dict[str, np.ndarray]:
+    """World points that must be in view at the first frame: the drawer front's centre and the handle's grip (the
+    drawer closed for open, fully out for close) and the distractors' centres."""
+    cab, handle = CB.get_cabinet(spec.receptacles[0]), CB.get_handle(spec.objects[0])
+    (cx, cy), yaw = spec.receptacle_xy[0], spec.receptacle_yaw[0]
+    out = cab.travel if mode == "close" else 0.0
+    c, s = np.cos(yaw), np.sin(yaw)
+    world = lambda p: (cx + c * (p[0] - out) - s * p[1], cy + s * (p[0] - out) + c * p[1], p[2])  # noqa: E731
+    return {
+        "front": np.array([world((-cab.depth / 2, 0.0, cab.height / 2))]),
+        "handle": np.array([world(CB.grip_point(cab, handle))]),
+        "distractor": np.array([(x, y, 0.03) for x, y in spec.object_xy[1:]]).reshape(-1, 3),
+    }
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("camera", ["fast", "default"])
+def test_cabinet_handle_and_distractor_are_in_the_policy_cameras_view(mode, camera, store):
+    """For the control arm's (and the distractor line's) first 16 episodes, the drawer front's centre, the handle
+    and the distractor project inside the policy camera's image with a margin, and the camera's lines of sight to
+    the front and the handle pass clear of the hand and wrist at rest: a policy that learns from images sees
+    what it must act on."""
+    from vla_gen_bench.envs.cameras import CAMERAS
+
+    cam = CAMERAS[camera]
+    margin = 0.08 * cam.width
+    hand = CB.hand_points((0.0,) * 7)
+    lo, hi = hand.min(0) - 0.01, hand.max(0) + np.array([0.01, 0.01, 0.15])  # the wrist stands above the hand
+    along = np.linspace(0.0, 1.0, 200)[:, None]
+    for line in (f"drawer_{mode}_ind", f"drawer_{mode}_distractor"):
+        for k in range(16):
+            spec = episode(line, 0, k, store)
+            pts = _in_frame(spec, mode)
+            assert len(pts["distractor"]) == (line.endswith("distractor"))
+            for name, p in pts.items():
+                uv = _pixels(cam, p)
+                inside = (uv >= margin).all() and (uv[:, 0] <= cam.width - margin).all()
+                assert inside and (uv[:, 1] <= cam.height - margin).all(), (line, k, name, uv.round(1))
+            for name in ("front", "handle"):
+                ray = np.asarray(cam.eye) + along * (pts[name][0] - np.asarray(cam.eye))  # (200, 3)
+                hit = ((ray > lo) & (ray < hi)).all(1)
+                assert not hit.any(), (line, k, name, "behind the hand")
+
+
 def test_drawer_suites():
     drawer = [v.name for v in get_suite("drawer")]
     assert drawer == DRAWER_LINES and drawer[0] == "drawer_open_ind" and "drawer_close_ind" in drawer

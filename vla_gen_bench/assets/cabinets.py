@@ -265,18 +265,25 @@ def grip_point(cab: CabinetSpec, handle: HandleSpec) -> tuple[float, float, floa
 
 
 # ---------------------------------------------------------------------- episodes
-# The cabinet stands on the robot's right with its front facing +y (the default camera, at +x +y, sees the front
-# and the handle; a front facing the robot would show the camera only the carcass's back). It slides out along +y,
-# towards the middle of the workspace, well inside the Panda's reach (base at x = -0.615).
-BASE_YAW = -math.pi / 2  # cabinet frame -x (its front) -> world +y
+# The cabinet stands on the robot's left, between the robot and the default camera (at +x +y), with its front
+# facing +x: the camera sees the front and the handle about 30 degrees off its normal, and nothing of the arm lies
+# between them (the arm at rest is in the plane y = 0, behind the cabinet from the camera). The drawer slides out
+# along +x, away from the robot base (x = -0.615), within the Panda's reach. The hand at rest is at x = 0 (clear of
+# the front), so a distractor goes in front of the front beside the drawer's path on the robot's side (-y), where
+# the camera sees it below the hand.
+BASE_YAW = math.pi  # cabinet frame -x (its front) -> world +x
 TRAIN_YAW_JITTER = 0.15  # rad, uniform around BASE_YAW
 UNSEEN_YAW_JITTER = (0.15, 0.25)  # rad: |jitter| in this range, either side
-TRAIN_FRONT_X = (-0.16, -0.04)  # world x of the drawer front's centre (m)
-TRAIN_FRONT_Y = (-0.16, -0.13)  # world y of the closed drawer's front (the hand at rest reaches -0.104)
-UNSEEN_FRONT_X = ((-0.22, -0.17), (-0.03, 0.02))  # just outside the training box, either side
-UNSEEN_FRONT_Y = ((-0.20, -0.17), (-0.125, -0.118))
+TRAIN_FRONT_X = (-0.16, -0.10)  # world x of the closed drawer's front (m)
+TRAIN_FRONT_Y = (0.075, 0.12)  # world y of the drawer front's centre
+UNSEEN_FRONT_X = ((-0.21, -0.17), (-0.09, -0.06))  # just outside the training box, either side
+UNSEEN_FRONT_Y = ((0.03, 0.06), (0.13, 0.15))
 ROBOT_POSE_TRIES = 200  # offset rows drawn for unseen_robot_pose until one starts the hand clear
-DISTRACTOR_GAP = (0.05, 0.09)  # m between the cabinet's side and a distractor's centre
+DISTRACTOR_GAP = (0.04, 0.07)  # m between the cabinet's side and a distractor's centre (across the front)
+DISTRACTOR_AHEAD = (
+    0.05,
+    0.11,
+)  # m a distractor's centre stands in front of the drawer front (along the pull)
 SETTINGS = ("ind", "unseen_handles", "unseen_cabinets", "unseen_instructions", "unseen_positions",
             "unseen_robot_pose", "distractor", "pushback")  # fmt: skip
 PUSHBACK_STEP = 25  # the drawer is pushed back right after this many actions (the oracle is done by then)
@@ -299,6 +306,14 @@ def cabinet_centre(front_xy: tuple[float, float], yaw: float, depth: float) -> t
     behind it, against the front's outward normal (the cabinet frame's -x turned by ``yaw``)."""
     nx, ny = -math.cos(yaw), -math.sin(yaw)
     return (front_xy[0] - nx * depth / 2, front_xy[1] - ny * depth / 2)
+
+
+def distractor_xy(cab: CabinetSpec, centre, yaw: float, ahead: float, gap: float) -> tuple[float, float]:
+    """World xy of a distractor ``ahead`` m in front of the drawer front and ``gap`` m beside the cabinet's +y side
+    (world -y at the base yaw: the robot's side), clear of the drawer's path."""
+    along, side = -cab.depth / 2 - ahead, cab.width / 2 + gap  # a point of the cabinet frame
+    c, s = math.cos(yaw), math.sin(yaw)
+    return (float(centre[0] + c * along - s * side), float(centre[1] + s * along + c * side))
 
 
 def drawer_episode(rng, store, mode: str, setting: str = "ind", robot_offsets=None):
@@ -333,14 +348,11 @@ def drawer_episode(rng, store, mode: str, setting: str = "ind", robot_offsets=No
     centre = cabinet_centre((float(fx), float(fy)), float(yaw), cab.depth)
     objects, xy, yaws = [handle_id], [(0.0, 0.0)], [0.0]
     if setting == "distractor":
-        # beside the cabinet on the side away from the robot (+x), clear of the drawer's path and the arm
+        # in front of the front, beside the drawer's path on the robot's side (-y), in the camera's view
         obj = pick(store.ids("object", "train"))
-        side = cab.width / 2 + rng.uniform(*DISTRACTOR_GAP)
-        along = rng.uniform(-cab.depth / 2, cab.depth / 2 - 0.03)
-        c, s = math.cos(yaw), math.sin(yaw)
-        # the point (along, side) of the cabinet frame: its +y side is world +x at the base yaw
         objects.append(obj)
-        xy.append((centre[0] + c * along - s * side, centre[1] + s * along + c * side))
+        ahead, gap = rng.uniform(*DISTRACTOR_AHEAD), rng.uniform(*DISTRACTOR_GAP)
+        xy.append(distractor_xy(cab, centre, float(yaw), ahead, gap))
         yaws.append(float(rng.uniform(0, math.pi)))
     split = "unseen" if setting == "unseen_instructions" else "train"
     template = pick(TEMPLATES[(mode, split)])

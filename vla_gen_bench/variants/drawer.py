@@ -7,7 +7,7 @@ catalog's own and act through that view unchanged. Four factors mean something e
 here, with :mod:`vla_gen_bench.assets.cabinets`' placement ranges:
 
 * ``positions`` (ring >= 1): the drawer front just outside the training box, yaw jitter beyond the training range;
-* ``distractor`` (objects only): a base-pack object beside the cabinet, away from the robot;
+* ``distractor`` (objects only): a base-pack object in front of the cabinet, beside the drawer's path;
 * ``robot_init``: an offset row whose hand starts clear of the cabinet (re-drawn until it does);
 * ``reposition``: the push-back (the drawer set back to where it started right after ``at_step`` actions).
 
@@ -77,7 +77,7 @@ def drawer_episode(v, family, seed: int, k: int, store, streams: dict[str, int])
 
 
 def _distractor(factor, rng, store, cab, centre, yaw: float, placed):
-    """A base-pack object beside the cabinet on the side away from the robot, clear of the drawer's path."""
+    """A base-pack object in front of the cabinet, beside the drawer's path on the robot's side (in view)."""
     if factor.kind != "object":
         raise VariantError(f"the drawer families take object distractors only (got kind={factor.kind!r}): a "
                            "cabinet has one drawer; use Distractor('object', ...)")  # fmt: skip
@@ -85,11 +85,8 @@ def _distractor(factor, rng, store, cab, centre, yaw: float, placed):
     base = getattr(store, "base", store)  # distractors are the base pack's objects, not handles
     pool = base.ids("object", factor.pool)
     obj = pool[int(rng.integers(len(pool)))]
-    side = cab.width / 2 + rng.uniform(*CB.DISTRACTOR_GAP)
-    along = rng.uniform(-cab.depth / 2, cab.depth / 2 - 0.03)
-    c, s = math.cos(yaw), math.sin(yaw)
-    # the point (along, side) of the cabinet frame: its +y side is world +x at the base yaw
-    at = (float(centre[0] + c * along - s * side), float(centre[1] + s * along + c * side))
+    ahead, gap = rng.uniform(*CB.DISTRACTOR_AHEAD), rng.uniform(*CB.DISTRACTOR_GAP)
+    at = CB.distractor_xy(cab, centre, yaw, ahead, gap)
     return [*objects, obj], [*xy, at], [*yaws, float(rng.uniform(0, math.pi))]
 
 
@@ -98,15 +95,18 @@ def describe(name: str, factor, family) -> str:
     if name == "positions":
         if factor.ring == 0:
             return (f"the drawer front's centre in the training box (x in {CB.TRAIN_FRONT_X}, y in "
-                    f"{CB.TRAIN_FRONT_Y} m), facing the workspace within +-{CB.TRAIN_YAW_JITTER} rad")  # fmt: skip
+                    f"{CB.TRAIN_FRONT_Y} m), facing +x (away from the robot) within +-{CB.TRAIN_YAW_JITTER} rad")  # fmt: skip
         return (f"the drawer front's centre just outside the training box (x in {CB.UNSEEN_FRONT_X}, y in "
-                f"{CB.UNSEEN_FRONT_Y} m), yaw {CB.UNSEEN_YAW_JITTER} rad off facing the workspace, either side")  # fmt: skip
+                f"{CB.UNSEEN_FRONT_Y} m), yaw {CB.UNSEEN_YAW_JITTER} rad off facing +x, either side")  # fmt: skip
     if name == "objects":
         return f"handle from the {factor.split} handles"
     if name == "receptacles":
         return f"cabinet from the {factor.split} cabinets"
     if name == "distractor":
-        return f"plus one object from the base pack's {factor.pool} pool beside the cabinet (not named)"
+        return (
+            f"plus one object from the base pack's {factor.pool} pool in front of the cabinet, beside the "
+            "drawer's path (not named)"
+        )
     if name == "robot_init":
         return factor.describe() + "; a row is re-drawn until the hand starts clear of the cabinet"
     if name == "reposition":
