@@ -12,7 +12,7 @@ def test_training_specs_of_every_familys_control_arm_pass_and_its_test_lines_are
     from vla_gen_bench.training.demos import training_specs
     from vla_gen_bench.variants import TrainingPoolError
 
-    for control in ("push_ind", "drawer_open_ind", "drawer_close_ind"):
+    for control in ("push_ind", "drawer_open_ind", "drawer_close_ind", "stack_ind"):
         assert len(training_specs(control, 1000, 6)) == 6
     for name, what in (("push_unseen_targets", "not in the training pool"),
                        ("drawer_open_unseen_handles", "not in the training pool"),

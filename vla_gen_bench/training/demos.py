@@ -308,11 +308,16 @@ class DemoWorker:
             self.env = None
 
 
-NOISY_PHASES = {"put_on": ("approach", "carry"), "push": ("above",), "drawer_open": ("approach",),
-                "drawer_close": ("approach",)}  # fmt: skip
+NOISY_PHASES = {"put_on": ("approach", "carry"), "stack": ("approach", "carry"), "push": ("above",),
+                "drawer_open": ("approach",), "drawer_close": ("approach",)}  # fmt: skip
 """Each family's oracle phases of free motion, where DART noise acts (none while grasping, pushing, pulling,
 releasing or retreating). A family missing here gets no noise."""
-GRIPPER_PHASES = {"put_on": "approach", "drawer_open": "approach", "drawer_close": "approach"}
+GRIPPER_PHASES = {
+    "put_on": "approach",
+    "stack": "approach",
+    "drawer_open": "approach",
+    "drawer_close": "approach",
+}
 """The phase in which a family's gripper-noise burst (a premature close) can start; push keeps its gripper closed
 throughout, so it has none."""
 GRIPPER_BURST = 2  # steps a gripper-noise event keeps the gripper closed
@@ -374,7 +379,6 @@ class _StateTap:
         else:
             self._burst = 0
         return out
-
 
     def _phase(self) -> str | None:
         """The acting oracle's phase: the family's own oracle when :class:`ScriptedPolicy` handed the episode to it."""
