@@ -44,7 +44,8 @@ class DrawerEnv(PutOnReceptacleEnv):
     """
     **Task Description:**
     A Panda arm must open (``mode="open"``: "open the drawer of the {cabinet}") or close (``mode="close"``) the one
-    drawer of a cabinet standing on the table, its front facing the middle of the workspace. The cabinet is a SAPIEN
+    drawer of a cabinet standing on the table on the robot's left, its front facing +x (away from the robot, in
+    the policy camera's view: :mod:`vla_gen_bench.assets.cabinets`' layout). The cabinet is a SAPIEN
     articulation: a fixed carcass and a drawer on a prismatic joint with limits [0, travel] (0 = closed), joint
     friction and damping so that it stays where it is left, and a handle (knob, bar, pull tab, ...) on the drawer
     front. Up to one distractor object stands beside the cabinet. Control, cameras, image composition and overlays
