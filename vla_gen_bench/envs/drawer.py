@@ -21,7 +21,6 @@ from vla_gen_bench.envs.put_on_receptacle import (
     GRASP_MIN_N,
     MAX_EPISODE_STEPS,
     SUSTAINED_GRASP_STEPS,
-    TABLE_RECT,
     PutOnReceptacleEnv,
     _yaw_quat,
 )
@@ -102,14 +101,7 @@ class DrawerEnv(PutOnReceptacleEnv):
     def _load_scene(self, options: dict):
         spec = self._next_spec = self._episode_for_build(options)
         self._validate_spec(spec)
-        x0, x1, y0, y1 = TABLE_RECT
-        b = self.scene.create_actor_builder()
-        half = [(x1 - x0) / 2, (y1 - y0) / 2, 0.02]
-        centre = sapien.Pose([(x0 + x1) / 2, (y0 + y1) / 2, -0.02])
-        b.add_box_collision(centre, half)
-        b.add_box_visual(centre, half, material=sapien.render.RenderMaterial(base_color=[0.6, 0.6, 0.6, 1]))
-        b.initial_pose = sapien.Pose()
-        self.table = b.build_static(name="table")
+        self._build_table_and_parking()  # every family's table (and the unused parking shelf)
 
         self.cab = CB.get_cabinet(spec.receptacles[0])
         self.handle = CB.get_handle(spec.objects[0])
