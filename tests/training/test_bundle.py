@@ -197,3 +197,12 @@ def test_a_dagger_round_card_counts_the_parent_runs_collection(trained, tmp_path
     # a plain run folder (no DAgger parent) keeps its own DONE's figure
     assert bundle.training_info(trained / "run")["cost"]["collect_wall_s"] == 3.0
     assert "collect_parts" not in bundle.training_info(trained / "run")["cost"]
+
+
+def test_the_cards_evaluate_line_names_the_control_arm_of_the_evaluated_family():
+    from vla_gen_bench.training.bundle import _control_arm
+
+    assert _control_arm({}) == "ind"
+    assert _control_arm({"evals": [{"variant": "unseen_table"}]}) == "ind"
+    assert _control_arm({"evals": [{"variant": "drawer_close_unseen_table"}]}) == "drawer_close_ind"
+    assert _control_arm({"evals": [{"variant": "no_such_line"}, {"variant": "push_ind"}]}) == "push_ind"

@@ -509,6 +509,19 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _control_arm(card: dict[str, Any]) -> str:
+    """The control arm of the task family the card's first evaluation is about (``ind``: put_on, or no evaluation)."""
+    from vla_gen_bench.families import get_family
+    from vla_gen_bench.variants import get_variant
+
+    for e in card.get("evals") or []:
+        try:
+            return get_family(get_variant(e["variant"]).family).control
+        except (KeyError, ValueError):
+            continue
+    return "ind"
+
+
 def render_card(card: dict[str, Any], out: str | Path) -> str:
     """MODEL_CARD.md: the card as prose and a markdown table."""
     out = Path(out).as_posix()
@@ -537,7 +550,8 @@ def render_card(card: dict[str, Any], out: str | Path) -> str:
         f"{', '.join(card.get('unnorm_keys') or []) or 'none'}",
         *_compatibility(card),
         f"* copied from `{card.get('source')}` at {where} (vgb {card.get('vgb_version')}, {card.get('created')})",
-        f"* evaluate: `vgb evaluate --policy openvla:{out} --suite ind --camera fast --policy.temperature 0.6 "
+        f"* evaluate: `vgb evaluate --policy openvla:{out} --suite {_control_arm(card)} --camera fast "
+        "--policy.temperature 0.6 "
         f"--out runs/eval-{card['name']}`",
         "",
     ]
