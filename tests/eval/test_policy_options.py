@@ -25,6 +25,10 @@ def _old_command(run: dict) -> list[str]:
     args = ["--policy", run["policy"], "--out", "x"]
     for item in config.get("policy_arg") or []:
         args += ["--policy-arg", item]
+    if not config.get("policy_arg"):  # a run typed with the typed flags (--policy.temperature 0.6)
+        for key, value in (config.get("policy_options") or {}).items():
+            if value is not None and key != "extra":
+                args += [f"--policy.{key.replace('_', '-')}", str(value)]
     if config.get("unnorm_key"):
         args += ["--unnorm-key", config["unnorm_key"]]
     return args + ["--profile", run.get("profile") or "vgb"]
