@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -79,6 +79,10 @@ class ScriptedPolicy:
     metadata: dict[str, Any] = field(default_factory=lambda: {"name": "scripted", "kind": "oracle"})
     phase: str = "approach"
     counter: int = 0
+    FREE_PHASES: ClassVar[tuple[str, ...]] = ("approach", "carry")
+    """Phases of free motion (reaching, carrying), where demonstration noise may act (``training.demos``)."""
+    GRIPPER_PHASE: ClassVar[str | None] = "approach"
+    """The phase in which a premature gripper close can be injected (None: none)."""
 
     def reset(self, instruction: str) -> None:
         self.phase, self.counter = "approach", 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -52,6 +52,8 @@ class DrawerScriptedPolicy:
     spec: ActionSpec = field(default_factory=lambda: ActionSpec(privileged=True))
     metadata: dict[str, Any] = field(default_factory=lambda: {"name": "scripted-drawer", "kind": "oracle"})
     phase: str = "approach"
+    FREE_PHASES: ClassVar[tuple[str, ...]] = ("approach",)  # moving to the handle
+    GRIPPER_PHASE: ClassVar[str | None] = "approach"
 
     def reset(self, instruction: str) -> None:
         self.phase, self.counter = "approach", 0

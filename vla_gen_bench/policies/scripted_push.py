@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,6 +45,8 @@ class PushScriptedPolicy:
     spec: ActionSpec = field(default_factory=lambda: ActionSpec(privileged=True))
     metadata: dict[str, Any] = field(default_factory=lambda: {"name": "scripted", "kind": "oracle"})
     phase: str = "above"
+    FREE_PHASES: ClassVar[tuple[str, ...]] = ("above",)  # moving to the start of a push
+    GRIPPER_PHASE: ClassVar[str | None] = None  # the gripper stays closed throughout
 
     def reset(self, instruction: str) -> None:
         self.phase = "above"

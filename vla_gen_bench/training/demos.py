@@ -274,8 +274,7 @@ class DemoWorker:
                   else ScriptedPolicy())  # fmt: skip
         noise = np.random.default_rng([int(cfg.seed), int(k), 7])
         policy = _StateTap(oracle, env, state_before, noise, cfg.noise_xyz, cfg.noise_yaw, cfg.noise_gripper,
-                           learner=self.learner, learner_key=episode_key(f"dagger/{cfg.variant}", cfg.seed, k),
-                           family=family)  # fmt: skip
+                           learner=self.learner, learner_key=episode_key(f"dagger/{cfg.variant}", cfg.seed, k))  # fmt: skip
         t0 = time.perf_counter()
         seed = int(cfg.seed) * 1_000_003 + int(k)
         res = run_batch(env, [policy], [seed], [spec], on_step=on_step)[0]
@@ -308,18 +307,6 @@ class DemoWorker:
             self.env = None
 
 
-NOISY_PHASES = {"put_on": ("approach", "carry"), "stack": ("approach", "carry"), "push": ("above",),
-                "drawer_open": ("approach",), "drawer_close": ("approach",)}  # fmt: skip
-"""Each family's oracle phases of free motion, where DART noise acts (none while grasping, pushing, pulling,
-releasing or retreating). A family missing here gets no noise."""
-GRIPPER_PHASES = {
-    "put_on": "approach",
-    "stack": "approach",
-    "drawer_open": "approach",
-    "drawer_close": "approach",
-}
-"""The phase in which a family's gripper-noise burst (a premature close) can start; push keeps its gripper closed
-throughout, so it has none."""
 GRIPPER_BURST = 2  # steps a gripper-noise event keeps the gripper closed
 
 
@@ -329,9 +316,8 @@ class _StateTap:
     instead (DAgger: the oracle still acts on every state, so its phase follows the episode, but only labels)."""
 
     def __init__(self, policy, env, state_before: list, rng=None, noise_xyz: float = 0.0, noise_yaw: float = 0.0,
-                 noise_gripper: float = 0.0, learner=None, learner_key: int = 0, family: str = "put_on"):  # fmt: skip
+                 noise_gripper: float = 0.0, learner=None, learner_key: int = 0):  # fmt: skip
         self.policy, self.env, self.state_before = policy, env, state_before
-        self.family = family
         self.learner, self.learner_key, self._queue, self._t = learner, int(learner_key), [], 0
         self.spec, self.metadata = policy.spec, policy.metadata
         self.rng, self.noise_xyz, self.noise_yaw = rng, float(noise_xyz), float(noise_yaw)
@@ -363,15 +349,18 @@ class _StateTap:
             self._t += 1
             return self._queue.pop(0)
         out = self.label.copy()
-        phase = self._phase()
-        if (self.noise_xyz or self.noise_yaw) and phase in NOISY_PHASES.get(self.family, ()):
+        oracle = (
+            self._oracle()
+        )  # each oracle declares its free-motion phases and where a premature close may start
+        phase = getattr(oracle, "phase", None)
+        if (self.noise_xyz or self.noise_yaw) and phase in getattr(oracle, "FREE_PHASES", ()):
             # noise proportional to the commanded motion (full strength at a 4 cm / 0.5 rad step), so the
             # demonstrator still converges on the grasp and the drop point, where its steps are small
             out[:3] += self.rng.normal(
                 0.0, self.noise_xyz * min(1.0, float(np.linalg.norm(out[:3])) / 0.04), 3
             )
             out[5] += self.rng.normal(0.0, self.noise_yaw * min(1.0, abs(float(out[5])) / 0.5))
-        if self.noise_gripper and phase is not None and phase == GRIPPER_PHASES.get(self.family):
+        if self.noise_gripper and phase is not None and phase == getattr(oracle, "GRIPPER_PHASE", None):
             if self._burst == 0 and self.rng.random() < self.noise_gripper:
                 self._burst = GRIPPER_BURST
             if self._burst > 0:
@@ -380,10 +369,9 @@ class _StateTap:
             self._burst = 0
         return out
 
-    def _phase(self) -> str | None:
-        """The acting oracle's phase: the family's own oracle when :class:`ScriptedPolicy` handed the episode to it."""
-        inner = next(iter(getattr(self.policy, "_family_policies", {}).values()), self.policy)
-        return getattr(inner, "phase", None)
+    def _oracle(self):
+        """The acting oracle: the family's own when :class:`ScriptedPolicy` handed the episode to it."""
+        return next(iter(getattr(self.policy, "_family_policies", {}).values()), self.policy)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
